@@ -1,0 +1,2 @@
+/* stub.c - keeps the test helper library non-empty before any helper exists. */
+int vwstest__stub;
