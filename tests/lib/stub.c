@@ -1,2 +1,0 @@
-/* stub.c - keeps the test helper library non-empty before any helper exists. */
-int vwstest__stub;
