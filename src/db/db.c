@@ -29,13 +29,16 @@
 #include <time.h>
 
 /*
- * The MySQL backend lives in db_mysql.c (another branch). Until it is linked,
- * the weak reference resolves to NULL and choosing MySQL is a clear startup
- * error instead of a link failure. NOTE: a weak reference does not pull an
- * object out of a static library; once db_mysql.c is in libvws, delete this
- * redeclaration (db.h's plain extern then makes the reference strong).
+ * The MySQL backend lives in db_mysql.c (its own branch until merged). When
+ * that file is not in the tree, a weak reference resolves to NULL and
+ * choosing MySQL is a clear startup error instead of a link failure. When it
+ * is, the reference must stay strong (db.h's plain extern): a weak reference
+ * does not pull db_mysql.o out of the static libvws.a, so MySQL would
+ * silently look "not built". __has_include decides this without a CMake edit.
  */
+#if !__has_include("db_mysql.c")
 extern const struct db_ops db_mysql_ops __attribute__((weak));
+#endif
 
 /* ---- backends ---- */
 
