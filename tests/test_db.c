@@ -77,8 +77,8 @@ static long long count_where(struct db *db, const char *sql, const struct db_val
 }
 
 static const char *const all_tables[] = {
-    "users",         "user_claims",  "claim_requirements", "missed_calls", "voice_action_logs",
-    "sms_messages",  "portal_links", "knowledge_base",     "voice_calls",  "schema_migrations",
+    "users",        "user_claims",  "claim_requirements", "missed_calls", "voice_action_logs",
+    "sms_messages", "portal_links", "knowledge_base",     "voice_calls",  "schema_migrations",
     NULL,
 };
 
@@ -209,11 +209,10 @@ static void test_db_demo_twice_gives_exactly_the_demo_rows(void **state)
 
     /* new rows get ids after the fixed demo ids */
     struct db_rows r;
-    assert_int_equal(db_exec(f->db,
-                             "INSERT INTO users (first_name, last_name, phone) VALUES (?, ?, ?)",
-                             (struct db_val[]){DB_S("New"), DB_S("Person"), DB_S("+447700900077")},
-                             3, &r, &e),
-                     0);
+    assert_int_equal(
+        db_exec(f->db, "INSERT INTO users (first_name, last_name, phone) VALUES (?, ?, ?)",
+                (struct db_val[]){DB_S("New"), DB_S("Person"), DB_S("+447700900077")}, 3, &r, &e),
+        0);
     assert_true(r.insert_id > 2);
     db_rows_free(&r);
 }
@@ -239,10 +238,10 @@ static void test_db_params_round_trip_literally(void **state)
     for (int i = 0; nasty[i]; i++) {
         struct db_rows r;
         struct db_val a[] = {DB_S(nasty[i]), DB_S("Test"), DB_S("+447700900050")};
-        assert_int_equal(db_exec(f->db,
-                                 "INSERT INTO users (first_name, last_name, phone) VALUES (?, ?, ?)",
-                                 a, 3, &r, &e),
-                         0);
+        assert_int_equal(
+            db_exec(f->db, "INSERT INTO users (first_name, last_name, phone) VALUES (?, ?, ?)", a,
+                    3, &r, &e),
+            0);
         long long id = r.insert_id;
         db_rows_free(&r);
         struct db_val q[] = {DB_I(id)};
@@ -301,8 +300,8 @@ static void test_db_insert_id_and_changes(void **state)
     for (int i = 0; i < 3; i++) {
         struct db_val a[] = {DB_S("+447700900060"), DB_S("2027-01-01 10:00:00")};
         assert_int_equal(db_exec(f->db,
-                                 "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)",
-                                 a, 2, &r, &e),
+                                 "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)", a,
+                                 2, &r, &e),
                          0);
         assert_int_equal(r.changes, 1);
         assert_true(r.insert_id > 0);
@@ -468,8 +467,18 @@ static void test_db_kb_search_garbage_gives_no_rows(void **state)
     struct db_rows r;
     assert_int_equal(db_load_demo(f->db, &e), 0);
     static const char *const junk[] = {
-        "", "   ", "\"", "'", "\"*:()^-'+", "NEAR(", "zzqxv wqqzk", "*", "title:",
-        "\"unterminated", "-- ; DROP TABLE knowledge_base", NULL,
+        "",
+        "   ",
+        "\"",
+        "'",
+        "\"*:()^-'+",
+        "NEAR(",
+        "zzqxv wqqzk",
+        "*",
+        "title:",
+        "\"unterminated",
+        "-- ; DROP TABLE knowledge_base",
+        NULL,
     };
     for (int i = 0; junk[i]; i++) {
         err_clear(&e);
@@ -797,8 +806,8 @@ int main(void)
     for (int i = 0; i < n; i++) {
         g_backend = backends[i];
         snprintf(name, sizeof name, "db_%s", backends[i]);
-        failed += _cmocka_run_group_tests(name, per_backend, sizeof per_backend / sizeof per_backend[0],
-                                          NULL, NULL);
+        failed += _cmocka_run_group_tests(name, per_backend,
+                                          sizeof per_backend / sizeof per_backend[0], NULL, NULL);
     }
     failed += cmocka_run_group_tests_name("db_sqlite_only", sqlite_only, NULL, NULL);
     return failed ? 1 : 0;

@@ -256,10 +256,9 @@ void db_utc_text(long long unix_s, char *out, int outsz)
 /* ---- migrations ---- */
 
 /* Portable on both backends: applied_at is UTC text written by us. */
-static const char sql_migrations_table[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INTEGER NOT NULL PRIMARY KEY,"
-    " applied_at VARCHAR(19) NOT NULL)";
+static const char sql_migrations_table[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                           " version INTEGER NOT NULL PRIMARY KEY,"
+                                           " applied_at VARCHAR(19) NOT NULL)";
 
 static int version_applied(struct db *db, int version, bool *applied, struct err *e)
 {
@@ -286,8 +285,7 @@ static int apply_statements(struct db *db, const struct db_migration *m, struct 
     db_utc_text(time(NULL), now, sizeof now);
     const char *applied_at = now; /* DB_S() of an array trips -Waddress */
     struct db_val a[] = {DB_I(m->version), DB_S(applied_at)};
-    return db_run(db, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", a, 2,
-                  e);
+    return db_run(db, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", a, 2, e);
 }
 
 /* One version in its own transaction; re-checked inside it so concurrent runners agree. */
@@ -459,11 +457,11 @@ static int demo_load_claims(struct db *db, struct err *e)
     for (int i = 0; !rc && i < N_OF(demo_claims); i++) {
         const struct demo_claim *k = &demo_claims[i];
         struct db_val c[] = {DB_I(k->id), DB_S(k->ref)};
-        struct db_val a[] = {DB_I(k->id),     DB_I(k->user_id), DB_S(k->ref),
-                             DB_S(k->lender), DB_S(k->type),    DB_S(k->status),
+        struct db_val a[] = {DB_I(k->id),         DB_I(k->user_id),   DB_S(k->ref),
+                             DB_S(k->lender),     DB_S(k->type),      DB_S(k->status),
                              DB_S(k->updated_at), DB_S(k->updated_at)};
-        rc = insert_missing(db, "SELECT id FROM user_claims WHERE id = ? OR claim_reference = ?",
-                            c, 2,
+        rc = insert_missing(db, "SELECT id FROM user_claims WHERE id = ? OR claim_reference = ?", c,
+                            2,
                             "INSERT INTO user_claims (id, user_id, claim_reference, lender, "
                             "claim_type, status, updated_at, created_at) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -529,13 +527,13 @@ int db_load_demo(struct db *db, struct err *e)
 
 struct db_pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* signalled when a connection is returned or a slot frees */
+    pthread_cond_t cv; /* signalled when a connection is returned or a slot frees */
     const struct db_ops *ops;
-    const struct cfg *cfg;      /* borrowed; outlives the pool */
-    int size;                   /* connections max */
-    int n_open;                 /* opened or being opened (idle + borrowed + opening) */
+    const struct cfg *cfg; /* borrowed; outlives the pool */
+    int size;              /* connections max */
+    int n_open;            /* opened or being opened (idle + borrowed + opening) */
     int n_idle;
-    struct db **idle;           /* size slots, stack of idle connections */
+    struct db **idle; /* size slots, stack of idle connections */
 };
 
 int db_pool_new(struct db_pool **out, const struct db_ops *ops, const struct cfg *cfg, int size,
@@ -624,8 +622,8 @@ int db_pool_get(struct db_pool *p, int wait_ms, struct db **out, struct err *e)
             pthread_mutex_unlock(&p->mu);
             return pool_open_one(p, out, e);
         }
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
-            p->n_idle == 0 && p->n_open >= p->size)
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT && p->n_idle == 0 &&
+            p->n_open >= p->size)
             break;
     }
     pthread_mutex_unlock(&p->mu);

@@ -29,22 +29,22 @@
 #include <sys/stat.h>
 
 #define SQ_BUSY_TIMEOUT_MS 5000
-#define SQ_CACHE 48             /* prepared statements kept per connection */
-#define SQ_CACHE_SQL_MAX 8192   /* longer SQL is prepared each time, not cached */
-#define SQ_KB_TOKENS 24         /* search words used from one query */
-#define SQ_KB_TOKEN_MAX 48      /* bytes of one search word */
+#define SQ_CACHE 48           /* prepared statements kept per connection */
+#define SQ_CACHE_SQL_MAX 8192 /* longer SQL is prepared each time, not cached */
+#define SQ_KB_TOKENS 24       /* search words used from one query */
+#define SQ_KB_TOKEN_MAX 48    /* bytes of one search word */
 #define SQ_KB_LIMIT_MAX 50
 
 struct sq_cached {
-    char *sql;                  /* key, owned */
+    char *sql; /* key, owned */
     sqlite3_stmt *st;
 };
 
 struct sq_db {
-    struct db base;             /* first */
+    struct db base; /* first */
     sqlite3 *h;
     struct sq_cached cache[SQ_CACHE];
-    int next_evict;             /* round-robin victim when the cache is full */
+    int next_evict; /* round-robin victim when the cache is full */
 };
 
 /* ---- errors ---- */
@@ -296,8 +296,7 @@ static int make_parent_dirs(const char *path, struct err *e)
     }
     struct stat sb;
     if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
-        return err_set(e, ERR_DB_UNAVAILABLE, NULL, "DB_PATH=%s: %s is not a directory", path,
-                       dir);
+        return err_set(e, ERR_DB_UNAVAILABLE, NULL, "DB_PATH=%s: %s is not a directory", path, dir);
     return 0;
 }
 
@@ -340,9 +339,8 @@ static int sq_open(struct db **out, const struct cfg *cfg, struct err *e)
     struct sq_db *d = calloc(1, sizeof *d);
     if (!d)
         return err_set(e, ERR_NOMEM, NULL, "sqlite: out of memory");
-    int src = sqlite3_open_v2(path, &d->h,
-                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                              NULL);
+    int src = sqlite3_open_v2(
+        path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (src != SQLITE_OK) {
         err_set(e, ERR_DB_UNAVAILABLE, NULL, "cannot open DB_PATH=%s: %s", path,
                 d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(src));
@@ -396,9 +394,9 @@ static bool word_byte(unsigned char c)
 static bool stop_word(const char *w, size_t n)
 {
     static const char *const stop[] = {
-        "a",   "an",  "and", "are", "can", "do",  "does", "for", "how",  "i",    "in",
-        "is",  "it",  "me",  "my",  "of",  "on",  "or",   "s",   "the",  "to",   "what",
-        "whats", "when", "you", "your", "we", "our", "with", "be", "about", NULL,
+        "a",     "an",   "and", "are",  "can", "do",  "does", "for", "how",   "i",  "in",
+        "is",    "it",   "me",  "my",   "of",  "on",  "or",   "s",   "the",   "to", "what",
+        "whats", "when", "you", "your", "we",  "our", "with", "be",  "about", NULL,
     };
     for (int i = 0; stop[i]; i++)
         if (strlen(stop[i]) == n && !strncasecmp(stop[i], w, n))

@@ -57,8 +57,8 @@ static int mysql_admin(const char *sql, char *err, size_t errsz)
     }
     mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
     if (!mysql_real_connect(m, env_or("VWS_MYSQL_HOST", "127.0.0.1"),
-                            env_or("VWS_MYSQL_USER", "root"), getenv("VWS_MYSQL_PASSWORD"),
-                            NULL, (unsigned)atoi(env_or("VWS_MYSQL_PORT", "3306")), NULL, 0))
+                            env_or("VWS_MYSQL_USER", "root"), getenv("VWS_MYSQL_PASSWORD"), NULL,
+                            (unsigned)atoi(env_or("VWS_MYSQL_PORT", "3306")), NULL, 0))
         snprintf(err, errsz, "connect to test MariaDB at %s:%s: %s",
                  env_or("VWS_MYSQL_HOST", "127.0.0.1"), env_or("VWS_MYSQL_PORT", "3306"),
                  mysql_error(m));
@@ -98,8 +98,8 @@ static void fresh_mysql(struct vt_db *h, int *n)
                  "scripts/mariadb.sh start DIR && . DIR/env.sh (make test does), or set "
                  "VWS_SQLITE_ONLY=1 to test SQLite alone");
     snprintf(h->dbname, sizeof h->dbname, "vws_t_%d_%d", (int)getpid(), atomic_fetch_add(&seq, 1));
-    snprintf(sql, sizeof sql, "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-             h->dbname);
+    snprintf(sql, sizeof sql,
+             "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", h->dbname);
     if (mysql_admin(sql, err, sizeof err))
         fail_msg("vt_db: cannot create test database: %s", err);
     snprintf(h->label, sizeof h->label, "mysql:%s", h->dbname);
@@ -110,8 +110,7 @@ static void fresh_mysql(struct vt_db *h, int *n)
     add_env(h, n, "DB_NAME", h->dbname);
 }
 
-void vt_db_fresh(const char *backend, struct cfg *c, struct vt_db *h,
-                 const char *const *extra_kv)
+void vt_db_fresh(const char *backend, struct cfg *c, struct vt_db *h, const char *const *extra_kv)
 {
     const char *kv[VT_KV_MAX];
     int n = 0, k = 0;

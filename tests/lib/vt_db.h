@@ -20,11 +20,11 @@ struct db;
 #define VT_DB_ENV_MAX 8
 
 struct vt_db {
-    char backend[16];        /* "sqlite" | "mysql" */
-    char label[320];         /* for messages: "sqlite:/tmp/vws-test-x/t.db", "mysql:vws_t_12_3" */
-    char dir[256];           /* sqlite: temp dir holding the file (removed by cleanup) */
-    char path[300];          /* sqlite: DB_PATH */
-    char dbname[64];         /* mysql: database created for this test */
+    char backend[16]; /* "sqlite" | "mysql" */
+    char label[320];  /* for messages: "sqlite:/tmp/vws-test-x/t.db", "mysql:vws_t_12_3" */
+    char dir[256];    /* sqlite: temp dir holding the file (removed by cleanup) */
+    char path[300];   /* sqlite: DB_PATH */
+    char dbname[64];  /* mysql: database created for this test */
     char env_buf[VT_DB_ENV_MAX][320];
     const char *env[VT_DB_ENV_MAX + 1]; /* "K=V" entries selecting this db, NULL-terminated */
 };
@@ -40,13 +40,13 @@ int vt_db_backends(const char **names, int max);
  * h->env lists the same DB_* settings as "K=V" strings for vt_run() of the
  * binary. Fails the current test on any error. Free with vt_db_cleanup.
  */
-void vt_db_fresh(const char *backend, struct cfg *c, struct vt_db *h,
-                 const char *const *extra_kv);
+void vt_db_fresh(const char *backend, struct cfg *c, struct vt_db *h, const char *const *extra_kv);
 
 /* Drop the database / remove the temp dir, and cfg_free(c) when c is non-NULL. */
 void vt_db_cleanup(struct vt_db *h, struct cfg *c);
 
-/* Open a connection on c's backend, migrate, and load the demo data when demo. Fails the test on error. */
+/* Open a connection on c's backend, migrate, and load the demo data when demo. Fails the test on
+ * error. */
 struct db *vt_db_open(const struct cfg *c, bool demo);
 
 /* Single value of a query with no parameters (first cell as integer); fails the test on error. */
