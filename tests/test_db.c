@@ -595,6 +595,33 @@ static void test_db_pool_broken_put_reconnects(void **state)
     db_pool_free(p);
 }
 
+static void test_db_pool_put_inside_transaction_rolls_back(void **state)
+{
+    struct fx *f = *state;
+    struct db_pool *p = NULL;
+    struct db *a = NULL;
+    struct err e = {0};
+    const char *ins = "INSERT INTO users (first_name, last_name, phone) VALUES ('Tx', 'Left', ?)";
+    struct db_val ph[] = {DB_S("+447700900071")};
+    assert_int_equal(db_pool_new(&p, db_backend_for(&f->c), &f->c, 1, &e), 0);
+    assert_int_equal(db_pool_get(p, 100, &a, &e), 0);
+    assert_int_equal(db_begin(a, &e), 0);
+    assert_true(a->in_tx);
+    assert_int_equal(db_run(a, ins, ph, 1, &e), 0);
+    db_pool_put(p, a, false); /* caller forgot commit/rollback */
+
+    /* the write was undone and no lock is left behind for other connections */
+    double t0 = now_ms();
+    assert_int_equal(db_run(f->db, ins, ph, 1, &e), 0);
+    assert_true(now_ms() - t0 < 1000.0);
+    assert_int_equal(table_count(f->db, "users"), 1);
+    assert_int_equal(db_pool_get(p, 100, &a, &e), 0);
+    assert_false(a->in_tx);
+    assert_int_equal(table_count(a, "users"), 1);
+    db_pool_put(p, a, false);
+    db_pool_free(p);
+}
+
 #define HAMMER_THREADS 4
 #define HAMMER_QUERIES 200
 
@@ -788,6 +815,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_db_pool_third_get_waits_then_busy),
     T(test_db_pool_waiter_gets_returned_connection),
     T(test_db_pool_broken_put_reconnects),
+    T(test_db_pool_put_inside_transaction_rolls_back),
     T(test_db_pool_threads_hammering_all_succeed),
     cmocka_unit_test(test_db_unopenable_database_is_unavailable),
 };

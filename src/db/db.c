@@ -101,18 +101,25 @@ int db_run(struct db *db, const char *sql, const struct db_val *args, int nargs,
 int db_begin(struct db *db, struct err *e)
 {
     assert(db);
-    return db->ops->begin(db, e);
+    int rc = db->ops->begin(db, e);
+    if (!rc)
+        db->in_tx = true;
+    return rc;
 }
 
 int db_commit(struct db *db, struct err *e)
 {
     assert(db);
-    return db->ops->commit(db, e);
+    int rc = db->ops->commit(db, e);
+    if (!rc)
+        db->in_tx = false; /* a failed commit leaves it open: the caller rolls back */
+    return rc;
 }
 
 int db_rollback(struct db *db)
 {
     assert(db);
+    db->in_tx = false;
     return db->ops->rollback(db);
 }
 
@@ -638,6 +645,10 @@ void db_pool_put(struct db_pool *p, struct db *db, bool broken)
     assert(p);
     if (!db)
         return;
+    if (!broken && db->in_tx) {
+        log_warn("db pool: connection returned inside a transaction; rolling back");
+        broken = db_rollback(db) != 0;
+    }
     pthread_mutex_lock(&p->mu);
     if (broken)
         p->n_open--;

@@ -306,7 +306,7 @@ static void sq_close(struct db *db)
     if (!d)
         return;
     cache_clear(d);
-    if (sqlite3_close(d->h) != SQLITE_OK)
+    if (sqlite3_close_v2(d->h) != SQLITE_OK)
         log_warn("sqlite close: %s", sqlite3_errmsg(d->h));
     free(d);
 }
