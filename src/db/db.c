@@ -69,6 +69,7 @@ int db_open(const struct db_ops *ops, struct db **out, const struct cfg *cfg, st
     if (rc)
         return rc;
     db->ops = ops;
+    db->in_tx = false; /* backends need not zero the base */
     *out = db;
     return 0;
 }
