@@ -439,7 +439,7 @@ static int kb_match_expr(const char *q, char *out, size_t outsz)
 
 static const char sql_kb_search[] =
     "SELECT kb.id AS id, kb.category AS category, kb.title AS title,"
-    " snippet(knowledge_base_fts, 1, '', '', '...', 24) AS snippet"
+    " snippet(knowledge_base_fts, 1, '', '', '...', 40) AS snippet"
     " FROM knowledge_base_fts JOIN knowledge_base kb ON kb.id = knowledge_base_fts.rowid"
     " WHERE knowledge_base_fts MATCH ? AND (? IS NULL OR kb.category = ?)"
     " ORDER BY bm25(knowledge_base_fts, 10.0, 1.0), kb.id LIMIT ?";
