@@ -65,7 +65,8 @@ int db_open(const struct db_ops *ops, struct db **out, const struct cfg *cfg, st
     if (!ops)
         return no_backend(cfg, e);
     struct db *db = NULL;
-    int rc = ops->open(&db, cfg, e);
+    struct err local = {0};
+    int rc = ops->open(&db, cfg, e ? e : &local);
     if (rc)
         return rc;
     db->ops = ops;
@@ -84,8 +85,9 @@ int db_exec(struct db *db, const char *sql, const struct db_val *args, int nargs
             struct db_rows *out, struct err *e)
 {
     assert(db && sql && out && nargs >= 0 && (nargs == 0 || args));
+    struct err local = {0};
     memset(out, 0, sizeof *out);
-    int rc = db->ops->exec(db, sql, args, nargs, out, e);
+    int rc = db->ops->exec(db, sql, args, nargs, out, e ? e : &local); /* backends get an err */
     if (rc)
         db_rows_free(out);
     return rc;
@@ -133,7 +135,8 @@ int db_kb_search(struct db *db, const char *query, const char *category, int lim
         return err_set(e, ERR_INVALID_ARGUMENTS, NULL, "kb_search: NULL query");
     if (category && !category[0])
         category = NULL;
-    int rc = db->ops->kb_search(db, query, category, limit, out, e);
+    struct err local = {0};
+    int rc = db->ops->kb_search(db, query, category, limit, out, e ? e : &local);
     if (rc)
         db_rows_free(out);
     return rc;
