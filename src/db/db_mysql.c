@@ -100,13 +100,36 @@ static bool is_conn_errno(unsigned no)
 /* A statement error that is not about the connection. */
 static int stmt_error(unsigned no, const char *state, const char *msg, struct err *e)
 {
-    int code = ERR_INTERNAL;
-    if (no == ER_DUP_ENTRY)
+    int code;
+    switch (no) {   /* the same codes the SQLite backend gives for the same mistakes */
+    case ER_DUP_ENTRY:
+    case ER_DUP_ENTRY_WITH_KEY_NAME:
         code = ERR_DUPLICATE;
-    else if (no == ER_LOCK_WAIT_TIMEOUT || no == ER_LOCK_DEADLOCK)
+        break;
+    case ER_BAD_NULL_ERROR:
+    case ER_NO_DEFAULT_FOR_FIELD:
+    case ER_NO_REFERENCED_ROW:
+    case ER_NO_REFERENCED_ROW_2:
+    case ER_ROW_IS_REFERENCED:
+    case ER_ROW_IS_REFERENCED_2:
+    case ER_CONSTRAINT_FAILED:
+    case ER_DATA_TOO_LONG:
+    case ER_TRUNCATED_WRONG_VALUE:
+    case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD:
+    case ER_WARN_DATA_OUT_OF_RANGE:
+        code = ERR_INVALID_ARGUMENTS;
+        break;
+    case ER_LOCK_WAIT_TIMEOUT:
+    case ER_LOCK_DEADLOCK:
         code = ERR_BUSY;
-    else if (no == ER_STATEMENT_TIMEOUT || no == ER_QUERY_INTERRUPTED)
+        break;
+    case ER_STATEMENT_TIMEOUT:
+    case ER_QUERY_INTERRUPTED:
         code = ERR_TIMEOUT;
+        break;
+    default:
+        code = ERR_INTERNAL;
+    }
     return err_set(e, code, NULL, "mysql %u (%s): %s", no, state ? state : "", msg ? msg : "");
 }
 
@@ -229,7 +252,7 @@ static int conn_open(struct mdb *m, struct err *e)
                             *c->db_name ? c->db_name : NULL, sock ? 0 : (unsigned)c->db_port,
                             sock ? c->db_host : NULL, CLIENT_FOUND_ROWS)) {
         int rc = connect_error(c, my, e);
-        log_warn("connect failed: %s", e ? e->detail : mysql_error(my));
+        log_debug("connect failed: %s", e ? e->detail : mysql_error(my));
         mysql_close(my);
         return rc;
     }
@@ -920,10 +943,6 @@ static int my_kb_search(struct db *db, const char *query, const char *category, 
 #define TBL " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 
 static const char *const m1_sql[] = {
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INT NOT NULL PRIMARY KEY,"
-    " applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP)" TBL,
-
     "CREATE TABLE IF NOT EXISTS users ("
     " id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
     " first_name VARCHAR(100) NOT NULL,"
@@ -937,8 +956,8 @@ static const char *const m1_sql[] = {
     " id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
     " user_id INT NOT NULL,"
     " claim_reference VARCHAR(32) NOT NULL,"
-    " lender VARCHAR(255) NULL,"
-    " claim_type VARCHAR(64) NULL,"
+    " lender VARCHAR(255) NOT NULL,"
+    " claim_type VARCHAR(64) NOT NULL,"
     " status VARCHAR(32) NOT NULL,"
     " updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
@@ -950,11 +969,12 @@ static const char *const m1_sql[] = {
     " id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
     " claim_id INT NOT NULL,"
     " requirement_type VARCHAR(64) NOT NULL,"
-    " description TEXT NULL,"
+    " description VARCHAR(1000) NOT NULL DEFAULT '',"
     " status VARCHAR(16) NOT NULL DEFAULT 'outstanding',"
     " due_date DATE NULL,"
     " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " KEY idx_claim_requirements_claim (claim_id, status),"
+    " CONSTRAINT ck_claim_requirements_status CHECK (status IN ('outstanding','received')),"
     " CONSTRAINT fk_claim_requirements_claim FOREIGN KEY (claim_id)"
     "  REFERENCES user_claims (id))" TBL,
 
@@ -969,6 +989,7 @@ static const char *const m1_sql[] = {
     " call_sid VARCHAR(64) NULL,"
     " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " KEY idx_missed_calls_user (user_id),"
+    " KEY idx_missed_calls_call (call_sid),"
     " KEY idx_missed_calls_created (created_at),"
     " CONSTRAINT fk_missed_calls_user FOREIGN KEY (user_id) REFERENCES users (id))" TBL,
 
@@ -980,29 +1001,33 @@ static const char *const m1_sql[] = {
     " user_id INT NULL,"
     " phone_masked VARCHAR(32) NULL,"
     " arguments TEXT NULL,"
-    " success TINYINT NOT NULL DEFAULT 0,"
+    " success TINYINT NOT NULL,"
     " error_code VARCHAR(64) NULL,"
     " execution_time_ms DOUBLE NULL,"
     " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " KEY idx_voice_action_logs_call (call_sid),"
-    " KEY idx_voice_action_logs_created (created_at))" TBL,
+    " KEY idx_voice_action_logs_created (created_at),"
+    " CONSTRAINT ck_voice_action_logs_success CHECK (success IN (0,1)))" TBL,
 
     "CREATE TABLE IF NOT EXISTS sms_messages ("
     " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
     " to_number VARCHAR(32) NOT NULL,"
-    " intended_to VARCHAR(32) NULL,"
+    " intended_to VARCHAR(32) NOT NULL,"
     " body TEXT NOT NULL,"
     " mode VARCHAR(16) NOT NULL,"
     " status VARCHAR(16) NOT NULL,"
     " provider_sid VARCHAR(64) NULL,"
     " error_code VARCHAR(64) NULL,"
-    " segments INT NULL,"
+    " segments INT NOT NULL DEFAULT 1,"
     " purpose VARCHAR(32) NULL,"
     " call_sid VARCHAR(64) NULL,"
     " user_id INT NULL,"
     " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " KEY idx_sms_messages_intended (intended_to, created_at),"
-    " KEY idx_sms_messages_created (created_at))" TBL,
+    " KEY idx_sms_messages_created (created_at),"
+    " CONSTRAINT ck_sms_messages_mode CHECK (mode IN ('mock','live','redirected')),"
+    " CONSTRAINT ck_sms_messages_status"
+    "  CHECK (status IN ('mock','queued','failed','unknown','refused')))" TBL,
 
     "CREATE TABLE IF NOT EXISTS portal_links ("
     " id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
@@ -1016,6 +1041,8 @@ static const char *const m1_sql[] = {
     " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,"
     " UNIQUE KEY uq_portal_links_token (token_hash),"
     " KEY idx_portal_links_user (user_id, link_type, created_at),"
+    " CONSTRAINT ck_portal_links_type CHECK (link_type IN ('portal','documents','review')),"
+    " CONSTRAINT ck_portal_links_method CHECK (method IN ('sms','email')),"
     " CONSTRAINT fk_portal_links_user FOREIGN KEY (user_id) REFERENCES users (id))" TBL,
 
     "CREATE TABLE IF NOT EXISTS knowledge_base ("
