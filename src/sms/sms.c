@@ -59,8 +59,23 @@ struct sms {
 
 /* ---- lifecycle ---- */
 
+/* Plain http:// to Twilio would carry the auth token in clear: only for a loopback stand-in. */
+static bool base_is_safe(const char *base)
+{
+    static const char *const ok[] = {"https://", "http://127.0.0.1:", "http://127.0.0.1/",
+                                     "http://localhost:", "http://localhost/", "http://[::1]:"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strncmp(base, ok[i], strlen(ok[i])))
+            return true;
+    return false;
+}
+
 int sms_new(struct sms **out, const struct cfg *cfg, struct err *e)
 {
+    if (cfg->enable_real_sms && !base_is_safe(cfg->twilio_api_base))
+        return err_set(e, ERR_CONFIG, NULL,
+                       "TWILIO_API_BASE must be https:// (plain http only to a loopback "
+                       "stand-in); refusing to send the Twilio credentials in clear");
     struct sms *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(e, ERR_NOMEM, NULL, "sms_new: out of memory");
@@ -76,6 +91,8 @@ int sms_new(struct sms **out, const struct cfg *cfg, struct err *e)
              cfg->app_env == CFG_ENV_PRODUCTION ? "production" : "development",
              cfg->n_sms_test_numbers, cfg->sms_rate.count, cfg->sms_rate.window_s,
              cfg->sms_global_rate.count, cfg->sms_global_rate.window_s);
+    if (*cfg->smtp_url && !*cfg->smtp_from)
+        log_warn("📧 [VOICE-MAIL] SMTP_URL is set but SMTP_FROM is not: email is disabled");
     *out = s;
     return 0;
 }
