@@ -178,7 +178,10 @@ static void set_options(MYSQL *my, const struct cfg *c)
     mysql_optionsv(my, MYSQL_OPT_LOCAL_INFILE, &off);
     mysql_optionsv(my, MYSQL_REPORT_DATA_TRUNCATION, &on);
     mysql_optionsv(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    mysql_optionsv(my, MYSQL_INIT_COMMAND, "SET time_zone='+00:00'");
+    /* UTC session clock; strict mode so a too-long value is an error, never truncated */
+    mysql_optionsv(my, MYSQL_INIT_COMMAND,
+                   "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', "
+                   "NULLIF(@@SESSION.sql_mode, ''), 'STRICT_TRANS_TABLES')");
     if (c->db_host[0] != '/')   /* "localhost" too: DB_PORT applies; a path means a socket */
         mysql_optionsv(my, MYSQL_OPT_PROTOCOL, &tcp);
     if (c->db_ssl_mode != CFG_SSL_DISABLED) {
