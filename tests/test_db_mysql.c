@@ -545,6 +545,47 @@ static void test_db_mysql_existing_company_table_is_kept(void **state)
     db_close(db);
 }
 
+static void test_db_mysql_kb_without_fulltext_index_still_answers(void **state)
+{
+    struct fx *f = *state;
+    struct err e = {0};
+    struct db_rows r;
+    struct db *db = NULL;
+    assert_int_equal(db_open(&db_mysql_ops, &db, &f->c, &e), 0);
+    /* a knowledge_base that predates voice-ws: same columns, no FULLTEXT keys */
+    run_ok(db, "CREATE TABLE knowledge_base (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+               " category VARCHAR(32) NOT NULL, title VARCHAR(255) NOT NULL, body TEXT NOT NULL)"
+               " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
+    assert_int_equal(db_migrate(db, &e), 0);
+    assert_int_equal(db_load_demo(db, &e), 0);
+    assert_int_equal(db_kb_search(db, "what are your fees", NULL, 3, &r, &e), 0);
+    assert_true(r.nrows >= 1);
+    assert_int_equal(r.ncols, 4);
+    assert_string_equal(db_cell(&r, 0, "title"), "Our fees");   /* LIKE keeps id order */
+    db_rows_free(&r);
+    assert_int_equal(db_kb_search(db, "zzqxv", NULL, 3, &r, &e), 0);
+    assert_int_equal(r.nrows, 0);
+    db_rows_free(&r);
+    db_close(db);
+}
+
+static void test_db_mysql_kb_title_match_ranks_first(void **state)
+{
+    struct fx *f = *state;
+    struct err e = {0};
+    struct db_rows r;
+    struct db *db = vt_db_open(&f->c, true);
+    assert_int_equal(db_kb_search(db, "how much are your fees", NULL, 3, &r, &e), 0);
+    assert_true(r.nrows >= 1);
+    assert_string_equal(db_cell(&r, 0, "title"), "Our fees");
+    db_rows_free(&r);
+    assert_int_equal(db_kb_search(db, "can I complain", NULL, 3, &r, &e), 0);
+    assert_true(r.nrows >= 1);
+    assert_string_equal(db_cell(&r, 0, "title"), "How to complain");
+    db_rows_free(&r);
+    db_close(db);
+}
+
 /* ---- the private server: stop and start mid-suite ---- */
 
 static int own_setup(void **state)
@@ -699,6 +740,8 @@ int main(void)
         T(test_db_mysql_times_are_utc),
         T(test_db_mysql_kb_short_words_fall_back_to_like),
         T(test_db_mysql_existing_company_table_is_kept),
+        T(test_db_mysql_kb_without_fulltext_index_still_answers),
+        T(test_db_mysql_kb_title_match_ranks_first),
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(test_db_mysql_server_down_then_pool_recovers),

@@ -54,6 +54,7 @@ struct mdb {
     const struct cfg *cfg;              /* borrowed */
     MYSQL *my;                          /* NULL = not connected (reconnect on next use) */
     bool in_tx;                         /* inside begin..commit/rollback */
+    unsigned last_errno;                /* mysql errno of the last failed statement, 0 = none */
     int min_token;                      /* innodb_ft_min_token_size, 0 = not read yet */
     unsigned long long tick;
     struct stmt_slot cache[DB_MYSQL_STMT_CACHE];
@@ -649,6 +650,7 @@ static int my_exec(struct db *db, const char *sql, const struct db_val *args, in
         }
         t0 = util_mono_ms();
         rc = run_stmt(m, sql, args, nargs, out, &f, &e1);
+        m->last_errno = f.no;
         if (!rc)
             return 0;
         if (!is_conn_errno(f.no)) {
@@ -764,12 +766,24 @@ static const char *const kb_stopwords[] = {
     "the",  "this", "to",   "was",  "what", "when", "where", "who", "will", "with", "und",
     "www",  NULL};
 
-static bool kb_stopword(const char *w)
+/* Words so common in questions that, as prefix terms, they only add noise to the ranking. */
+static const char *const kb_noise[] = {
+    "you",  "your", "yours", "our",  "ours", "we",   "us",   "they", "them", "their", "can",
+    "could", "would", "should", "do", "does", "did",  "have", "has",  "had",  "am",    "been",
+    "much", "many", "some",  "any",  "and",  "but",  "not",  "please", "tell", "know", "there",
+    "here", "which", "want", "get",  "got",  "hello", "thanks", NULL};
+
+static bool in_list(const char *const *list, const char *w)
 {
-    for (const char *const *p = kb_stopwords; *p; p++)
+    for (const char *const *p = list; *p; p++)
         if (!strcmp(*p, w))
             return true;
     return false;
+}
+
+static bool kb_stopword(const char *w)
+{
+    return in_list(kb_stopwords, w) || in_list(kb_noise, w);
 }
 
 /* Number of characters (not bytes) of a UTF-8 word. */
@@ -856,22 +870,20 @@ static void kb_snippets(struct db_rows *r)
 
 #define KB_COLS "SELECT id, category, title, LEFT(body, 200) AS snippet FROM knowledge_base "
 
+/* Relevance: title and body, with a match in the title counting twice more. */
+#define KB_MATCH "MATCH(title, body) AGAINST(? IN BOOLEAN MODE)"
+#define KB_RANK " ORDER BY " KB_MATCH " + 2 * MATCH(title) AGAINST(? IN BOOLEAN MODE) DESC, id LIMIT ?"
+
 static int kb_fulltext(struct mdb *m, const char *terms, const char *category, int limit,
                        struct db_rows *out, struct err *e)
 {
-    struct db_val a[4] = {DB_S(terms), DB_S(category), DB_S(terms), DB_I(limit)};
-    if (category)
-        return my_exec(&m->base,
-                       KB_COLS "WHERE MATCH(title, body) AGAINST(? IN BOOLEAN MODE) AND "
-                               "category = ? ORDER BY MATCH(title, body) AGAINST(? IN BOOLEAN "
-                               "MODE) DESC, id LIMIT ?",
-                       a, 4, out, e);
-    a[1] = a[2];
-    a[2] = a[3];
-    return my_exec(&m->base,
-                   KB_COLS "WHERE MATCH(title, body) AGAINST(? IN BOOLEAN MODE) ORDER BY "
-                           "MATCH(title, body) AGAINST(? IN BOOLEAN MODE) DESC, id LIMIT ?",
-                   a, 3, out, e);
+    struct db_val a[5] = {DB_S(terms), DB_S(terms), DB_S(terms), DB_I(limit)};
+    if (category) {
+        struct db_val c[5] = {DB_S(terms), DB_S(category), DB_S(terms), DB_S(terms), DB_I(limit)};
+        return my_exec(&m->base, KB_COLS "WHERE " KB_MATCH " AND category = ?" KB_RANK, c, 5, out,
+                       e);
+    }
+    return my_exec(&m->base, KB_COLS "WHERE " KB_MATCH KB_RANK, a, 4, out, e);
 }
 
 /* Words all shorter than the full-text minimum: plain substring search instead. */
@@ -905,8 +917,8 @@ static int my_kb_search(struct db *db, const char *query, const char *category, 
 {
     struct mdb *m = (struct mdb *)db;
     char words[DB_MYSQL_KB_WORDS][64], shorts[DB_MYSQL_KB_WORDS][64];
-    char terms[DB_MYSQL_KB_WORDS * 66 + 1];
-    int n, nshort = 0, min, rc;
+    char longs[DB_MYSQL_KB_WORDS][64], terms[DB_MYSQL_KB_WORDS * 66 + 1];
+    int n, nshort = 0, nlong = 0, min, rc;
     size_t tl = 0;
 
     memset(out, 0, sizeof *out);
@@ -928,11 +940,21 @@ static int my_kb_search(struct db *db, const char *query, const char *category, 
             continue;
         }
         kb_stem(words[i], min);
+        memcpy(longs[nlong++], words[i], sizeof words[i]);
         tl += (size_t)snprintf(terms + tl, sizeof terms - tl, "%s%s*", tl ? " " : "", words[i]);
     }
-    if (tl)
-        rc = kb_fulltext(m, terms, category, limit, out, e);
-    else if (nshort)
+    if (tl) {
+        struct err fe = {0};
+        rc = kb_fulltext(m, terms, category, limit, out, &fe);
+        if (rc && m->last_errno == ER_FT_MATCHING_KEY_NOT_FOUND) {
+            /* a knowledge_base that predates us, without our FULLTEXT keys: still answer */
+            log_warn("knowledge_base has no FULLTEXT index on (title, body) and (title); "
+                     "searching with LIKE (see docs/mysql.md)");
+            rc = kb_like(m, longs, nlong, category, limit, out, e);
+        } else if (rc && e && !e->code) {
+            *e = fe;
+        }
+    } else if (nshort)
         rc = kb_like(m, shorts, nshort, category, limit, out, e);
     else   /* nothing searchable ("?" or only stopwords): no match, with the right columns */
         rc = my_exec(db, KB_COLS "WHERE 1 = 0", NULL, 0, out, e);
@@ -1054,7 +1076,8 @@ static const char *const m1_sql[] = {
     " title VARCHAR(255) NOT NULL,"
     " body TEXT NOT NULL,"
     " KEY idx_knowledge_base_category (category),"
-    " FULLTEXT KEY ft_knowledge_base (title, body))" TBL,
+    " FULLTEXT KEY ft_knowledge_base (title, body),"
+    " FULLTEXT KEY ft_knowledge_base_title (title))" TBL,
 
     "CREATE TABLE IF NOT EXISTS voice_calls ("
     " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
