@@ -37,7 +37,7 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-struct server {                  /* where a MariaDB listens, from its env.sh */
+struct server { /* where a MariaDB listens, from its env.sh */
     char dir[256];
     char port[16];
     char user[64];
@@ -45,8 +45,8 @@ struct server {                  /* where a MariaDB listens, from its env.sh */
     char ca[320];
 };
 
-static struct server g_shared;   /* make test's server */
-static struct server g_own;      /* this test's private server */
+static struct server g_shared; /* make test's server */
+static struct server g_own;    /* this test's private server */
 
 static void copy_env(char *dst, size_t n, const char *name)
 {
@@ -117,7 +117,7 @@ static void server_cfg(struct cfg *c, const struct server *s, const char *dbname
     for (int i = 0; i < 5; i++)
         list[n++] = kv[i];
     for (const char *const *p = extra; p && *p && n < 31; p++)
-        list[n++] = *p;   /* extras must not repeat the keys above (the first one wins) */
+        list[n++] = *p; /* extras must not repeat the keys above (the first one wins) */
     list[n] = NULL;
     vt_cfg(c, list);
 }
@@ -141,8 +141,9 @@ static void session_status(struct db *db, const char *name, char *out, size_t n)
     struct db_rows r;
     struct err e = {0};
     struct db_val a[] = {DB_S(name)};
-    if (db_exec(db, "SELECT VARIABLE_VALUE AS v FROM information_schema.SESSION_STATUS WHERE "
-                    "VARIABLE_NAME = ?",
+    if (db_exec(db,
+                "SELECT VARIABLE_VALUE AS v FROM information_schema.SESSION_STATUS WHERE "
+                "VARIABLE_NAME = ?",
                 a, 1, &r, &e))
         fail_msg("session status %s: %s", name, e.detail);
     snprintf(out, n, "%s", db_cell(&r, 0, "v") ? db_cell(&r, 0, "v") : "");
@@ -163,7 +164,7 @@ static int group_setup(void **state)
     return 0;
 }
 
-struct fx {                      /* a fresh database on the shared server */
+struct fx { /* a fresh database on the shared server */
     struct cfg c;
     struct vt_db h;
 };
@@ -249,8 +250,9 @@ static void test_db_mysql_tls_verify_with_a_wrong_ca_fails_clearly(void **state)
     struct vt_run r;
     snprintf(key, sizeof key, "%s/k.pem", dir);
     snprintf(crt, sizeof crt, "%s/wrong-ca.pem", dir);
-    const char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                          "-days", "1", "-subj", subj, "-keyout", key, "-out", crt, NULL};
+    const char *argv[] = {"/usr/bin/openssl", "req",   "-x509", "-newkey", "rsa:2048",
+                          "-nodes",           "-days", "1",     "-subj",   subj,
+                          "-keyout",          key,     "-out",  crt,       NULL};
     assert_int_equal(vt_run(&r, NULL, NULL, argv, 60), 0);
     assert_int_equal(r.status, 0);
     vt_run_free(&r);
@@ -269,9 +271,8 @@ static void test_db_mysql_tls_verify_with_a_wrong_ca_fails_clearly(void **state)
 
 /* ---- configuration refusals and credentials ---- */
 
-static const char *const prod_kv[] = {
-    "APP_ENV=production", "TWILIO_AUTH_TOKEN=test-token",
-    "LINK_SECRET=0123456789abcdef0123456789abcdef", NULL};
+static const char *const prod_kv[] = {"APP_ENV=production", "TWILIO_AUTH_TOKEN=test-token",
+                                      "LINK_SECRET=0123456789abcdef0123456789abcdef", NULL};
 
 static void test_db_mysql_production_refuses_plain_remote(void **state)
 {
@@ -279,12 +280,17 @@ static void test_db_mysql_production_refuses_plain_remote(void **state)
     struct cfg c;
     struct err e = {0};
     struct db *db = NULL;
-    const char *kv[] = {"DB_HOST=192.0.2.10", "DB_SSL_MODE=disabled", "DB_CONNECT_TIMEOUT=5",
-                        prod_kv[0], prod_kv[1], prod_kv[2], NULL};
+    const char *kv[] = {"DB_HOST=192.0.2.10",
+                        "DB_SSL_MODE=disabled",
+                        "DB_CONNECT_TIMEOUT=5",
+                        prod_kv[0],
+                        prod_kv[1],
+                        prod_kv[2],
+                        NULL};
     vt_cfg(&c, kv);
     double t0 = now_ms();
     assert_int_equal(db_open(&db_mysql_ops, &db, &c, &e), ERR_CONFIG);
-    assert_true(now_ms() - t0 < 500.0);   /* refused before any network attempt */
+    assert_true(now_ms() - t0 < 500.0); /* refused before any network attempt */
     assert_null(db);
     assert_non_null(strstr(e.detail, "DB_SSL_MODE"));
     assert_non_null(strstr(e.detail, "production"));
@@ -297,7 +303,7 @@ static void test_db_mysql_production_allows_plain_loopback_and_tls_remote(void *
     struct cfg c;
     struct err e = {0};
     struct db *db = NULL;
-    fx_cfg(f, &c, prod_kv);   /* 127.0.0.1, DB_SSL_MODE unset = disabled */
+    fx_cfg(f, &c, prod_kv); /* 127.0.0.1, DB_SSL_MODE unset = disabled */
     assert_int_equal(c.app_env, CFG_ENV_PRODUCTION);
     assert_int_equal(db_open(&db_mysql_ops, &db, &c, &e), 0);
     assert_int_equal(db_ping(db, &e), 0);
@@ -388,7 +394,7 @@ static void test_db_mysql_pool_exhausted_waits_bounded(void **state)
         assert_int_equal(s[i].rc, ERR_BUSY);
         assert_true(s[i].waited >= 145.0 && s[i].waited < 150.0 + 1000.0);
     }
-    assert_true(total >= 2 * 250.0 - 10.0);   /* two rounds: never more than 2 at once */
+    assert_true(total >= 2 * 250.0 - 10.0); /* two rounds: never more than 2 at once */
     db_pool_free(p);
     cfg_free(&c);
 }
@@ -407,9 +413,9 @@ static void test_db_mysql_query_timeout_is_not_retried(void **state)
     int rc = db_run(db, "SELECT SLEEP(3)", NULL, 0, &e);
     double took = now_ms() - t0;
     assert_int_equal(rc, ERR_TIMEOUT);
-    assert_true(took >= 900.0 && took < 1900.0);   /* one timeout, not a retried second one */
+    assert_true(took >= 900.0 && took < 1900.0); /* one timeout, not a retried second one */
     assert_non_null(strstr(e.detail, "DB_QUERY_TIMEOUT"));
-    assert_int_equal(vt_db_int(db, "SELECT 41 + 1"), 42);   /* reconnects for the next one */
+    assert_int_equal(vt_db_int(db, "SELECT 41 + 1"), 42); /* reconnects for the next one */
     db_close(db);
     cfg_free(&c);
 }
@@ -420,24 +426,25 @@ static void test_db_mysql_big_values_round_trip(void **state)
     struct err e = {0};
     struct db_rows r;
     struct db *db = vt_db_open(&f->c, false);
-    size_t n = 60000;   /* TEXT holds 65535 bytes; far beyond the first fetch buffer */
+    size_t n = 60000; /* TEXT holds 65535 bytes; far beyond the first fetch buffer */
     char *body = malloc(n + 1);
     assert_non_null(body);
     for (size_t i = 0; i < n; i++)
         body[i] = (char)('a' + i % 26);
     body[n] = '\0';
-    memcpy(body + 1000, "\xc3\xa9\xe2\x82\xac", 5);   /* UTF-8 in the middle */
+    memcpy(body + 1000, "\xc3\xa9\xe2\x82\xac", 5); /* UTF-8 in the middle */
     const char *b = body;
     struct db_val a[] = {DB_S("claims"), DB_S("Big"), DB_S(b)};
-    assert_int_equal(db_exec(db, "INSERT INTO knowledge_base (category, title, body) VALUES (?, ?, ?)",
+    assert_int_equal(db_exec(db,
+                             "INSERT INTO knowledge_base (category, title, body) VALUES (?, ?, ?)",
                              a, 3, &r, &e),
                      0);
     struct db_val q[] = {DB_I(r.insert_id)};
     db_rows_free(&r);
-    for (int i = 0; i < 2; i++) {   /* second time through the statement cache */
+    for (int i = 0; i < 2; i++) { /* second time through the statement cache */
         assert_int_equal(
-            db_exec(db, "SELECT title, body, LENGTH(body) AS n FROM knowledge_base WHERE id = ?",
-                    q, 1, &r, &e),
+            db_exec(db, "SELECT title, body, LENGTH(body) AS n FROM knowledge_base WHERE id = ?", q,
+                    1, &r, &e),
             0);
         assert_int_equal(r.nrows, 1);
         assert_string_equal(db_cell(&r, 0, "title"), "Big");
@@ -452,7 +459,8 @@ static void test_db_mysql_big_values_round_trip(void **state)
     huge[70000] = '\0';
     const char *h = huge;
     struct db_val a2[] = {DB_S("claims"), DB_S("Huge"), DB_S(h)};
-    assert_int_equal(db_run(db, "INSERT INTO knowledge_base (category, title, body) VALUES (?, ?, ?)",
+    assert_int_equal(db_run(db,
+                            "INSERT INTO knowledge_base (category, title, body) VALUES (?, ?, ?)",
                             a2, 3, &e),
                      ERR_INVALID_ARGUMENTS);
     assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM knowledge_base WHERE title = 'Huge'"), 0);
@@ -468,14 +476,15 @@ static void test_db_mysql_times_are_utc(void **state)
     /* the session clock is UTC whatever the server's zone: NOW() matches our clock */
     long long diff = vt_db_int(db, "SELECT ABS(TIMESTAMPDIFF(SECOND, NOW(), UTC_TIMESTAMP()))");
     assert_true(diff <= 1);
-    run_ok(db, "INSERT INTO users (first_name, last_name, phone) VALUES ('T', 'Z', '+447700900031')");
+    run_ok(db,
+           "INSERT INTO users (first_name, last_name, phone) VALUES ('T', 'Z', '+447700900031')");
     char now[24];
     db_utc_text((long long)time(NULL), now, sizeof now);
     struct db_rows r;
     struct err e = {0};
     assert_int_equal(db_exec(db, "SELECT created_at FROM users", NULL, 0, &r, &e), 0);
     assert_int_equal(strlen(db_cell(&r, 0, "created_at")), 19);
-    assert_memory_equal(db_cell(&r, 0, "created_at"), now, 13);   /* same date and hour */
+    assert_memory_equal(db_cell(&r, 0, "created_at"), now, 13); /* same date and hour */
     db_rows_free(&r);
     db_close(db);
 }
@@ -541,7 +550,7 @@ static void test_db_mysql_existing_company_table_is_kept(void **state)
                             "INSERT INTO user_claims (user_id, claim_reference, lender, claim_type,"
                             " status) VALUES (?, 'RMC-9999', 'L', 'car_finance', 'submitted')",
                             a, 1, &e),
-                     ERR_INVALID_ARGUMENTS);   /* no such user: the FK refuses */
+                     ERR_INVALID_ARGUMENTS); /* no such user: the FK refuses */
     db_close(db);
 }
 
@@ -561,7 +570,7 @@ static void test_db_mysql_kb_without_fulltext_index_still_answers(void **state)
     assert_int_equal(db_kb_search(db, "what are your fees", NULL, 3, &r, &e), 0);
     assert_true(r.nrows >= 1);
     assert_int_equal(r.ncols, 4);
-    assert_string_equal(db_cell(&r, 0, "title"), "Our fees");   /* LIKE keeps id order */
+    assert_string_equal(db_cell(&r, 0, "title"), "Our fees"); /* LIKE keeps id order */
     db_rows_free(&r);
     assert_int_equal(db_kb_search(db, "zzqxv", NULL, 3, &r, &e), 0);
     assert_int_equal(r.nrows, 0);
@@ -639,19 +648,19 @@ static void test_db_mysql_server_down_then_pool_recovers(void **state)
 
     /* the server goes away while the pool holds an idle connection */
     mariadb_sh("stop", g_own.dir);
-    assert_int_equal(db_pool_get(p, 1000, &a, &e), 0);   /* idle one: no connect needed */
+    assert_int_equal(db_pool_get(p, 1000, &a, &e), 0); /* idle one: no connect needed */
     double t0 = now_ms();
     int rc = db_run(a, "SELECT COUNT(*) FROM users", NULL, 0, &e);
     double took = now_ms() - t0;
     assert_int_equal(rc, ERR_DB_UNAVAILABLE);
     assert_unavailable_sentence(&e);
-    assert_true(took < 2000.0 + 1000.0);   /* bounded by DB_CONNECT_TIMEOUT */
+    assert_true(took < 2000.0 + 1000.0); /* bounded by DB_CONNECT_TIMEOUT */
     err_clear(&e);
     t0 = now_ms();
-    assert_int_equal(db_ping(a, &e), ERR_DB_UNAVAILABLE);   /* /health: fails fast */
+    assert_int_equal(db_ping(a, &e), ERR_DB_UNAVAILABLE); /* /health: fails fast */
     assert_true(now_ms() - t0 < 2000.0 + 1000.0);
     db_pool_put(p, a, true);
-    for (int i = 0; i < 3; i++) {   /* new connections fail fast too, never ERR_BUSY */
+    for (int i = 0; i < 3; i++) { /* new connections fail fast too, never ERR_BUSY */
         err_clear(&e);
         t0 = now_ms();
         assert_int_equal(db_pool_get(p, 1000, &b, &e), ERR_DB_UNAVAILABLE);
@@ -687,30 +696,30 @@ static void test_db_mysql_restart_is_transparent_outside_transactions(void **sta
     assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM user_claims"), 3);
     assert_int_not_equal(vt_db_int(db, "SELECT CONNECTION_ID()"), id1);
     struct db_val a[] = {DB_S("+447700900088"), DB_S("2027-03-01 10:00:00")};
-    assert_int_equal(db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)",
-                             a, 2, &r, &e),
-                     0);
+    assert_int_equal(
+        db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)", a, 2, &r, &e),
+        0);
     assert_int_equal(r.changes, 1);
     db_rows_free(&r);
     mariadb_sh("restart", g_own.dir);
-    assert_int_equal(db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)",
-                             a, 2, &r, &e),
-                     0);
+    assert_int_equal(
+        db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)", a, 2, &r, &e),
+        0);
     db_rows_free(&r);
     assert_int_equal(
         vt_db_int(db, "SELECT COUNT(*) FROM missed_calls WHERE phone = '+447700900088'"), 2);
 
     /* inside a transaction nothing is silently replayed: the caller hears about it */
     assert_int_equal(db_begin(db, &e), 0);
-    assert_int_equal(db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)",
-                             a, 2, &r, &e),
-                     0);
+    assert_int_equal(
+        db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)", a, 2, &r, &e),
+        0);
     db_rows_free(&r);
     mariadb_sh("restart", g_own.dir);
     err_clear(&e);
-    assert_int_equal(db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)",
-                             a, 2, &r, &e),
-                     ERR_DB_UNAVAILABLE);
+    assert_int_equal(
+        db_exec(db, "INSERT INTO missed_calls (phone, callback_time) VALUES (?, ?)", a, 2, &r, &e),
+        ERR_DB_UNAVAILABLE);
     assert_unavailable_sentence(&e);
     err_clear(&e);
     assert_int_equal(db_commit(db, &e), ERR_DB_UNAVAILABLE);
