@@ -28,24 +28,12 @@
 #include <string.h>
 #include <time.h>
 
-/*
- * The MySQL backend lives in db_mysql.c (its own branch until merged). When
- * that file is not in the tree, a weak reference resolves to NULL and
- * choosing MySQL is a clear startup error instead of a link failure. When it
- * is, the reference must stay strong (db.h's plain extern): a weak reference
- * does not pull db_mysql.o out of the static libvws.a, so MySQL would
- * silently look "not built". __has_include decides this without a CMake edit.
- */
-#if !__has_include("db_mysql.c")
-extern const struct db_ops db_mysql_ops __attribute__((weak));
-#endif
-
 /* ---- backends ---- */
 
 const struct db_ops *db_backend_for(const struct cfg *cfg)
 {
     if (cfg && cfg->db_host && cfg->db_host[0])
-        return &db_mysql_ops; /* NULL when the MySQL backend is not built in */
+        return &db_mysql_ops;
     return &db_sqlite_ops;
 }
 
