@@ -528,10 +528,8 @@ static void test_act_audit_rows_are_masked(void **state)
                      1);
 }
 
-static void test_act_database_down_gives_an_envelope(void **state)
+static void db_down_check(const char *const *kv)
 {
-    (void)state;
-    static const char *const kv[] = {"DB_PATH=/nonexistent/dir/voice.db", "LOG_LEVEL=off", NULL};
     struct cfg c;
     struct act_env env;
     struct act_session s;
@@ -560,6 +558,27 @@ static void test_act_database_down_gives_an_envelope(void **state)
     act_session_cleanup(&s);
     app_env_close(&env);
     cfg_free(&c);
+}
+
+static void test_act_database_down_gives_an_envelope(void **state)
+{
+    (void)state;
+    char *dir = vt_tmpdir(), path[512], kv0[600], kv1[32];
+    /* SQLite: the parent "directory" is a regular file, so nothing can be created */
+    snprintf(path, sizeof path, "%s/afile", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(kv0, sizeof kv0, "DB_PATH=%s/afile/sub/voice-ws.db", dir);
+    const char *const kv_sqlite[] = {kv0, "LOG_LEVEL=off", NULL};
+    db_down_check(kv_sqlite);
+    /* MySQL: nothing listens on the port */
+    snprintf(kv1, sizeof kv1, "DB_PORT=%d", vt_free_port());
+    const char *const kv_mysql[] = {"DB_HOST=127.0.0.1", kv1, "DB_USER=x", "DB_CONNECT_TIMEOUT=2",
+                                    "LOG_LEVEL=off", NULL};
+    db_down_check(kv_mysql);
+    vt_rmdir(dir);
+    free(dir);
 }
 
 static void test_act_health_json_fields(void **state)
