@@ -43,6 +43,9 @@
  *     "handshake_status": 401,         // optional: refuse every handshake with this status
  *     "echo": false,                   // echo caller audio back as output_audio.delta (relay tests)
  *     "default_response": {...},       // response spec used for an unmatched response.create
+ *     "session_override": {...},       // merged into the effective session after each update
+ *                                      // (simulates a server that ignores e.g. the formats)
+ *     "ignore_session_update": false,  // never answer session.update (client must time out)
  *     "rules": [ {"on": TRIGGER, "times": 1, "do": [STEP, ...]}, ... ]
  *   }
  *   TRIGGER (first matching rule with times left wins; times -1 = unlimited):
@@ -77,6 +80,8 @@
  *     {"close": 1000, "reason": ""}  close frame
  *     {"drop": true}               destroy the socket without a close frame
  *     {"echo": true|false}         switch echo mode
+ *     {"big": bytes}               one valid event (type "rate_limits.updated") padded to about
+ *                                  this many bytes (client reassembly / size-limit tests)
  *
  * Example: a tool round trip
  *   {"rules":[
@@ -416,6 +421,11 @@ class Conn {
         } else if ('close' in s) this.ws.close(s.close, s.reason || '');
         else if ('drop' in s) { this.closed = true; this.ws.terminate(); }
         else if ('echo' in s) this.echo = !!s.echo;
+        else if ('big' in s) {
+            const ev = { type: 'rate_limits.updated', event_id: nid('event'), rate_limits: [], padding: 'x'.repeat(s.big) };
+            record({ conn: this.n, dir: 'out', ev: { type: ev.type, event_id: ev.event_id, padding_bytes: s.big } });
+            this.ws.send(JSON.stringify(ev));
+        }
     }
 
     speechStarted() {
@@ -444,7 +454,8 @@ class Conn {
             /* The server never runs two; a scripted overlap waits its turn. */
             while (this.active && !this.closed) await sleep(5);
         }
-        const id = nid('resp');
+        const id = this.reservedId || nid('resp');
+        this.reservedId = null;
         const r = { id, cancel: null };
         this.active = r;
         const created = { object: 'realtime.response', id, status: 'in_progress', status_details: null, output: [],
@@ -563,9 +574,11 @@ class Conn {
 Conn.prototype.handlers = {
     'session.update'(ev) {
         checkSession(ev.session, this);
+        if (script.ignore_session_update) return;
         const s = JSON.parse(JSON.stringify(ev.session));
         delete s.type;
         mergeInto(this.session, s);
+        if (script.session_override) mergeInto(this.session, script.session_override);
         this.send({ type: 'session.updated', session: this.session });
         if (!this.ready && this.pcmu()) {
             this.ready = true;
@@ -683,6 +696,7 @@ Conn.prototype.handlers = {
         const spec = this.takeResponseSpec();
         this.chain = this.chain.then(async () => {
             if (this.active === hold) this.active = null;
+            this.reservedId = hold.id;
             await this.steps(spec);
         }).catch((e) => process.stderr.write(`openai_standin: ${e.stack}\n`));
     },
