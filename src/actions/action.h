@@ -48,6 +48,7 @@ struct act_session {             /* one per call (serve) or per CLI invocation *
     enum act_id_level level;
     int actions_count;           /* executions so far (audited ones) */
     int max_actions;             /* budget; 0 = unlimited */
+    bool identified;             /* caller looked up already (act_session_identify or lazily) */
     struct act_once *once;
 };
 
@@ -77,7 +78,9 @@ struct act_def {
     unsigned flags;              /* enum act_flag */
     const char *description;     /* written for the voice model */
     const char *schema;          /* JSON Schema (object) of the parameters */
-    act_handler_fn *handler;
+    act_handler_fn *handler;     /* MUST */
+    act_handler_fn *precheck;    /* MAY: configuration checks run before the identity checks
+                                    (so "not configured" wins over "who are you?") */
 };
 
 /* ---- registry ---- */
@@ -117,6 +120,19 @@ int act_session_identify(const struct act_env *env, struct act_session *s, char 
  */
 json_t *act_execute(const struct act_env *env, struct act_session *s, const char *name,
                     json_t *args);
+
+/*
+ * Notes on act_execute:
+ * - Arguments are validated against the schema before anything else runs
+ *   (required, type, enum, minLength/maxLength). Unknown extra properties are
+ *   ignored (dropped before the handler sees them, logged); a null value for
+ *   an optional property counts as absent.
+ * - ACT_SIDE_EFFECT actions: a repeat with the same canonical arguments in the
+ *   same session returns the earlier successful envelope unchanged and writes
+ *   nothing new except its own audit row. Failures are not cached (a retry runs).
+ * - Budget: after max_actions executions every call fails with
+ *   budget_exceeded (still audited).
+ */
 
 /* Same, with args as JSON text (from a provider); malformed JSON -> invalid_arguments. */
 json_t *act_execute_text(const struct act_env *env, struct act_session *s, const char *name,

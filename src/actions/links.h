@@ -16,9 +16,16 @@ struct err;
 
 #define LINK_TOKEN_MAX 64
 
-/* Create a link row for user_id; token_out receives the clear token (never stored). */
-int link_create(struct db *db, long long user_id, const char *link_type, int ttl_s,
-                const char *call_sid, char token_out[LINK_TOKEN_MAX], struct err *e);
+/*
+ * Create a link row for user_id (link_type portal|documents|review, method
+ * sms|email, call_sid may be NULL); token_out receives the clear token (never
+ * stored). *row_id (may be NULL) receives portal_links.id. 0 or ERR_*.
+ */
+int link_create(struct db *db, long long user_id, const char *link_type, const char *method,
+                int ttl_s, const char *call_sid, char token_out[LINK_TOKEN_MAX],
+                long long *row_id, struct err *e);
+/* Remove a link row that was never delivered (send failed). */
+int link_discard(struct db *db, long long row_id, struct err *e);
 
 /*
  * Verify and consume a token. *out (caller owns) is

@@ -33,6 +33,8 @@
       "Sorry, I didn't catch a time I can book. Could you say a day and a time, like tomorrow at " \
       "3pm?")                                                                                      \
     X(PAST_TIME, "time_in_past", "That time has already passed. What later time would suit you?") \
+    X(OUTSIDE_HOURS, "outside_business_hours",                                                     \
+      "We're closed at that time. Could you pick a time within our opening hours?")                \
     X(INVALID_PHONE, "invalid_phone_number",                                                       \
       "That doesn't sound like a UK phone number. Could you read it out again, digit by digit?")   \
     X(INVALID_CLAIM_REF, "invalid_claim_reference",                                                \
@@ -75,6 +77,7 @@ enum err_code {
 #define ERR_TIMEOUT ERR__NEG(TIMEOUT)
 #define ERR_BAD_TIME ERR__NEG(BAD_TIME)
 #define ERR_PAST_TIME ERR__NEG(PAST_TIME)
+#define ERR_OUTSIDE_HOURS ERR__NEG(OUTSIDE_HOURS)
 #define ERR_INVALID_PHONE ERR__NEG(INVALID_PHONE)
 #define ERR_INVALID_CLAIM_REF ERR__NEG(INVALID_CLAIM_REF)
 #define ERR_NO_CONTACT ERR__NEG(NO_CONTACT)

@@ -51,7 +51,13 @@ struct db_ops {
     int (*open)(struct db **out, const struct cfg *cfg, struct err *e);
     /* MUST: accept NULL. */
     void (*close)(struct db *db);
-    /* MUST: run one statement with n args; out (required) is filled, free with db_rows_free. */
+    /*
+     * MUST: run one statement with n args; out (required) is filled, free with db_rows_free.
+     * Errors, the same on every backend: unique/primary key violation ERR_DUPLICATE; other
+     * constraint (FK, NOT NULL, CHECK) ERR_INVALID_ARGUMENTS; lock wait/busy ERR_BUSY;
+     * connection or storage lost ERR_DB_UNAVAILABLE (put the connection back as broken);
+     * SQL errors ERR_INTERNAL. e->detail carries the backend's message.
+     */
     int (*exec)(struct db *db, const char *sql, const struct db_val *args, int nargs,
                 struct db_rows *out, struct err *e);
     /* MUST: transactions. */
@@ -70,6 +76,7 @@ struct db_ops {
 
 struct db {                   /* every backend embeds this first */
     const struct db_ops *ops;
+    bool in_tx;               /* set by db_begin, cleared by db_commit/db_rollback (wrappers) */
 };
 
 extern const struct db_ops db_sqlite_ops;
@@ -120,7 +127,11 @@ void db_pool_free(struct db_pool *p);
  * ERR_BUSY. Connection failure: ERR_DB_UNAVAILABLE. Any thread.
  */
 int db_pool_get(struct db_pool *p, int wait_ms, struct db **out, struct err *e);
-/* Return a borrowed connection; broken=true closes it (the next get reconnects). */
+/*
+ * Return a borrowed connection; broken=true closes it (the next get reconnects).
+ * A connection returned inside a transaction is rolled back first (and closed
+ * if that fails), so no lock or half-done write leaks to the next borrower.
+ */
 void db_pool_put(struct db_pool *p, struct db *db, bool broken);
 const struct db_ops *db_pool_ops(const struct db_pool *p);
 int db_pool_size(const struct db_pool *p);

@@ -1,0 +1,158 @@
+/*
+ * send.c - delivering a message to the contact details on file: shared by
+ * the link actions and schedule_callback.
+ *
+ * Owns: choosing SMS or email, the link rows' lifetime around a send (a
+ * link that was certainly not delivered is deleted, so nothing half-done
+ * stays behind and a failed review link does not start the 30 days).
+ * Destinations only ever come from the users row, never from arguments.
+ * Worker thread.
+ */
+#include "actions/internal.h"
+#include "actions/links.h"
+
+#include "core/cfg.h"
+#include "core/util.h"
+#include "db/db.h"
+#include "sms/sms.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define LOG_MODULE "actions"
+#include "core/log.h"
+
+int act__link_precheck(struct act_call *c)
+{
+    const char *method = act__arg_str(c, "method");
+
+    if (method && !strcmp(method, "email") && !mail_configured(c->env->cfg))
+        return act__fail(c, ERR_NOT_CONFIGURED,
+                         "Email isn't set up on our side yet, I'm afraid. Shall I text it to you "
+                         "instead?",
+                         "email requested but SMTP_URL is not set");
+    return 0;
+}
+
+int act__user_for_call(struct act_call *c, struct act__user *u)
+{
+    int rc = act__user_find(c->db, c->user_id, NULL, u, &c->err);
+    if (rc < 0)
+        return rc;
+    if (!rc)
+        return act__fail(c, ERR_NO_CALLER, NULL, "session user vanished");
+    return 0;
+}
+
+static int fail_sms(struct act_call *c, const struct sms_result *r)
+{
+    bool limited = !strcmp(r->error_code, "rate_limited");
+    json_object_set_new(c->data, "sms", json_pack("{s:b, s:s, s:s}", "sent", 0, "mode", r->mode,
+                                                  "status", r->status));
+    return act__fail(c, limited ? ERR_RATE_LIMITED : ERR_SMS_FAILED, r->say[0] ? r->say : NULL,
+                     r->error_code[0] ? r->error_code : "not sent");
+}
+
+int act__deliver(struct act_call *c, const struct act__user *u, const char *method,
+                 const char *subject, const char *body, bool *maybe_delivered)
+{
+    struct sms_result r;
+    char masked[32];
+    int rc;
+
+    *maybe_delivered = false;
+    if (!strcmp(method, "email")) {
+        if (!u->email[0])
+            return act__fail(c, ERR_NO_CONTACT,
+                             "I don't have an email address on file for you. Shall I text it to "
+                             "your mobile instead?",
+                             "no email on file");
+        if ((rc = mail_send(c->env->cfg, u->email, subject, body, &c->err))) {
+            *maybe_delivered = false;
+            char d[sizeof c->err.detail];
+            util_strlcpy(d, c->err.detail, sizeof d);
+            err_clear(&c->err);
+            return act__fail(c, ERR_EMAIL_FAILED, NULL, d);
+        }
+        log_mask_text(u->email, masked, sizeof masked);
+        json_object_set_new(c->data, "sent_to", json_string(masked));
+        return 0;
+    }
+    if (!u->phone[0])
+        return act__fail(c, ERR_NO_CONTACT, NULL, "no phone on file");
+    memset(&r, 0, sizeof r);
+    if ((rc = sms_send(c->env->sms, c->db, u->phone, body, &r, &c->err)) < 0)
+        return act__db_err(&c->err, "sms record");
+    if (!r.sent) {
+        *maybe_delivered = !strcmp(r.status, "unknown");
+        return fail_sms(c, &r);
+    }
+    log_mask_phone(u->phone, masked, sizeof masked);
+    json_object_set_new(c->data, "sent_to", json_string(masked));
+    json_object_set_new(c->data, "sms", json_pack("{s:b, s:s, s:s}", "sent", 1, "mode", r.mode,
+                                                  "status", r.status));
+    return 0;
+}
+
+/* "24 hours", "30 days", "15 minutes" */
+static void spoken_ttl(int s, char *out, size_t n)
+{
+    if (s >= 2 * 86400 && s % 86400 == 0)
+        snprintf(out, n, "%d days", s / 86400);
+    else if (s >= 3600)
+        snprintf(out, n, "%d hour%s", s / 3600, s / 3600 == 1 ? "" : "s");
+    else
+        snprintf(out, n, "%d minutes", s / 60);
+}
+
+int act__send_link(struct act_call *c, const struct act__link_spec *k)
+{
+    const struct cfg *cfg = c->env->cfg;
+    const char *method = act__arg_str(c, "method");
+    char token[LINK_TOKEN_MAX], url[512], body[640], ttl[32], base[256];
+    struct act__user u;
+    long long row = 0;
+    bool maybe = false;
+    int rc;
+
+    if ((rc = act__user_for_call(c, &u)))
+        return rc;
+    if ((rc = link_create(c->db, u.id, k->link_type, method, k->ttl_s ? k->ttl_s : cfg->link_ttl_s,
+                          c->session->call_sid, token, &row, &c->err)))
+        return rc;
+    util_strlcpy(base, k->base_url, sizeof base);
+    for (size_t n = strlen(base); n && base[n - 1] == '/'; n--)
+        base[n - 1] = '\0';
+    if (k->with_token)
+        snprintf(url, sizeof url, "%s%s%s%s%s", base, k->path, token, k->extra ? "&" : "",
+                 k->extra ? k->extra : "");
+    else
+        snprintf(url, sizeof url, "%s", base);
+    spoken_ttl(k->ttl_s ? k->ttl_s : cfg->link_ttl_s, ttl, sizeof ttl);
+    snprintf(body, sizeof body, k->body_fmt, u.first_name[0] ? " " : "", u.first_name,
+             cfg->company_name, url, ttl);
+    rc = act__deliver(c, &u, method, k->subject, body, &maybe);
+    memset(token, 0, sizeof token);
+    memset(url, 0, sizeof url);
+    memset(body, 0, sizeof body);
+    if (rc) {
+        struct err de = {0};
+        if (!maybe && link_discard(c->db, row, &de))
+            log_warn("could not discard undelivered link %lld: %s", row, de.detail);
+        return rc;
+    }
+    json_object_set_new(c->data, "method", json_string(method));
+    json_object_set_new(c->data, "link_type", json_string(k->link_type));
+    json_object_set_new(c->data, "expires_in_seconds",
+                        json_integer(k->ttl_s ? k->ttl_s : cfg->link_ttl_s));
+    char tail[80] = "";
+    if (k->with_token)
+        snprintf(tail, sizeof tail, " It works once and expires in %s.", ttl);
+    if (!strcmp(method, "email"))
+        snprintf(c->message, sizeof c->message, "I've emailed %s to the address we have on file.%s",
+                 k->spoken, tail);
+    else
+        snprintf(c->message, sizeof c->message, "I've texted %s to your mobile ending %s.%s",
+                 k->spoken, act__last3(u.phone), tail);
+    return 0;
+}
