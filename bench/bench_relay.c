@@ -84,6 +84,7 @@
 #define PLATEAU_MS 5               /* a level must hold this long to count */
 #define TICK_US 2000
 #define MARKS_MAX 256
+#define MSG_STOP (-2)              /* struct msg seq of the Twilio stop message */
 
 /* ---------------------------------------------------------------- utils */
 
@@ -326,9 +327,10 @@ struct tcall {
     struct rxbuf rx;
     struct queue q;
     double t_due;                  /* when to place the call */
-    double t_start, t_first_audio, next_frame;
+    double t_start, t_first_audio, t_first_media, next_frame;
     long seq_no;                   /* Twilio sequenceNumber */
-    long frames;                   /* caller frames sent */
+    long frames;                   /* caller frames sent (levels) */
+    long chunks;                   /* all media messages sent */
     long frames_cap;
     double *sent_t;
     uint8_t *echoed;
@@ -359,7 +361,7 @@ struct run {
     bool in_window, window_done;
     lws_sorted_usec_list_t tick;
     /* measurements */
-    struct samples lat, rtt, leg_in, leg_out, ttfa;
+    struct samples lat, rtt, leg_in, leg_out, ttfa, tfm;
     long st_bad_msgs;
     /* server */
     pid_t pid;
@@ -947,15 +949,17 @@ static void tc_place(struct tcall *c)
         tc_fail(c, "webhook connect failed at once");
 }
 
-static void tc_queue_frame(struct tcall *c, double t)
+/* A caller frame: the level of its number, or (silence) u-law silence, which Twilio keeps
+ * streaming while the caller says nothing; silence is not counted or matched. */
+static void tc_queue_frame(struct tcall *c, double t, bool silence)
 {
-    if (c->frames >= c->frames_cap)
+    if (!silence && c->frames >= c->frames_cap)
         return;
     uint8_t u[FRAME_BYTES];
     char b64[AUD_FRAME_B64 + 4];
-    memset(u, lev_code(c->frames), sizeof u);
+    memset(u, silence ? AUD_ULAW_SILENCE : lev_code(c->frames), sizeof u);
     util_b64_encode(u, sizeof u, b64);
-    long chunk = c->frames + 1;
+    long chunk = ++c->chunks;
     struct msg *m = msg_printf(
         512,
         "{\"event\":\"media\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\",\"media\":{\"track\":"
@@ -963,7 +967,8 @@ static void tc_queue_frame(struct tcall *c, double t)
         ++c->seq_no, c->stream_sid, chunk, (long)(t - c->t_start), b64);
     if (!m)
         return;
-    m->seq = c->frames++;
+    if (!silence)
+        m->seq = c->frames++;
     tc_send(c, m);
 }
 
@@ -1019,6 +1024,10 @@ static void tc_on_level(struct tcall *c, int code, double t)
     }
     /* greeting alphabet */
     if (code == GREET_MARK) {
+        if (c->t_first_audio == 0) {   /* the agent's first words: the greeting */
+            c->t_first_audio = t;
+            samp_add(&r->ttfa, t - c->t_start);
+        }
         c->greet_on = true;
         c->greet_n = 0;
     } else if (c->greet_on && code >= GREET_DIG && code < GREET_DIG + 64 && !(code & 1)) {
@@ -1043,9 +1052,9 @@ static void tc_on_media(struct tcall *c, json_t *m, double t)
         return;
     }
     c->media_rx++;
-    if (c->t_first_audio == 0) {
-        c->t_first_audio = t;
-        samp_add(&R->ttfa, t - c->t_start);
+    if (c->t_first_media == 0) {
+        c->t_first_media = t;
+        samp_add(&R->tfm, t - c->t_start);
     }
     if (c->play_end < t)
         c->play_end = t;
@@ -1092,7 +1101,7 @@ static void tc_service(struct tcall *c, double t)
     struct run *r = R;
     if (c->st != TC_STREAMING || !c->ws)
         return;
-    while (c->mk_n && c->mk[c->mk_h].due <= t) {
+    while (c->mk_n && c->mk[c->mk_h].due <= t && !c->stop_queued) {
         tc_send(c, msg_printf(256,
                               "{\"event\":\"mark\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
                               "\"mark\":{\"name\":\"%s\"}}",
@@ -1101,16 +1110,19 @@ static void tc_service(struct tcall *c, double t)
         c->mk_h = (c->mk_h + 1) % MARKS_MAX;
         c->mk_n--;
     }
-    while (t < r->t_stop && c->next_frame <= t) {
-        tc_queue_frame(c, t);
+    while (c->next_frame <= t && !c->stop_queued) {
+        tc_queue_frame(c, t, t >= r->t_stop);
         c->next_frame += FRAME_MS;
     }
     if (t >= r->t_close && !c->stop_queued) {
         c->stop_queued = true;
-        tc_send(c, msg_printf(256,
-                              "{\"event\":\"stop\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
-                              "\"stop\":{\"accountSid\":\"%s\",\"callSid\":\"%s\"}}",
-                              ++c->seq_no, c->stream_sid, ACCOUNT_SID, c->sid));
+        struct msg *m = msg_printf(256,
+                                   "{\"event\":\"stop\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
+                                   "\"stop\":{\"accountSid\":\"%s\",\"callSid\":\"%s\"}}",
+                                   ++c->seq_no, c->stream_sid, ACCOUNT_SID, c->sid);
+        if (m)
+            m->seq = MSG_STOP;
+        tc_send(c, m);
     }
 }
 
@@ -1231,11 +1243,11 @@ static int cb_twilio(struct lws *wsi, enum lws_callback_reasons reason, void *us
             break;
         double t = now_ms();
         int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (m->seq >= 0) {
+        if (m->seq >= 0 && m->seq < c->frames_cap) {
             c->sent_t[m->seq] = t;
             c->k_seq[m->seq % NLEV] = m->seq;
         }
-        bool was_stop = c->stop_queued && !c->q.h && strstr((char *)m->buf + LWS_PRE, "\"stop\"");
+        bool was_stop = m->seq == MSG_STOP;
         free(m);
         if (n < 0)
             return -1;
@@ -1624,6 +1636,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     qsort(r->leg_in.v, r->leg_in.n, sizeof(float), cmp_float);
     qsort(r->leg_out.v, r->leg_out.n, sizeof(float), cmp_float);
     qsort(r->ttfa.v, r->ttfa.n, sizeof(float), cmp_float);
+    qsort(r->tfm.v, r->tfm.n, sizeof(float), cmp_float);
     double win_s = r->audio_s;
     double cu = (r->cpu_u1 - r->cpu_u0) / (n * win_s), cs = (r->cpu_s1 - r->cpu_s0) / (n * win_s);
     double bench_cpu = ((double)(r->bench_ru1.ru_utime.tv_sec - r->bench_ru0.ru_utime.tv_sec) * 1e3 +
@@ -1663,6 +1676,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     metric(pfx, "round_trip_p99", samp_q(&r->rtt, 0.99), "ms");
     metric(pfx, "time_to_first_audio_p50", samp_q(&r->ttfa, 0.50), "ms");
     metric(pfx, "time_to_first_audio_p99", samp_q(&r->ttfa, 0.99), "ms");
+    metric(pfx, "time_to_first_media_p50", samp_q(&r->tfm, 0.50), "ms");
     metric(pfx, "server_cpu_user_per_call", cu, "ms/s");
     metric(pfx, "server_cpu_system_per_call", cs, "ms/s");
     metric(pfx, "server_cpu_total_per_call", cu + cs, "ms/s");
@@ -1724,6 +1738,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     free(r->leg_in.v);
     free(r->leg_out.v);
     free(r->ttfa.v);
+    free(r->tfm.v);
     if (!o->keep) {
         unlink(dbp);
         char p[300];
