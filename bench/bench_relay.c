@@ -361,7 +361,8 @@ struct run {
     bool in_window, window_done;
     lws_sorted_usec_list_t tick;
     /* measurements */
-    struct samples lat, rtt, leg_in, leg_out, ttfa, tfm;
+    struct samples lat, rtt, leg_in, leg_out, ttfa, tfm, lag;
+    double tick_due;
     long st_bad_msgs;
     /* server */
     pid_t pid;
@@ -373,6 +374,7 @@ struct run {
 
 static struct run *R;
 static volatile sig_atomic_t g_stop;
+static double g_echo_ratio = 0.75;   /* echoed audio per received audio (--echo-ratio) */
 
 static void on_sig(int sig)
 {
@@ -567,6 +569,17 @@ static void oai_on_append(struct sconn *s, json_t *m, double t)
     s->appends++;
     char iid[40];
     snprintf(iid, sizeof iid, "item_echo_%d", s->id);
+    char *tb64 = NULL;
+    if (g_echo_ratio < 1.0) {     /* shorter echo: the agent never runs ahead of playback */
+        size_t keep = (size_t)((double)n * g_echo_ratio) / 3 * 3;
+        if (keep < 48)
+            keep = (size_t)n;
+        tb64 = malloc(keep * 4 / 3 + 8);
+        if (tb64) {
+            len = util_b64_encode(u, keep, tb64);
+            b64 = tb64;
+        }
+    }
     struct msg *e = msg_printf(len + 256,
                                "{\"type\":\"response.output_audio.delta\",\"event_id\":\"event_%d_%d\","
                                "\"response_id\":\"resp_echo_%d\",\"item_id\":\"%s\",\"output_index\":0,"
@@ -575,6 +588,7 @@ static void oai_on_append(struct sconn *s, json_t *m, double t)
     if (e)
         note_levels(s, u, (size_t)n, e, t);
     sconn_send(s, e);
+    free(tb64);
 }
 
 static void oai_on_message(struct sconn *s, const char *txt, size_t len, double t)
@@ -678,6 +692,8 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
         aud_pcm_from_le(le, ns, in);
         aud_ulaw_encode(in, ns, codes);
         size_t no = aud_rs_process(s->rs, in, ns, out, ocap);
+        if (g_echo_ratio < 1.0)   /* see oai_on_append */
+            no = (size_t)((double)no * g_echo_ratio);
         struct msg *m = gem_audio_msg(out, no);
         if (m)
             note_levels(s, codes, ns, m, t);
@@ -1294,6 +1310,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct run *r = lws_container_of(sul, struct run, tick);
     double t = now_ms();
+    if (r->in_window && r->tick_due > 0)
+        samp_add(&r->lag, t - r->tick_due);
+    r->tick_due = t + TICK_US / 1000.0;
     for (int i = 0; i < r->n; i++) {
         struct tcall *c = &r->calls[i];
         if (c->st == TC_IDLE && t >= c->t_due && t < r->t_stop)
@@ -1637,6 +1656,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     qsort(r->leg_out.v, r->leg_out.n, sizeof(float), cmp_float);
     qsort(r->ttfa.v, r->ttfa.n, sizeof(float), cmp_float);
     qsort(r->tfm.v, r->tfm.n, sizeof(float), cmp_float);
+    qsort(r->lag.v, r->lag.n, sizeof(float), cmp_float);
     double win_s = r->audio_s;
     double cu = (r->cpu_u1 - r->cpu_u0) / (n * win_s), cs = (r->cpu_s1 - r->cpu_s0) / (n * win_s);
     double bench_cpu = ((double)(r->bench_ru1.ru_utime.tv_sec - r->bench_ru0.ru_utime.tv_sec) * 1e3 +
@@ -1686,6 +1706,8 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     metric(pfx, "server_rss_peak", (double)r->rss_peak, "KB");
     metric(pfx, "server_rss_per_call", rss_call, "KB");
     metric(pfx, "bench_cpu", bench_cpu, "%core");
+    metric(pfx, "bench_timer_lag_p99", samp_q(&r->lag, 0.99), "ms");
+    metric(pfx, "bench_timer_lag_max", samp_q(&r->lag, 1.0), "ms");
     metric(pfx, "window", win_s, "s");
     fflush(stdout);
 
@@ -1739,6 +1761,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     free(r->leg_out.v);
     free(r->ttfa.v);
     free(r->tfm.v);
+    free(r->lag.v);
     if (!o->keep) {
         unlink(dbp);
         char p[300];
@@ -1759,7 +1782,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_relay [--provider openai|gemini|both] [--calls N[,N...]] [--seconds S]\n"
-            "                   [--ramp S] [--bin PATH] [--no-pin] [--keep]\n"
+            "                   [--ramp S] [--echo-ratio R] [--bin PATH] [--no-pin] [--keep]\n"
             "  defaults: openai, 100,500,1000 calls, 10 s of audio after a ramp of N/200 s (>= 1 s),\n"
             "  server binary $VWS_BIN or build/voice-ws\n");
 }
@@ -1812,6 +1835,12 @@ int main(int argc, char **argv)
             o.ramp_s = atof(argv[++i]);
         } else if (!strcmp(a, "--bin") && v) {
             o.bin = argv[++i];
+        } else if (!strcmp(a, "--echo-ratio") && v) {
+            g_echo_ratio = atof(argv[++i]);
+            if (g_echo_ratio < 0.3 || g_echo_ratio > 1.0) {
+                usage();
+                return 2;
+            }
         } else if (!strcmp(a, "--no-pin")) {
             o.pin = false;
         } else if (!strcmp(a, "--keep")) {
