@@ -361,8 +361,9 @@ struct run {
     bool in_window, window_done;
     lws_sorted_usec_list_t tick;
     /* measurements */
-    struct samples lat, rtt, leg_in, leg_out, ttfa, tfm, lag;
-    double tick_due;
+    struct samples lat, rtt, leg_in, leg_out, ttfa, tfm, lag, rss;
+    double tick_due, next_rss, next_wait;
+    bool all_done;
     long st_bad_msgs;
     /* server */
     pid_t pid;
@@ -1326,9 +1327,14 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         getrusage(RUSAGE_SELF, &r->bench_ru0);
     }
     if (r->in_window) {
-        long rss = proc_rss_kb(r->pid);
-        if (rss > r->rss_peak)
-            r->rss_peak = rss;
+        if (t >= r->next_rss) {   /* /proc/PID/status takes the server's mm lock: not too often */
+            long rss = proc_rss_kb(r->pid);
+            if (rss > r->rss_peak)
+                r->rss_peak = rss;
+            if (rss > 0)
+                samp_add(&r->rss, (double)rss);
+            r->next_rss = t + 250;
+        }
         if (t >= r->t_stop) {
             proc_cpu(r->pid, &r->cpu_u1, &r->cpu_s1);
             getrusage(RUSAGE_SELF, &r->bench_ru1);
@@ -1336,6 +1342,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             r->window_done = true;
         }
     }
+    bool all = true;
+    for (int i = 0; i < r->n && all; i++)
+        all = r->calls[i].st == TC_DONE || r->calls[i].st == TC_FAILED;
+    r->all_done = all;
     lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, TICK_US);
 }
 
@@ -1599,11 +1609,12 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, 1);
     while (now_ms() < r->t_end && !g_stop) {
         lws_service(r->ctx, 0);
-        bool all_done = true;
-        for (int i = 0; i < n && all_done; i++)
-            all_done = r->calls[i].st == TC_DONE || r->calls[i].st == TC_FAILED;
-        if (all_done && now_ms() > r->t_close && r->window_done)
+        double t = now_ms();
+        if (r->all_done && t > r->t_close && r->window_done)
             break;
+        if (t < r->next_wait)
+            continue;
+        r->next_wait = t + 100;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
             fprintf(stderr, "bench_relay: the server exited during the run (status %d); log:\n", st);
             tail_log(logp);
@@ -1657,6 +1668,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     qsort(r->ttfa.v, r->ttfa.n, sizeof(float), cmp_float);
     qsort(r->tfm.v, r->tfm.n, sizeof(float), cmp_float);
     qsort(r->lag.v, r->lag.n, sizeof(float), cmp_float);
+    qsort(r->rss.v, r->rss.n, sizeof(float), cmp_float);
     double win_s = r->audio_s;
     double cu = (r->cpu_u1 - r->cpu_u0) / (n * win_s), cs = (r->cpu_s1 - r->cpu_s0) / (n * win_s);
     double bench_cpu = ((double)(r->bench_ru1.ru_utime.tv_sec - r->bench_ru0.ru_utime.tv_sec) * 1e3 +
@@ -1664,7 +1676,10 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
                         (double)(r->bench_ru1.ru_stime.tv_sec - r->bench_ru0.ru_stime.tv_sec) * 1e3 +
                         (double)(r->bench_ru1.ru_stime.tv_usec - r->bench_ru0.ru_stime.tv_usec) / 1e3) /
                        (win_s * 10.0);
-    double rss_call = r->rss_peak > 0 && r->rss_base > 0 ? (double)(r->rss_peak - r->rss_base) / n : NAN;
+    /* median over the window: the peak also holds transient queues (stalls, backlogs) */
+    double rss_med = samp_q(&r->rss, 0.5);
+    double rss_call = r->rss_base > 0 && !isnan(rss_med) ? (rss_med - (double)r->rss_base) / n : NAN;
+    double rss_call_peak = r->rss_peak > 0 && r->rss_base > 0 ? (double)(r->rss_peak - r->rss_base) / n : NAN;
 
     char pfx[64];
     snprintf(pfx, sizeof pfx, "relay.%s.n%d", pname, n);
@@ -1704,7 +1719,9 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
            "%core");
     metric(pfx, "server_rss_idle", (double)r->rss_base, "KB");
     metric(pfx, "server_rss_peak", (double)r->rss_peak, "KB");
+    metric(pfx, "server_rss_median", rss_med, "KB");
     metric(pfx, "server_rss_per_call", rss_call, "KB");
+    metric(pfx, "server_rss_per_call_peak", rss_call_peak, "KB");
     metric(pfx, "bench_cpu", bench_cpu, "%core");
     metric(pfx, "bench_timer_lag_p99", samp_q(&r->lag, 0.99), "ms");
     metric(pfx, "bench_timer_lag_max", samp_q(&r->lag, 1.0), "ms");
@@ -1762,6 +1779,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     free(r->ttfa.v);
     free(r->tfm.v);
     free(r->lag.v);
+    free(r->rss.v);
     if (!o->keep) {
         unlink(dbp);
         char p[300];
