@@ -51,6 +51,8 @@ struct net_msg *net_msg_new(enum net_msg_kind kind, size_t len)
 
 int net__submit(struct srv *s, struct pool_job *j)
 {
+    if (!s->pool)
+        return ERR_BUSY;          /* shutting down */
     int rc = pool_submit(s->pool, j);
     if (rc)
         log_warn("work queue full (%d pending): job refused", pool_pending(s->pool));
@@ -345,12 +347,16 @@ static void teardown(struct srv *s)
         lws_sul_cancel(&s->sul_drain);
         lws_sul_cancel(&s->sul_tick);
         net__calls_end_all(s, "shutdown");
+    }
+    /* Before the context goes: workers wake the loop through it, and done callbacks
+     * may still answer HTTP requests. Finishes queued db writes (the call rows). */
+    pool_free(s->pool);
+    s->pool = NULL;
+    sig_srv = NULL;
+    if (s->ctx) {
         lws_context_destroy(s->ctx);
         s->ctx = NULL;
     }
-    sig_srv = NULL;
-    pool_free(s->pool);   /* finishes queued db writes (call rows) and runs their done */
-    s->pool = NULL;
     if (s->env_open)
         app_env_close(&s->env);
     free(s->instructions);
