@@ -18,6 +18,7 @@
 #include "vt_sms.h"
 #include "vwstest.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static int start_peer(struct vt_sms_peer *p, const char *name, const char *sessi
              "\",\"sessionToken\":\"%s\",\"secrets\":{"
              "\"voice-ws/test\":{\"TWILIO_AUTH_TOKEN\":\"" SECRET_TWILIO
              "\",\"LINK_SECRET\":\"" SECRET_LINK "\",\"PORT\":\"9090\","
-             "\"COMPANY_NAME\":\"From AWS Ltd\"},"
+             "\"COMPANY_NAME\":\"From AWS Ltd\",\"VOICE_PROVIDER\":\"gemini\"},"
              "\"raw\":\"not json at all " SECRET_TWILIO "\","
              "\"array\":[\"" SECRET_TWILIO "\"],"
              "\"nested\":{\"TWILIO_AUTH_TOKEN\":{\"v\":\"" SECRET_TWILIO "\"}},"
@@ -593,6 +594,115 @@ static void test_aws_session_token(void **state)
     free(peerlog);
 }
 
+/* ---- the real binary: ./.env, environment, AWS ---- */
+
+static void test_standin_selftest(void **state)
+{
+    (void)state;
+    char script[PATH_MAX];
+    struct vt_run r;
+    snprintf(script, sizeof script, "%s/tests/peers/aws_secrets_standin.js", vt_src());
+    /* the stand-in's SigV4 reproduces AWS's published get-vanilla signature */
+    const char *argv[] = {"/usr/bin/env", "node", script, "--selftest", NULL};
+    assert_int_equal(vt_run(&r, NULL, NULL, argv, 30), 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "SELFTEST OK"));
+    vt_run_free(&r);
+}
+
+static json_t *run_health(const char *dir, const char *const *env, struct vt_run *r)
+{
+    const char *argv[] = {vt_bin(), "health", NULL};
+    assert_int_equal(vt_run(r, dir, env, argv, 30), 0);
+    if (r->status != 0)
+        return NULL;
+    json_t *j = json_loads(r->out, 0, NULL);
+    if (!j)
+        fail_msg("health stdout is not JSON: %s", r->out);
+    return j;
+}
+
+static void test_binary(void **state)
+{
+    (void)state;
+    char *dir = vt_tmpdir(), path[PATH_MAX], dbp[PATH_MAX + 16], ep[96];
+    struct vt_run r;
+    json_t *j;
+
+    snprintf(path, sizeof path, "%s/.env", dir);
+    snprintf(dbp, sizeof dbp, "DB_PATH=%s/voice-ws.db", dir);
+
+    /* .env says hume: refused at start, naming the replacement */
+    write_file(path, "VOICE_PROVIDER=hume\n");
+    j = run_health(dir, NULL, &r);
+    assert_null(j);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "VOICE_PROVIDER"));
+    assert_non_null(strstr(r.err, "gemini"));
+    vt_run_free(&r);
+
+    /* ... the environment wins over .env */
+    const char *env1[] = {"VOICE_PROVIDER=openai", dbp, NULL};
+    j = run_health(dir, env1, &r);
+    if (!j)
+        fail_msg("health failed: %s", r.err);
+    assert_string_equal(json_string_value(json_object_get(j, "provider")), "openai");
+    json_decref(j);
+    vt_run_free(&r);
+
+    /* JSON logs from .env: every stderr line parses */
+    char dotenv[PATH_MAX + 64];
+    snprintf(dotenv, sizeof dotenv, "LOG_FORMAT=json\nLOG_LEVEL=debug\n%s\n", dbp);
+    write_file(path, dotenv);
+    j = run_health(dir, NULL, &r);
+    if (!j)
+        fail_msg("health failed: %s", r.err);
+    json_decref(j);
+    int lines = 0;
+    for (char *line = r.err, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl);
+        json_t *l = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        if (!l)
+            fail_msg("stderr line is not JSON: %.*s", (int)(nl - line), line);
+        assert_non_null(json_object_get(l, "msg"));
+        json_decref(l);
+        lines++;
+    }
+    assert_true(lines >= 1);
+    vt_run_free(&r);
+
+    /* AWS secret over the environment and .env, through the binary */
+    snprintf(ep, sizeof ep, "AWS_ENDPOINT_URL=%s", endpoint);
+    write_file(path, "VOICE_PROVIDER=openai\n");
+    const char *env2[] = {"AWS_SECRET_ID=voice-ws/test", AWS_KV(ep), "VOICE_PROVIDER=auto",
+                          "APP_ENV=production", dbp, NULL};
+    j = run_health(dir, env2, &r);
+    if (!j)
+        fail_msg("health with AWS failed: %s", r.err);
+    assert_string_equal(json_string_value(json_object_get(j, "provider")), "gemini");
+    assert_no_secrets(r.out);
+    assert_no_secrets(r.err);
+    assert_non_null(strstr(r.err, "values from AWS secret voice-ws/test"));
+    json_decref(j);
+    vt_run_free(&r);
+
+    /* a wrong key stops the start with a clear line, and no secret */
+    const char *env3[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=" REGION,
+                          "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=not-the-key", ep, dbp,
+                          NULL};
+    j = run_health(dir, env3, &r);
+    assert_null(j);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "InvalidSignatureException"));
+    assert_null(strstr(r.err, "not-the-key"));
+    assert_no_secrets(r.err);
+    vt_run_free(&r);
+
+    vt_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_production),      cmocka_unit_test(test_hume_retired),
         cmocka_unit_test(test_dotenv),          cmocka_unit_test(test_aws_overrides_env),
         cmocka_unit_test(test_aws_refusals),    cmocka_unit_test(test_aws_session_token),
+        cmocka_unit_test(test_standin_selftest), cmocka_unit_test(test_binary),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -22,6 +22,7 @@
 //   - otherwise 200 {ARN, Name, VersionId, SecretString, VersionStages, CreatedDate}
 //
 // Usage: node aws_secrets_standin.js PORT CONFIG.json
+//        node aws_secrets_standin.js --selftest   (AWS's get-vanilla vector)
 //   CONFIG: {"accessKeyId": "...", "secretAccessKey": "...", "region": "eu-west-2",
 //            "sessionToken": "" , "secrets": {"name": {"K": "V"} | "raw SecretString"}}
 // Logs one line per request on stdout: REQ {"n":..,"status":..,"type":..}
@@ -31,8 +32,6 @@ const http = require('http');
 const crypto = require('crypto');
 const fs = require('fs');
 
-const port = parseInt(process.argv[2] || '0', 10);
-const conf = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
 const service = 'secretsmanager';
 let n = 0;
 
@@ -54,6 +53,46 @@ function canonicalQuery(q) {
   }).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : 1))
     .map(([k, v]) => `${k}=${v}`).join('&');
 }
+
+// SigV4: canonical request -> string to sign -> signature with the derived key.
+// hv: lower-case header name -> value as received (trimmed, spaces collapsed).
+function sigv4({method, path, query, hv, signedHeaders, body, amzDate, scopeDate, region, svc, secretKey}) {
+  const signed = signedHeaders.split(';');
+  const canonicalHeaders = signed.map((h) => `${h}:${hv[h]}\n`).join('');
+  const canonicalUri = path.split('/').map((seg) => uriEncode(decodeURIComponent(seg))).join('/');
+  const canonicalRequest = [method, canonicalUri, canonicalQuery(query), canonicalHeaders,
+    signedHeaders, sha256hex(body)].join('\n');
+  const scope = `${scopeDate}/${region}/${svc}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256hex(canonicalRequest)].join('\n');
+  let key = hmac('AWS4' + secretKey, scopeDate);
+  key = hmac(key, region);
+  key = hmac(key, svc);
+  key = hmac(key, 'aws4_request');
+  return {canonicalRequest, stringToSign,
+    signature: crypto.createHmac('sha256', key).update(stringToSign, 'utf8').digest('hex')};
+}
+
+// AWS SigV4 test suite, "get-vanilla": proves sigv4() above before any request is judged.
+function selftest() {
+  const r = sigv4({method: 'GET', path: '/', query: '', body: Buffer.alloc(0),
+    hv: {host: 'example.amazonaws.com', 'x-amz-date': '20150830T123600Z'},
+    signedHeaders: 'host;x-amz-date', amzDate: '20150830T123600Z', scopeDate: '20150830',
+    region: 'us-east-1', svc: 'service', secretKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY'});
+  return r.signature === '5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31';
+}
+
+if (process.argv[2] === '--selftest') {
+  const ok = selftest();
+  process.stdout.write(ok ? 'SELFTEST OK\n' : 'SELFTEST FAILED\n');
+  process.exit(ok ? 0 : 1);
+}
+if (!selftest()) {
+  process.stderr.write('aws_secrets_standin: SigV4 self-test failed\n');
+  process.exit(1);
+}
+
+const port = parseInt(process.argv[2] || '0', 10);
+const conf = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
 
 function awsError(status, type, message, messageKey = 'message') {
   return {status, body: {__type: type, [messageKey]: message}};
@@ -135,17 +174,9 @@ function check(req, rawHeaders, body) {
       return awsError(400, 'InvalidSignatureException', 'The request signature we calculated does not match the signature you provided.');
     }
   }
-  const canonicalHeaders = signed.map((h) => `${h}:${hv[h]}\n`).join('');
-  const canonicalUri = path.split('/').map((seg) => uriEncode(decodeURIComponent(seg))).join('/');
-  const canonicalRequest = [req.method, canonicalUri, canonicalQuery(query), canonicalHeaders,
-    a.SignedHeaders, sha256hex(body)].join('\n');
-  const scope = `${scopeDate}/${scopeRegion}/${scopeService}/aws4_request`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256hex(canonicalRequest)].join('\n');
-  let key = hmac('AWS4' + conf.secretAccessKey, scopeDate);
-  key = hmac(key, scopeRegion);
-  key = hmac(key, scopeService);
-  key = hmac(key, 'aws4_request');
-  const want = crypto.createHmac('sha256', key).update(stringToSign, 'utf8').digest('hex');
+  const {canonicalRequest, stringToSign, signature: want} = sigv4({method: req.method, path,
+    query, hv, signedHeaders: a.SignedHeaders, body, amzDate, scopeDate, region: scopeRegion,
+    svc: scopeService, secretKey: conf.secretAccessKey});
   const got = a.Signature;
   if (got.length !== want.length || !crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want))) {
     return awsError(400, 'InvalidSignatureException',
