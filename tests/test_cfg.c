@@ -485,6 +485,16 @@ static void test_aws_overrides_env(void **state)
         fail_msg("AWS load with AWS_DEFAULT_REGION failed: %s", detail);
     assert_int_equal(c.port, 9090);
     cfg_free(&c);
+
+    /* an ARN carries its region (the stand-in maps the ARN back to the name) */
+    const char *kv3[] = {"AWS_SECRET_ID=arn:aws:secretsmanager:" REGION
+                         ":123456789012:secret:voice-ws/test-AbCdEf",
+                         "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, ep, NULL};
+    rc = aws_try(kv3, &c, detail, sizeof detail);
+    if (rc)
+        fail_msg("AWS load by ARN failed: %s", detail);
+    assert_string_equal(c.twilio_auth_token, SECRET_TWILIO);
+    cfg_free(&c);
 }
 
 static void test_aws_refusals(void **state)
