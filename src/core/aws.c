@@ -22,7 +22,7 @@
 #include <string.h>
 
 #define AWS_CONNECT_TIMEOUT_S 5L
-#define AWS_TOTAL_TIMEOUT_S 15L
+#define AWS_TOTAL_TIMEOUT_S 10L   /* the answer normally takes well under a second */
 #define AWS_RESPONSE_MAX (1024 * 1024)   /* a secret is at most 64 KiB; its envelope is small */
 
 struct body {
@@ -257,6 +257,10 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
             rc = err_set(e, ERR_CONFIG, NULL,
                          "AWS_SECRET_ID %s: Secrets Manager answer larger than %d bytes",
                          c->secret_id, AWS_RESPONSE_MAX);
+        else if (cc == CURLE_OPERATION_TIMEDOUT)
+            rc = err_set(e, ERR_CONFIG, NULL,
+                         "AWS_SECRET_ID %s: Secrets Manager at %s did not answer within %ld s",
+                         c->secret_id, url, AWS_TOTAL_TIMEOUT_S);
         else
             rc = err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID %s: cannot reach Secrets Manager at %s: %s",
                          c->secret_id, url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
