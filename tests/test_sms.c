@@ -433,6 +433,54 @@ static void test_sms_refuses_landline_and_bad_numbers_with_a_row(void **state)
     fx_close(&f);
 }
 
+/* If the message cannot be recorded, it is not sent: no row, no request, an error. */
+static void test_sms_unrecordable_message_is_not_sent(void **state)
+{
+    (void)state;
+    struct fx f;
+    const char *kv[] = {"APP_ENV=production", "ENABLE_REAL_SMS=true", NULL};
+    fx_open(&f, "0201", kv);
+    struct err e = {0};
+    assert_int_equal(db_run(f.db, "DROP TABLE sms_messages", NULL, 0, &e), 0);
+    struct sms_result r;
+    err_clear(&e);
+    assert_true(sms_send(f.sms, f.db, CUSTOMER, "Hi.", &r, &e) < 0);
+    assert_false(r.sent);
+    assert_true(strlen(r.say) > 10);
+    assert_int_equal(peer_requests(&f), 0);
+    fx_close(&f);
+}
+
+/* NULL or absurd input: a refused row, never a crash. */
+static void test_sms_bad_input_is_refused_not_crashed(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_open(&f, "0201", NULL);
+    struct sms_result r;
+    assert_int_equal(send_one(&f, NULL, "Hi.", &r), 0);
+    assert_string_equal(r.error_code, "invalid_number");
+    assert_int_equal(send_one(&f, CUSTOMER, NULL, &r), 0);
+    assert_string_equal(r.error_code, "empty_body");
+    char *huge = rep("9", 5000);
+    huge[0] = '+';
+    assert_int_equal(send_one(&f, huge, "Hi.", &r), 0);
+    free(huge);
+    assert_string_equal(r.status, "refused");
+    assert_string_equal(r.error_code, "invalid_number");
+    assert_int_equal(send_one(&f, CUSTOMER, "bad utf-8 \xff\xfe here", &r), 0);
+    assert_false(r.sent);
+    assert_string_equal(r.error_code, "bad_encoding");
+    struct db_rows rw = {0};
+    row(&f, r.row_id, &rw);
+    assert_string_equal(db_cell(&rw, 0, "body"), "bad utf-8 ?? here");
+    db_rows_free(&rw);
+    struct err e = {0};
+    assert_true(sms_send(f.sms, NULL, CUSTOMER, "Hi.", &r, &e) < 0);
+    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 4);
+    fx_close(&f);
+}
+
 /* ---- rate limits ---- */
 
 static void test_sms_rate_limit_per_recipient(void **state)
@@ -1008,6 +1056,8 @@ int main(void)
         cmocka_unit_test(test_sms_dev_without_test_numbers_stays_mock),
         cmocka_unit_test(test_sms_production_sends_to_real_recipient),
         cmocka_unit_test(test_sms_refuses_landline_and_bad_numbers_with_a_row),
+        cmocka_unit_test(test_sms_unrecordable_message_is_not_sent),
+        cmocka_unit_test(test_sms_bad_input_is_refused_not_crashed),
         cmocka_unit_test(test_sms_rate_limit_per_recipient),
         cmocka_unit_test(test_sms_redirected_counts_against_intended_recipient),
         cmocka_unit_test(test_sms_global_rate_limit),
