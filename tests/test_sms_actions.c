@@ -66,7 +66,7 @@ static void afx_open(struct afx *f, const char *scenario, int twilio_port)
                         "REQUIRE_VERIFICATION=false",
                         NULL};
     vt_db_fresh(backend, &f->cfg, &f->h, kv);
-    db_close(vt_db_open(&f->cfg, true));   /* schema + demo data */
+    db_close(vt_db_open(&f->cfg, true)); /* schema + demo data */
     struct err e = {0};
     assert_int_equal(app_env_open(&f->env, &f->cfg, &e), 0);
     act_session_init(&f->sess, SARAH, "CA11111111111111111111111111111111", "cli", 0);
@@ -268,8 +268,8 @@ int main(void)
         char name[40];
         backend = names[i];
         snprintf(name, sizeof name, "sms_actions_%s", backend);
-        failed += _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0],
-                                          group_setup, group_teardown);
+        failed += _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], group_setup,
+                                          group_teardown);
     }
     vt_rmdir(dir);
     free(dir);
