@@ -479,9 +479,15 @@ static void test_sms_bad_input_is_refused_not_crashed(void **state)
     row(&f, r.row_id, &rw);
     assert_string_equal(db_cell(&rw, 0, "body"), "bad utf-8 ?? here");
     db_rows_free(&rw);
+    /* Overlong and surrogate encodings are not UTF-8 either. */
+    assert_int_equal(send_one(&f, CUSTOMER, "x\xc0\xafy\xed\xa0\x80z", &r), 0);
+    assert_string_equal(r.error_code, "bad_encoding");
+    row(&f, r.row_id, &rw);
+    assert_string_equal(db_cell(&rw, 0, "body"), "x??y???z");
+    db_rows_free(&rw);
     struct err e = {0};
     assert_true(sms_send(f.sms, NULL, CUSTOMER, "Hi.", &r, &e) < 0);
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 4);
+    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 5);
     fx_close(&f);
 }
 

@@ -225,19 +225,28 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static size_t utf8_seq_ok(const unsigned char *p)
+{
+    const unsigned char *q = p;
+    unsigned long c = utf8_next(&q);
+    size_t k = (size_t)(q - p);
+    if (c == 0xFFFD && !(k == 3 && p[0] == 0xEF))
+        return 0; /* utf8_next's marker for a bad byte, not a real U+FFFD */
+    if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF || (k == 2 && c < 0x80) ||
+        (k == 3 && c < 0x800) || (k == 4 && c < 0x10000))
+        return 0;
+    return k;
+}
+
 /* True when s is well-formed UTF-8 (what Twilio and a utf8mb4 column accept). */
 static bool utf8_valid(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        const unsigned char *q = p;
-        unsigned long c = utf8_next(&q);
-        if (c == 0xFFFD && (p[0] != 0xEF || p[1] != 0xBF || p[2] != 0xBD))
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = utf8_seq_ok(p);
+        if (!k)
             return false;
-        if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF || (q - p == 2 && c < 0x80) ||
-            (q - p == 3 && c < 0x800) || (q - p == 4 && c < 0x10000))
-            return false;
-        p = q;
+        p += k;
     }
     return true;
 }
@@ -308,18 +317,16 @@ static char *redact_body(const char *body)
             o += j - i;
             i = j;
         } else if ((unsigned char)body[i] >= 0x80) {
-            /* Copy a well-formed sequence whole; a stray byte becomes '?'. */
-            const unsigned char *p = (const unsigned char *)body + i, *q = p;
-            unsigned long c = utf8_next(&q);
-            size_t k = (size_t)(q - p);
-            bool ok = !(c == 0xFFFD && (p[0] != 0xEF || k != 3)) && !(c >= 0xD800 && c <= 0xDFFF);
-            if (ok) {
-                memcpy(out + o, p, k);
+            /* Copy a well-formed sequence whole; a bad byte becomes '?'. */
+            size_t k = utf8_seq_ok((const unsigned char *)body + i);
+            if (k) {
+                memcpy(out + o, body + i, k);
                 o += k;
+                i += k;
             } else {
                 out[o++] = '?';
+                i++;
             }
-            i += k;
         } else {
             out[o++] = body[i++];
         }
