@@ -64,16 +64,11 @@ struct mdb {
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static bool lib_ok;
 
-static void lib_end(void)
-{
-    mysql_library_end();
-}
-
 static void lib_init(void)
 {
+    /* No mysql_library_end at exit: worker threads may still hold connections then, and
+     * LeakSanitizer stays quiet without it (the library's globals remain reachable). */
     lib_ok = mysql_library_init(0, NULL, NULL) == 0;
-    if (lib_ok)
-        atexit(lib_end); /* keeps LeakSanitizer quiet about the library's globals */
 }
 
 /* ---- errors ---- */
