@@ -84,6 +84,7 @@ static bool is_conn_errno(unsigned no)
     case CR_UNKNOWN_HOST:
     case CR_ERR_NET_READ:
     case CR_ERR_NET_WRITE:
+    case CR_SSL_CONNECTION_ERROR: /* after connect: the TLS stream broke (peer gone) */
     case ER_CONNECTION_KILLED:
     case ER_SERVER_SHUTDOWN:
         return true;
