@@ -54,7 +54,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 static void print_json(json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     if (s) {
         fputs(s, stdout);
         fputc('\n', stdout);
