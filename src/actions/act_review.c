@@ -10,10 +10,16 @@
 #include "core/util.h"
 #include "db/db.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define REVIEW_EVERY_S (30 * 86400)
+
+/* Serialises check-then-send so two calls of one user cannot both pass the
+ * 30-day check in this process (a rare action: holding it across the send is
+ * fine). Another instance behind a load balancer could still race. */
+static pthread_mutex_t review_mu = PTHREAD_MUTEX_INITIALIZER;
 
 const char act__review_desc[] =
     "Send the caller a link to leave us a review, by text (default) or email, to the contact "
@@ -65,12 +71,15 @@ int act__review_run(struct act_call *c)
     bool recent = false;
     int rc;
 
-    if ((rc = sent_recently(c, c->user_id, &recent)))
-        return rc;
-    if (recent)
-        return act__fail(c, ERR_TOO_SOON,
-                         "We sent you a review link recently, so I won't send another just now. "
-                         "Thank you for offering, though.",
-                         "review link sent to this user within 30 days");
-    return act__send_link(c, &k);
+    pthread_mutex_lock(&review_mu);
+    rc = sent_recently(c, c->user_id, &recent);
+    if (!rc && recent)
+        rc = act__fail(c, ERR_TOO_SOON,
+                       "We sent you a review link recently, so I won't send another just now. "
+                       "Thank you for offering, though.",
+                       "review link sent to this user within 30 days");
+    if (!rc)
+        rc = act__send_link(c, &k);
+    pthread_mutex_unlock(&review_mu);
+    return rc;
 }
