@@ -25,6 +25,7 @@
 #include "db/db.h"
 #include "sms/sms.h"
 #include "sms/texts.h"
+#include "vt_db.h"
 #include "vt_sms.h"
 #include "vwstest.h"
 
@@ -36,11 +37,13 @@
 static struct vt_sms_peer faults;   /* shared by the group */
 static char *group_dir;
 static int sid_seq;
+static const char *backend = "sqlite"; /* the group being run */
 
 /* ---- fixture: cfg + fresh SQLite database + sms ---- */
 
 struct fx {
     char *dir;
+    struct vt_db vdb;
     struct cfg cfg;
     struct db *db;
     struct sms *sms;
@@ -59,8 +62,6 @@ static void fx_open(struct fx *f, const char *scenario, const char *const *extra
     snprintf(f->sid, sizeof f->sid, "AC%028x%s", ++sid_seq, scenario ? scenario : "0201");
     for (const char *const *p = extra; p && *p; p++)
         f->kv[n++] = *p;
-    snprintf(f->kvbuf[b], sizeof f->kvbuf[b], "DB_PATH=%s/sms.db", f->dir);
-    f->kv[n++] = f->kvbuf[b++];
     snprintf(f->kvbuf[b], sizeof f->kvbuf[b], "TWILIO_ACCOUNT_SID=%s", f->sid);
     f->kv[n++] = f->kvbuf[b++];
     snprintf(f->kvbuf[b], sizeof f->kvbuf[b], "TWILIO_API_BASE=http://127.0.0.1:%d", faults.port);
@@ -70,10 +71,9 @@ static void fx_open(struct fx *f, const char *scenario, const char *const *extra
     f->kv[n++] = "LINK_SECRET=abcdefghijklmnopqrstuvwxyz0123456789";
     f->kv[n++] = "COMPANY_NAME=Resolve My Claim";
     f->kv[n] = NULL;
-    vt_cfg(&f->cfg, f->kv);
+    vt_db_fresh(backend, &f->cfg, &f->vdb, f->kv);
+    f->db = vt_db_open(&f->cfg, false);
     struct err e = {0};
-    assert_int_equal(db_open(db_backend_for(&f->cfg), &f->db, &f->cfg, &e), 0);
-    assert_int_equal(db_migrate(f->db, &e), 0);
     f->logp = vt_sms_log_capture(f->dir);
     assert_int_equal(sms_new(&f->sms, &f->cfg, &e), 0);
 }
@@ -83,7 +83,7 @@ static void fx_close(struct fx *f)
     vt_sms_log_release();
     sms_free(f->sms);
     db_close(f->db);
-    cfg_free(&f->cfg);
+    vt_db_cleanup(&f->vdb, &f->cfg);
     vt_rmdir(f->dir);
     free(f->dir);
     util_set_fake_now(0);
@@ -535,7 +535,7 @@ static void test_sms_rate_limit_across_two_processes(void **state)
             if (read(go[0], &c, 1) < 0)
                 _exit(11);
             int bad = 0;
-            for (int i = 0; i < 5; i++) {
+            for (int i = 0; i < 8; i++) {
                 struct sms_result r;
                 struct err se = {0};
                 if (sms_send(s, db, CUSTOMER, "Race.", &r, &se))
@@ -554,10 +554,10 @@ static void test_sms_rate_limit_across_two_processes(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 10);
+    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 16);
     assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'mock'"), 3);
     assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'refused' "
-                                     "AND error_code = 'rate_limited'"), 7);
+                                     "AND error_code = 'rate_limited'"), 13);
     fx_close(&f);
 }
 
@@ -989,16 +989,24 @@ static void test_sms_texts_are_short_and_personal(void **state)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_sms_segments_gsm7),
         cmocka_unit_test(test_sms_segments_extension_chars),
         cmocka_unit_test(test_sms_segments_ucs2),
+        cmocka_unit_test(test_sms_production_refuses_plain_http_twilio),
+        cmocka_unit_test(test_sms_texts_are_short_and_personal),
+        cmocka_unit_test(test_mail_not_configured),
+        cmocka_unit_test(test_mail_sends_rfc5322_message),
+        cmocka_unit_test(test_mail_refuses_header_injection),
+        cmocka_unit_test(test_mail_auth_and_production_requires_tls),
+        cmocka_unit_test(test_mail_server_down_is_email_failed),
+    };
+    const struct CMUnitTest per_backend[] = {
         cmocka_unit_test(test_sms_mock_records_row_and_logs_masked),
         cmocka_unit_test(test_sms_stored_body_redacts_link_token),
         cmocka_unit_test(test_sms_dev_redirects_to_first_test_number),
         cmocka_unit_test(test_sms_dev_without_test_numbers_stays_mock),
         cmocka_unit_test(test_sms_production_sends_to_real_recipient),
-        cmocka_unit_test(test_sms_production_refuses_plain_http_twilio),
         cmocka_unit_test(test_sms_refuses_landline_and_bad_numbers_with_a_row),
         cmocka_unit_test(test_sms_rate_limit_per_recipient),
         cmocka_unit_test(test_sms_redirected_counts_against_intended_recipient),
@@ -1018,12 +1026,17 @@ int main(void)
         cmocka_unit_test(test_sms_twilio_21610_opted_out_is_remembered),
         cmocka_unit_test(test_sms_twilio_21408_config_alerts_operator),
         cmocka_unit_test(test_sms_twilio_20003_auth_failure_alerts_without_token),
-        cmocka_unit_test(test_mail_not_configured),
-        cmocka_unit_test(test_mail_sends_rfc5322_message),
-        cmocka_unit_test(test_mail_refuses_header_injection),
-        cmocka_unit_test(test_mail_auth_and_production_requires_tls),
-        cmocka_unit_test(test_mail_server_down_is_email_failed),
-        cmocka_unit_test(test_sms_texts_are_short_and_personal),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests_name("sms_pure", pure, NULL, NULL);
+    const char *names[4];
+    int nb = vt_db_backends(names, 4);
+    for (int i = 0; i < nb; i++) {
+        char name[32];
+        backend = names[i];
+        snprintf(name, sizeof name, "sms_%s", backend);
+        failed += _cmocka_run_group_tests(name, per_backend,
+                                          sizeof per_backend / sizeof per_backend[0],
+                                          group_setup, group_teardown);
+    }
+    return failed;
 }

@@ -8,9 +8,8 @@
  * Twilio, sms_twilio.c) and the single sms_messages row of every message.
  * Segment counting (GSM-7 / UCS-2) lives here too.
  *
- * Row life: one INSERT inside a short transaction reserves the message and
- * counts the window (the INSERT takes the write lock first, so concurrent
- * senders are serialised by the database); the row starts as 'unknown' for a
+ * Row life: one INSERT inside a short serialised transaction reserves the
+ * message and counts the window (see reserve()); the row starts as 'unknown' for a
  * real send (if we die mid-send the truth is "may have gone") and one UPDATE
  * records the outcome. Must not touch sockets or sessions. Worker thread;
  * struct sms is read-only after sms_new.
@@ -420,9 +419,14 @@ static int over_limit(struct db *db, const struct cfg *c, const char *intended, 
 }
 
 /*
- * Write the row and apply the limits in one transaction. The INSERT is the
- * transaction's first statement, so it takes the database's write lock
- * before anything is counted: two processes cannot both see room for one.
+ * Write the row and apply the limits in one transaction, serialised across
+ * every process that shares the database: the transaction first takes a row
+ * lock that all senders contend for (an UPDATE of schema_migrations'
+ * version-1 row, which always exists and which nothing else writes at run
+ * time). SQLite's BEGIN IMMEDIATE already holds the write lock; on InnoDB an
+ * INSERT alone would not stop two REPEATABLE READ transactions from each
+ * counting the other's row as missing. The lock is held for one INSERT and
+ * two COUNTs, never across the HTTP send.
  */
 static int reserve(const struct sms *s, struct db *db, const char *intended, const char *body,
                    struct sms_result *r, struct err *e)
@@ -434,7 +438,10 @@ static int reserve(const struct sms *s, struct db *db, const char *intended, con
     int rc = db_begin(db, e);
     if (rc)
         return rc;
-    rc = insert_row(db, intended, body, r, now, e);
+    rc = db_run(db, "UPDATE schema_migrations SET version = version WHERE version = 1", NULL, 0,
+                e);
+    if (!rc)
+        rc = insert_row(db, intended, body, r, now, e);
     if (!rc)
         rc = over_limit(db, s->cfg, intended, r->row_id, &code, &say, e);
     if (!rc && code) {
