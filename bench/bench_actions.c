@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-struct job {                     /* one action measured */
+struct job { /* one action measured */
     const char *name;
     const char *args;
 };
@@ -38,14 +38,14 @@ static const struct job jobs[] = {
     {"schedule_callback", "{\"preferred_time\":\"2030-01-08T10:00\",\"reason\":\"bench\"}"},
     {"send_portal_link", "{\"method\":\"sms\"}"},
     {"send_document_link", "{\"method\":\"sms\",\"document_type\":\"id_proof\"}"},
-    {"send_review_link", "{\"method\":\"sms\"}"},   /* after the first: the 30-day refusal */
+    {"send_review_link", "{\"method\":\"sms\"}"}, /* after the first: the 30-day refusal */
 };
 
 struct worker {
     const struct act_env *env;
     const struct job *job;
-    int n;                       /* iterations for this thread */
-    double *lat;                 /* n latencies, ms */
+    int n;       /* iterations for this thread */
+    double *lat; /* n latencies, ms */
     int failures;
 };
 
@@ -117,7 +117,8 @@ static int bench_one(const struct act_env *env, const struct job *job, const cha
     snprintf(m, sizeof m, "%s.p50", job->name);
     line(m, backend, threads, all[total / 2], "ms");
     snprintf(m, sizeof m, "%s.p99", job->name);
-    line(m, backend, threads, all[(int)(total * 0.99) < total ? (int)(total * 0.99) : total - 1], "ms");
+    line(m, backend, threads, all[(int)(total * 0.99) < total ? (int)(total * 0.99) : total - 1],
+         "ms");
     snprintf(m, sizeof m, "%s.success_rate", job->name);
     line(m, backend, threads, 100.0 * (total - failures) / total, "%");
     free(all);
@@ -126,7 +127,8 @@ static int bench_one(const struct act_env *env, const struct job *job, const cha
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_actions [--backend sqlite|mysql] [--threads N] [--iterations N]\n");
+    fprintf(stderr,
+            "usage: bench_actions [--backend sqlite|mysql] [--threads N] [--iterations N]\n");
     return 2;
 }
 
@@ -151,7 +153,8 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (threads < 1 || threads > 64 || iters < threads || (strcmp(backend, "sqlite") && strcmp(backend, "mysql")))
+    if (threads < 1 || threads > 64 || iters < threads ||
+        (strcmp(backend, "sqlite") && strcmp(backend, "mysql")))
         return usage();
     if (!strcmp(backend, "mysql") && !getenv("DB_HOST")) {
         fprintf(stderr, "bench_actions: --backend mysql needs DB_HOST (and DB_PORT, DB_USER, "
@@ -166,13 +169,25 @@ int main(int argc, char **argv)
         snprintf(dbkv, sizeof dbkv, "BENCH_UNUSED=1");
     }
     snprintf(pool, sizeof pool, "DB_POOL_SIZE=%d", threads < 8 ? 8 : threads);
-    const char *const kv[] = {dbkv, pool, "DB_HOST=", "SMS_RATE_LIMIT=off", "SMS_GLOBAL_RATE_LIMIT=off",
-                              "LOG_LEVEL=error", "REVIEW_URL=https://reviews.example.com/bench",
-                              "APP_ENV=development", "ENABLE_REAL_SMS=false", NULL};
+    const char *const kv[] = {dbkv,
+                              pool,
+                              "DB_HOST=",
+                              "SMS_RATE_LIMIT=off",
+                              "SMS_GLOBAL_RATE_LIMIT=off",
+                              "LOG_LEVEL=error",
+                              "REVIEW_URL=https://reviews.example.com/bench",
+                              "APP_ENV=development",
+                              "ENABLE_REAL_SMS=false",
+                              NULL};
     const char *const *use = kv;
-    const char *const kv_mysql[] = {pool, "SMS_RATE_LIMIT=off", "SMS_GLOBAL_RATE_LIMIT=off",
-                                    "LOG_LEVEL=error", "REVIEW_URL=https://reviews.example.com/bench",
-                                    "APP_ENV=development", "ENABLE_REAL_SMS=false", NULL};
+    const char *const kv_mysql[] = {pool,
+                                    "SMS_RATE_LIMIT=off",
+                                    "SMS_GLOBAL_RATE_LIMIT=off",
+                                    "LOG_LEVEL=error",
+                                    "REVIEW_URL=https://reviews.example.com/bench",
+                                    "APP_ENV=development",
+                                    "ENABLE_REAL_SMS=false",
+                                    NULL};
     if (!strcmp(backend, "mysql"))
         use = kv_mysql;
     if (cfg_load_from(&c, env_lookup, (void *)use, &e)) {

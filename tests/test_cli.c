@@ -137,7 +137,8 @@ static void test_cli_actions_prints_eight_openai_tools(void **state)
     assert_int_equal(r.status, 0);
     json_t *j = stdout_json(&r);
     assert_int_equal(json_array_size(j), 8);
-    json_array_foreach(j, i, t) {
+    json_array_foreach(j, i, t)
+    {
         assert_string_equal(json_string_value(json_object_get(t, "type")), "function");
         assert_non_null(json_string_value(json_object_get(t, "name")));
         assert_non_null(json_string_value(json_object_get(t, "description")));
@@ -162,9 +163,9 @@ static void test_cli_action_own_claim_exit_0(void **state)
     assert_int_equal(r.status, 0);
     json_t *j = stdout_json(&r);
     assert_true(json_is_true(json_object_get(j, "success")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(json_object_get(j, "data"), "claim"), "status")),
-        "in_progress");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(j, "data"), "claim"), "status")),
+                        "in_progress");
     assert_true(json_is_number(json_object_get(j, "execution_time_ms")));
     json_decref(j);
     /* the markers are on stderr, and nothing unmasked */
@@ -196,7 +197,8 @@ static void test_cli_usage_errors_exit_2_without_audit(void **state)
 {
     struct fx *f = *state;
     static const char *const cases[][6] = {
-        {"action", "check_claim_details", "{\"claim_reference\":", "--caller", "+447700900001", NULL},
+        {"action", "check_claim_details", "{\"claim_reference\":", "--caller", "+447700900001",
+         NULL},
         {"action", "transfer_money", "{}", "--caller", "+447700900001", NULL},
         {"action", "check_claim_details", "{}", "--caller", "not-a-phone", NULL},
         {"action", "check_claim_details", "{}", "--frobnicate", NULL, NULL},
@@ -216,7 +218,7 @@ static void test_cli_usage_errors_exit_2_without_audit(void **state)
         if (r.status != 2)
             fail_msg("case %zu (%s %s): exit %d, stderr %s", i, cases[i][0],
                      cases[i][1] ? cases[i][1] : "", r.status, r.err);
-        assert_string_equal(r.out, "");   /* no envelope for usage errors */
+        assert_string_equal(r.out, ""); /* no envelope for usage errors */
         assert_true(strlen(r.err) > 0);
         vt_run_free(&r);
     }
@@ -258,7 +260,7 @@ static void test_cli_database_down_exit_3_quickly(void **state)
     struct vt_run r;
     char path[700], kv[800];
 
-    snprintf(path, sizeof path, "%s/afile", f->dir);   /* a file where a directory should be */
+    snprintf(path, sizeof path, "%s/afile", f->dir); /* a file where a directory should be */
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fclose(fp);
@@ -297,10 +299,11 @@ static void test_cli_health_fields(void **state)
     json_t *j = stdout_json(&r), *svc = json_object_get(j, "services");
     assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
     assert_string_equal(json_string_value(json_object_get(j, "provider")), "auto");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "database"), "backend")),
-                        "sqlite");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(svc, "database"), "backend")), "sqlite");
     assert_true(json_is_true(json_object_get(json_object_get(svc, "database"), "reachable")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "sms"), "mode")), "mock");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "sms"), "mode")),
+                        "mock");
     assert_true(json_is_false(json_object_get(json_object_get(svc, "sms"), "configured")));
     assert_true(json_is_true(json_object_get(json_object_get(svc, "openai"), "configured")));
     assert_true(json_is_false(json_object_get(json_object_get(svc, "gemini"), "configured")));
@@ -351,7 +354,8 @@ static void test_cli_send_link_then_verify_single_use(void **state)
     assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM sms_messages WHERE to_number = "
                                    "'+447700900001' AND mode = 'mock'"),
                      1);
-    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM portal_links WHERE LENGTH(token_hash) = 64"), 1);
+    assert_int_equal(
+        vt_db_int(db, "SELECT COUNT(*) FROM portal_links WHERE LENGTH(token_hash) = 64"), 1);
     assert_int_equal(link_create(db, 2, "documents", "sms", 3600, NULL, tok, &row, &e), 0);
     db_close(db);
     cfg_free(&c);
@@ -376,7 +380,8 @@ static void test_cli_config_error_names_the_variable(void **state)
     struct fx *f = *state;
     struct vt_run r;
 
-    cli(f, &r, (const char *const[]){"DB_POOL_SIZE=lots", NULL}, (const char *const[]){"health", NULL});
+    cli(f, &r, (const char *const[]){"DB_POOL_SIZE=lots", NULL},
+        (const char *const[]){"health", NULL});
     assert_int_equal(r.status, 2);
     assert_string_equal(r.out, "");
     assert_non_null(strstr(r.err, "DB_POOL_SIZE"));

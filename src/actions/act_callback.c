@@ -95,7 +95,9 @@ static int insert_callback(struct act_call *c, const char *phone, long long t, l
 
     when_format_utc(t, utc, sizeof utc);
     db_utc_text(util_now(), now, sizeof now);
-    const struct db_val a[] = {c->user_id > 0 ? DB_I(c->user_id) : DB_NIL, DB_S(phone), ACT__TXT(utc),
+    const struct db_val a[] = {c->user_id > 0 ? DB_I(c->user_id) : DB_NIL,
+                               DB_S(phone),
+                               ACT__TXT(utc),
                                DB_S(act__arg_str(c, "reason")),
                                DB_S(c->session->call_sid[0] ? c->session->call_sid : NULL),
                                ACT__TXT(now)};

@@ -18,7 +18,8 @@ const char act__portal_schema[] =
     "{\"type\":\"object\",\"properties\":{"
     "\"method\":{\"type\":\"string\",\"enum\":[\"sms\",\"email\"],"
     "\"description\":\"How to send it: sms (text) or email.\"},"
-    "\"link_type\":{\"type\":\"string\",\"enum\":[\"dashboard\",\"claims\",\"documents\",\"profile\"],"
+    "\"link_type\":{\"type\":\"string\",\"enum\":[\"dashboard\",\"claims\",\"documents\","
+    "\"profile\"],"
     "\"description\":\"Which page of the portal the link opens; dashboard if not said.\"}"
     "},\"required\":[\"method\"],\"additionalProperties\":false}";
 

@@ -25,11 +25,10 @@ const char act__review_desc[] =
     "Send the caller a link to leave us a review, by text (default) or email, to the contact "
     "details we hold. Only when they are happy to leave one; at most once a month.";
 
-const char act__review_schema[] =
-    "{\"type\":\"object\",\"properties\":{"
-    "\"method\":{\"type\":\"string\",\"enum\":[\"sms\",\"email\"],"
-    "\"description\":\"How to send it: sms (text) or email.\"}"
-    "},\"required\":[\"method\"],\"additionalProperties\":false}";
+const char act__review_schema[] = "{\"type\":\"object\",\"properties\":{"
+                                  "\"method\":{\"type\":\"string\",\"enum\":[\"sms\",\"email\"],"
+                                  "\"description\":\"How to send it: sms (text) or email.\"}"
+                                  "},\"required\":[\"method\"],\"additionalProperties\":false}";
 
 int act__review_precheck(struct act_call *c)
 {

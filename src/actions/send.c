@@ -47,8 +47,9 @@ int act__user_for_call(struct act_call *c, struct act__user *u)
 static int fail_sms(struct act_call *c, const struct sms_result *r)
 {
     bool limited = !strcmp(r->error_code, "rate_limited");
-    json_object_set_new(c->data, "sms", json_pack("{s:b, s:s, s:s}", "sent", 0, "mode", r->mode,
-                                                  "status", r->status));
+    json_object_set_new(
+        c->data, "sms",
+        json_pack("{s:b, s:s, s:s}", "sent", 0, "mode", r->mode, "status", r->status));
     return act__fail(c, limited ? ERR_RATE_LIMITED : ERR_SMS_FAILED, r->say[0] ? r->say : NULL,
                      r->error_code[0] ? r->error_code : "not sent");
 }
@@ -89,8 +90,9 @@ int act__deliver(struct act_call *c, const struct act__user *u, const char *meth
     }
     log_mask_phone(u->phone, masked, sizeof masked);
     json_object_set_new(c->data, "sent_to", json_string(masked));
-    json_object_set_new(c->data, "sms", json_pack("{s:b, s:s, s:s}", "sent", 1, "mode", r.mode,
-                                                  "status", r.status));
+    json_object_set_new(
+        c->data, "sms",
+        json_pack("{s:b, s:s, s:s}", "sent", 1, "mode", r.mode, "status", r.status));
     return 0;
 }
 
