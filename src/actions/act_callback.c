@@ -18,6 +18,7 @@
 #include "core/when.h"
 #include "db/db.h"
 #include "sms/sms.h"
+#include "sms/texts.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -116,11 +117,10 @@ static bool confirm(struct act_call *c, const struct act__user *u, const char *p
 {
     struct sms_result r;
     struct err e = {0};
-    char body[320];
+    char body[SMS_TEXT_MAX];
     int rc;
 
-    snprintf(body, sizeof body, "Hi%s%s, %s will call you back on %s. Thank you.",
-             u->first_name[0] ? " " : "", u->first_name, c->env->cfg->company_name, spoken);
+    sms_text_callback(body, sizeof body, c->env->cfg->company_name, u->first_name, spoken);
     memset(&r, 0, sizeof r);
     rc = sms_send(c->env->sms, c->db, phone, body, &r, &e);
     if (rc < 0)

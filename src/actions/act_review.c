@@ -63,9 +63,7 @@ int act__review_run(struct act_call *c)
         .base_url = c->env->cfg->review_url,
         .with_token = false,
         .ttl_s = REVIEW_EVERY_S,
-        .subject = "How did we do?",
         .spoken = "our review link",
-        .body_fmt = "Hi%s%s, thank you for choosing %s. We'd love your feedback: %s%.0s",
     };
     bool recent = false;
     int rc;

@@ -124,10 +124,7 @@ struct act__link_spec {
     const char *extra;     /* "section=claims" etc. appended after '&', may be NULL */
     bool with_token;       /* false: the link is base_url itself (review) */
     int ttl_s;             /* 0 = LINK_TTL_SECONDS */
-    const char *subject;   /* email subject */
     const char *spoken;    /* "a secure portal link" */
-    /* printf format with: "%s%s" (" " + first name or ""), company, url, ttl words */
-    const char *body_fmt;
 };
 /* Create the link row, build the URL, deliver it; delete the row when it surely wasn't sent. */
 int act__send_link(struct act_call *c, const struct act__link_spec *k);
