@@ -409,6 +409,63 @@ static void test_cli_require_verification(void **state)
     vt_run_free(&r);
 }
 
+/* The same commands on every backend (MySQL through DB_HOST...). */
+static void test_cli_every_backend_init_action_audit(void **state)
+{
+    struct fx *f = *state;
+    const char *backends[4];
+    int n = vt_db_backends(backends, 4);
+
+    for (int b = 0; b < n; b++) {
+        struct cfg c;
+        struct vt_db h;
+        struct vt_run r;
+        vt_db_fresh(backends[b], &c, &h, NULL);
+        for (int i = 0; i < 2; i++) {
+            cli(f, &r, h.env, (const char *const[]){"db", "init", "--demo", NULL});
+            assert_int_equal(r.status, 0);
+            json_t *j = stdout_json(&r);
+            assert_string_equal(json_string_value(json_object_get(j, "backend")), backends[b]);
+            json_decref(j);
+            vt_run_free(&r);
+        }
+        cli(f, &r, h.env,
+            (const char *const[]){"action", "check_requirements",
+                                  "{\"claim_reference\":\"RMC 2001\"}", "--caller", "+447700900002",
+                                  "--call-sid", "CAbackend", NULL});
+        assert_int_equal(r.status, 0);
+        json_t *j = stdout_json(&r);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "data"), "count")),
+                         1);
+        json_decref(j);
+        vt_run_free(&r);
+        cli(f, &r, h.env,
+            (const char *const[]){"action", "check_requirements", "{\"claim_reference\":7}",
+                                  "--caller", "+447700900002", "--call-sid", "CAbackend", NULL});
+        assert_int_equal(r.status, 3);
+        vt_run_free(&r);
+        cli(f, &r, h.env, (const char *const[]){"health", NULL});
+        j = stdout_json(&r);
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(json_object_get(j, "services"), "database"), "backend")),
+            backends[b]);
+        json_decref(j);
+        vt_run_free(&r);
+        struct db *db = vt_db_open(&c, false);
+        assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM users"), 2);
+        assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = "
+                                       "'CAbackend'"),
+                         2);
+        assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = "
+                                       "'CAbackend' AND success = 0 AND error_code = "
+                                       "'invalid_arguments'"),
+                         1);
+        db_close(db);
+        vt_db_cleanup(&h, &c);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -426,6 +483,7 @@ int main(void)
         T(test_cli_send_link_then_verify_single_use),
         T(test_cli_config_error_names_the_variable),
         T(test_cli_require_verification),
+        T(test_cli_every_backend_init_action_audit),
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
