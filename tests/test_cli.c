@@ -276,6 +276,8 @@ static void test_cli_database_down_exit_3_quickly(void **state)
     assert_string_equal(code_of(j), "database_unavailable");
     assert_true(strlen(json_string_value(json_object_get(j, "message"))) > 10);
     json_decref(j);
+    assert_non_null(strstr(r.err, "👤 [VOICE-DB] Error finding user"));
+    assert_non_null(strstr(r.err, "❌ [VOICE-ACTION] Failed check_claim_details: database_unavailable"));
     vt_run_free(&r);
 
     /* health says so too, and still exits 0 with JSON */

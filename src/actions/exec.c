@@ -327,8 +327,12 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
     }
     if (r->def->precheck && (rc = r->def->precheck(c)))
         return rc;
-    if ((rc = db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &c->err)))
+    if ((rc = db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &c->err))) {
+        /* the caller's lookup is the first thing that needed the database */
+        if (r->s->caller[0] && !session_identified(r->s))
+            log_error("👤 [VOICE-DB] Error finding user: %s", c->err.detail);
         return rc;
+    }
     if ((rc = check_identity(r)))
         return rc;
     return r->def->handler(c);
