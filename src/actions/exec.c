@@ -327,6 +327,8 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
     }
     if (r->def->precheck && (rc = r->def->precheck(c)))
         return rc;
+    if (!r->env->pool)
+        return err_set(&c->err, ERR_DB_UNAVAILABLE, NULL, "no database pool");
     if ((rc = db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &c->err))) {
         /* the caller's lookup is the first thing that needed the database */
         if (r->s->caller[0] && !session_identified(r->s))
@@ -367,7 +369,7 @@ static void audit(struct run *r, bool ok, double ms)
     }
     /* A connection the handler could not get is not retried: with the
      * database down the answer must not wait twice. */
-    if (!c->db && c->err.code != ERR_DB_UNAVAILABLE && c->err.code != ERR_BUSY)
+    if (!c->db && r->env->pool && c->err.code != ERR_DB_UNAVAILABLE && c->err.code != ERR_BUSY)
         db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &ae);
     if (!c->db ||
         audit_write(c->db, r->s, r->def->name, uid, r->args_masked, ok, c->err.code, ms, &ae)) {
