@@ -26,6 +26,7 @@
 #include "core/cfg.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/norm.h"
 #include "core/util.h"
 #include "db/db.h"
 #include "sms/internal.h"
@@ -90,6 +91,9 @@ int sms_new(struct sms **out, const struct cfg *cfg, struct err *e)
              cfg->app_env == CFG_ENV_PRODUCTION ? "production" : "development",
              cfg->n_sms_test_numbers, cfg->sms_rate.count, cfg->sms_rate.window_s,
              cfg->sms_global_rate.count, cfg->sms_global_rate.window_s);
+    if (cfg->app_env == CFG_ENV_PRODUCTION && !s->live)
+        log_warn("📱 [VOICE-SMS] APP_ENV=production but ENABLE_REAL_SMS is off: texts are only "
+                 "recorded (mode=mock), nobody receives them");
     if (*cfg->smtp_url && !*cfg->smtp_from)
         log_warn("📧 [VOICE-MAIL] SMTP_URL is set but SMTP_FROM is not: email is disabled");
     *out = s;
@@ -218,6 +222,23 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+/* True when s is well-formed UTF-8 (what Twilio and a utf8mb4 column accept). */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        const unsigned char *q = p;
+        unsigned long c = utf8_next(&q);
+        if (c == 0xFFFD && (p[0] != 0xEF || p[1] != 0xBF || p[2] != 0xBD))
+            return false;
+        if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF || (q - p == 2 && c < 0x80) ||
+            (q - p == 3 && c < 0x800) || (q - p == 4 && c < 0x10000))
+            return false;
+        p = q;
+    }
+    return true;
+}
+
 /* ---- destination checks ---- */
 
 static bool all_digits(const char *s, size_t n)
@@ -241,11 +262,7 @@ static const char *check_destination(const char *to, const char **say)
         *say = SAY_INVALID;
         return "invalid_number";
     }
-    if (strncmp(to, "+44", 3))
-        return NULL;
-    if (n == 13 && to[3] == '7' && to[4] != '0' && to[4] != '6')
-        return NULL; /* 071-075, 077-079 */
-    if (n == 13 && !strncmp(to, "+447624", 7))
+    if (strncmp(to, "+44", 3) || norm_is_uk_mobile(to))
         return NULL;
     if (to[3] == '1' || to[3] == '2' || to[3] == '3') {
         *say = SAY_LANDLINE;
@@ -287,6 +304,19 @@ static char *redact_body(const char *body)
             memcpy(out + o, body + i, j - i);
             o += j - i;
             i = j;
+        } else if ((unsigned char)body[i] >= 0x80) {
+            /* Copy a well-formed sequence whole; a stray byte becomes '?'. */
+            const unsigned char *p = (const unsigned char *)body + i, *q = p;
+            unsigned long c = utf8_next(&q);
+            size_t k = (size_t)(q - p);
+            bool ok = !(c == 0xFFFD && (p[0] != 0xEF || k != 3)) && !(c >= 0xD800 && c <= 0xDFFF);
+            if (ok) {
+                memcpy(out + o, p, k);
+                o += k;
+            } else {
+                out[o++] = '?';
+            }
+            i += k;
         } else {
             out[o++] = body[i++];
         }
@@ -528,23 +558,31 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
 {
     const char *why, *say = NULL;
     bool stop = false;
+    char intended[24];
     memset(r, 0, sizeof *r);
+    if (!s || !db) {
+        util_strlcpy(r->status, "failed", sizeof r->status);
+        util_strlcpy(r->say, SAY_DB, sizeof r->say);
+        return err_set(e, ERR_INTERNAL, SAY_DB, "sms_send: no %s", s ? "database" : "sms");
+    }
+    /* Bounded copy: whatever the caller passed fits the columns. */
+    util_strlcpy(intended, to_e164 ? to_e164 : "", sizeof intended);
     r->segments = sms_segments(body, &r->ucs2);
-    plan_route(s, to_e164, r);
+    plan_route(s, intended, r);
 
     why = check_destination(to_e164, &say);
-    if (!why && (!body || !*body || utf8_len(body) > SMS_BODY_MAX)) {
-        why = !body || !*body ? "empty_body" : "body_too_long";
+    if (!why && (!body || !*body || utf8_len(body) > SMS_BODY_MAX || !utf8_valid(body))) {
+        why = !body || !*body ? "empty_body" : !utf8_valid(body) ? "bad_encoding" : "body_too_long";
         say = SAY_EMPTY;
     }
     if (why)
-        return refuse_early(db, to_e164 ? to_e164 : "", body, r, why, say, e);
+        return refuse_early(db, intended, body, r, why, say, e);
 
     int rc = opted_out(db, r->to, &stop, e);
     if (!rc && stop)
-        return refuse_early(db, to_e164, body, r, "opted_out", SAY_OPTED_OUT, e);
+        return refuse_early(db, intended, body, r, "opted_out", SAY_OPTED_OUT, e);
     if (!rc)
-        rc = reserve(s, db, to_e164, body, r, e);
+        rc = reserve(s, db, intended, body, r, e);
     if (rc) {
         r->sent = false;
         util_strlcpy(r->status, "failed", sizeof r->status);
@@ -553,12 +591,12 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
         return rc;
     }
     if (!strcmp(r->status, "refused")) {
-        log_outcome(r, to_e164);
+        log_outcome(r, intended);
         return 0;
     }
     if (!strcmp(r->mode, "redirected"))
         log_info("📱 [VOICE-SMS] development: %s is not a test number, texting %s instead",
-                 to_e164, r->to);
+                 intended, r->to);
     deliver(s, body, r);
     if (strcmp(r->mode, "mock")) {
         struct err ue = {0};
@@ -566,6 +604,6 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
             log_error("📱 [VOICE-SMS] could not record SMS outcome id=%lld status=%s: %s",
                       r->row_id, r->status, ue.detail);
     }
-    log_outcome(r, to_e164);
+    log_outcome(r, intended);
     return 0;
 }
