@@ -388,6 +388,20 @@ static void test_act_other_number_with_its_claim_verifies_that_user(void **state
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "not_found");
 }
 
+static void test_act_user_details_caller_word_means_the_signed_number(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, NULL, JAMES, 0);
+    expect_ok(
+        f, "check_user_details",
+        "{\"phone_number\":\"the number I'm calling from\",\"claim_reference\":\"RMC-2001\"}");
+    assert_int_equal(f->s.user_id, 2);
+    assert_int_equal(f->s.level, ACT_ID_VERIFIED);
+    act_session_cleanup(&f->s);
+    act_session_init(&f->s, "", "CAwithheld", "cli", 0); /* withheld: nothing to resolve to */
+    expect_code(f, "check_user_details", "{\"phone_number\":\"caller\"}", "invalid_phone_number");
+}
+
 static void test_act_withheld_caller_cannot_see_claims(void **state)
 {
     struct fx *f = *state;
@@ -892,6 +906,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_unknown_action_has_no_audit_row),
     T(test_act_user_details_identity_levels),
     T(test_act_other_number_with_its_claim_verifies_that_user),
+    T(test_act_user_details_caller_word_means_the_signed_number),
     T(test_act_withheld_caller_cannot_see_claims),
     T(test_act_require_verification_asks_for_claim_reference),
     T(test_act_side_effects_happen_exactly_once),
