@@ -638,6 +638,15 @@ static void test_act_health_json_fields(void **state)
     assert_string_equal(json_string_value(json_object_get(pr, "next")), "gemini");
     assert_string_equal(json_string_value(json_object_get(pr, "openai")), "unreachable");
     json_decref(h);
+    struct app_health_extra ok = {.calls_active = 1, .provider_next = "openai"};
+    h = app_health_json(&f->env, &ok);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
+    assert_true(json_is_false(json_object_get(h, "draining")));
+    json_decref(h);
+    struct app_health_extra none = {.provider_next = "none"};
+    h = app_health_json(&f->env, &none);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
+    json_decref(h);
 }
 
 /* ---- links ---- */
