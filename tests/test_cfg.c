@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AK "AKIDEXAMPLE"
@@ -485,6 +486,16 @@ static void test_aws_overrides_env(void **state)
         fail_msg("AWS load with AWS_DEFAULT_REGION failed: %s", detail);
     assert_int_equal(c.port, 9090);
     cfg_free(&c);
+
+    /* an ARN carries its region (the stand-in maps the ARN back to the name) */
+    const char *kv3[] = {"AWS_SECRET_ID=arn:aws:secretsmanager:" REGION
+                         ":123456789012:secret:voice-ws/test-AbCdEf",
+                         "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, ep, NULL};
+    rc = aws_try(kv3, &c, detail, sizeof detail);
+    if (rc)
+        fail_msg("AWS load by ARN failed: %s", detail);
+    assert_string_equal(c.twilio_auth_token, SECRET_TWILIO);
+    cfg_free(&c);
 }
 
 static void test_aws_refusals(void **state)
@@ -537,6 +548,15 @@ static void test_aws_refusals(void **state)
     const char *badvalue[] = {"AWS_SECRET_ID=badvalue", AWS_KV(ep), NULL};
     assert_int_equal(aws_try(badvalue, &c, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "PORT"));
+
+    /* an endpoint that accepts and never answers: bounded by the total timeout */
+    const char *hang[] = {"AWS_SECRET_ID=hang", AWS_KV(ep), NULL};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(aws_try(hang, &c, detail, sizeof detail), ERR_CONFIG);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_non_null(strstr(detail, "did not answer within 10 s"));
+    assert_true(t1.tv_sec - t0.tv_sec >= 9 && t1.tv_sec - t0.tv_sec <= 13);
 
     /* nothing listening */
     snprintf(bad_ep, sizeof bad_ep, "AWS_ENDPOINT_URL=http://127.0.0.1:%d/", vt_free_port());

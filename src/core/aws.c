@@ -22,7 +22,7 @@
 #include <string.h>
 
 #define AWS_CONNECT_TIMEOUT_S 5L
-#define AWS_TOTAL_TIMEOUT_S 15L
+#define AWS_TOTAL_TIMEOUT_S 10L   /* the answer normally takes well under a second */
 #define AWS_RESPONSE_MAX (1024 * 1024)   /* a secret is at most 64 KiB; its envelope is small */
 
 struct body {
@@ -156,7 +156,8 @@ out:
 
 int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
 {
-    char url[512], sigv4[96], hdr_token[4096];
+    char url[512], sigv4[96], *hdr_token = NULL;
+    size_t hdr_token_len = 0;
     struct curl_slist *hdrs = NULL;
     struct body b = {0};
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -212,7 +213,13 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
      */
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     if (c->session_token && *c->session_token) {
-        snprintf(hdr_token, sizeof hdr_token, "X-Amz-Security-Token: %s", c->session_token);
+        hdr_token_len = strlen(c->session_token) + 32;
+        hdr_token = malloc(hdr_token_len);
+        if (!hdr_token) {
+            rc = err_set(e, ERR_NOMEM, NULL, "AWS: out of memory");
+            goto out;
+        }
+        snprintf(hdr_token, hdr_token_len, "X-Amz-Security-Token: %s", c->session_token);
         hdrs = curl_slist_append(hdrs, hdr_token);
     }
 
@@ -250,6 +257,10 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
             rc = err_set(e, ERR_CONFIG, NULL,
                          "AWS_SECRET_ID %s: Secrets Manager answer larger than %d bytes",
                          c->secret_id, AWS_RESPONSE_MAX);
+        else if (cc == CURLE_OPERATION_TIMEDOUT)
+            rc = err_set(e, ERR_CONFIG, NULL,
+                         "AWS_SECRET_ID %s: Secrets Manager at %s did not answer within %ld s",
+                         c->secret_id, url, AWS_TOTAL_TIMEOUT_S);
         else
             rc = err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID %s: cannot reach Secrets Manager at %s: %s",
                          c->secret_id, url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
@@ -269,7 +280,10 @@ out:
     if (h)
         curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
-    memset(hdr_token, 0, sizeof hdr_token);
+    if (hdr_token) {
+        memset(hdr_token, 0, hdr_token_len);
+        free(hdr_token);
+    }
     free(payload);
     json_decref(req);
     return rc;
