@@ -237,6 +237,7 @@ static const struct bad_row bad_rows[] = {
     {"OPENAI_REALTIME_URL=https://api.openai.com/v1/realtime", "OPENAI_REALTIME_URL"},
     {"GEMINI_LIVE_URL=http://x", "GEMINI_LIVE_URL"},
     {"SMTP_URL=ftp://mail.example.com", "SMTP_URL"},
+    {"SMTP_URL=smtp://mail.example.com:2525", "SMTP_FROM"}, /* without a sender */
     {"ENABLE_REAL_SMS=true", "ENABLE_REAL_SMS"}, /* without Twilio credentials */
 };
 
