@@ -27,6 +27,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "vt_db.h"
+#include "vt_sms.h"
 #include "vwstest.h"
 
 #include <pthread.h>
@@ -43,7 +44,7 @@ static const char *g_backend;
 struct fx {
     struct cfg c;
     struct vt_db h;
-    struct db *db;              /* for checking rows */
+    struct db *db; /* for checking rows */
     struct act_env env;
     struct act_session s;
     bool open;
@@ -158,10 +159,9 @@ static const char *str_at(const json_t *env, const char *a, const char *b)
 static void test_act_registry_is_sorted_and_complete(void **state)
 {
     (void)state;
-    static const char *const names[] = {"check_claim_details", "check_requirements",
-                                        "check_user_details",  "schedule_callback",
-                                        "search_knowledge_base", "send_document_link",
-                                        "send_portal_link",    "send_review_link"};
+    static const char *const names[] = {
+        "check_claim_details",   "check_requirements", "check_user_details", "schedule_callback",
+        "search_knowledge_base", "send_document_link", "send_portal_link",   "send_review_link"};
     struct err e = {0};
     assert_int_equal(act_registry_check(&e), 0);
     assert_int_equal(act_count(), 8);
@@ -179,7 +179,8 @@ static bool has_key_anywhere(const json_t *j, const char *key)
     json_t *v;
     size_t i;
     if (json_is_object(j)) {
-        json_object_foreach((json_t *)j, k, v) if (!strcmp(k, key) || has_key_anywhere(v, key)) return true;
+        json_object_foreach((json_t *)j, k,
+                            v) if (!strcmp(k, key) || has_key_anywhere(v, key)) return true;
     } else if (json_is_array(j)) {
         json_array_foreach(j, i, v) if (has_key_anywhere(v, key)) return true;
     }
@@ -194,7 +195,8 @@ static void test_act_tools_openai_and_gemini_formats(void **state)
 
     assert_int_equal(json_array_size(o), 8);
     assert_int_equal(json_array_size(g), 8);
-    json_array_foreach(o, i, t) {
+    json_array_foreach(o, i, t)
+    {
         assert_string_equal(json_string_value(json_object_get(t, "type")), "function");
         assert_string_equal(json_string_value(json_object_get(t, "name")), act_at((int)i)->name);
         assert_true(strlen(json_string_value(json_object_get(t, "description"))) > 20);
@@ -202,7 +204,8 @@ static void test_act_tools_openai_and_gemini_formats(void **state)
         assert_string_equal(json_string_value(json_object_get(p, "type")), "object");
         assert_true(json_is_false(json_object_get(p, "additionalProperties")));
     }
-    json_array_foreach(g, i, t) {
+    json_array_foreach(g, i, t)
+    {
         json_t *p = json_object_get(t, "parameters");
         assert_null(json_object_get(t, "type"));
         assert_string_equal(json_string_value(json_object_get(t, "behavior")), "BLOCKING");
@@ -214,8 +217,9 @@ static void test_act_tools_openai_and_gemini_formats(void **state)
             assert_string_equal(json_string_value(json_object_get(ps, "type")), "STRING");
     }
     /* the same schema feeds both: required lists match */
-    assert_true(json_equal(json_object_get(json_object_get(json_array_get(o, 3), "parameters"), "required"),
-                           json_object_get(json_object_get(json_array_get(g, 3), "parameters"), "required")));
+    assert_true(json_equal(
+        json_object_get(json_object_get(json_array_get(o, 3), "parameters"), "required"),
+        json_object_get(json_object_get(json_array_get(g, 3), "parameters"), "required")));
     json_decref(o);
     json_decref(g);
 }
@@ -261,10 +265,11 @@ static void test_act_requirements_lists_outstanding(void **state)
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(env, "data"), "count")), 2);
     json_t *arr = json_object_get(json_object_get(env, "data"), "outstanding");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "requirement_type")),
-                        "id_proof");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "requirement_type")),
-                        "bank_statement");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(arr, 0), "requirement_type")), "id_proof");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(arr, 1), "requirement_type")),
+        "bank_statement");
     json_decref(env);
     env = run(f, "check_requirements", "{\"claim_reference\":\"RMC-1002\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
@@ -344,7 +349,8 @@ static void test_act_user_details_identity_levels(void **state)
     assert_string_equal(str_at(env, "first_name", NULL), "Sarah");
     json_decref(env);
     assert_int_equal(f->s.level, ACT_ID_CALLER);
-    env = run(f, "check_user_details", "{\"phone_number\":\"+447700900001\",\"claim_reference\":\"rmc1002\"}");
+    env = run(f, "check_user_details",
+              "{\"phone_number\":\"+447700900001\",\"claim_reference\":\"rmc1002\"}");
     assert_string_equal(str_at(env, "identity", NULL), "verified");
     json_decref(env);
     assert_int_equal(f->s.level, ACT_ID_VERIFIED);
@@ -358,8 +364,9 @@ static void test_act_user_details_identity_levels(void **state)
     json_t *d = run(f, "check_user_details",
                     "{\"phone_number\":\"07700900099\",\"claim_reference\":\"RMC-2001\"}");
     assert_string_equal(code_of(a), "user_not_found");
-    assert_true(json_equal(a, b) || (json_equal(json_object_get(a, "message"), json_object_get(b, "message")) &&
-                                     json_equal(json_object_get(a, "data"), json_object_get(b, "data"))));
+    assert_true(json_equal(a, b) ||
+                (json_equal(json_object_get(a, "message"), json_object_get(b, "message")) &&
+                 json_equal(json_object_get(a, "data"), json_object_get(b, "data"))));
     assert_true(json_equal(json_object_get(a, "message"), json_object_get(c, "message")));
     assert_true(json_equal(json_object_get(a, "message"), json_object_get(d, "message")));
     assert_true(json_equal(json_object_get(a, "error"), json_object_get(d, "error")));
@@ -374,11 +381,26 @@ static void test_act_other_number_with_its_claim_verifies_that_user(void **state
     struct fx *f = *state;
     fx_open(f, NULL, NOBODY, 0);
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-2001\"}", "caller_unknown");
-    expect_ok(f, "check_user_details", "{\"phone_number\":\"07700 900 002\",\"claim_reference\":\"RMC 2001\"}");
+    expect_ok(f, "check_user_details",
+              "{\"phone_number\":\"07700 900 002\",\"claim_reference\":\"RMC 2001\"}");
     assert_int_equal(f->s.user_id, 2);
     assert_int_equal(f->s.level, ACT_ID_VERIFIED);
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-2001\"}");
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "not_found");
+}
+
+static void test_act_user_details_caller_word_means_the_signed_number(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, NULL, JAMES, 0);
+    expect_ok(
+        f, "check_user_details",
+        "{\"phone_number\":\"the number I'm calling from\",\"claim_reference\":\"RMC-2001\"}");
+    assert_int_equal(f->s.user_id, 2);
+    assert_int_equal(f->s.level, ACT_ID_VERIFIED);
+    act_session_cleanup(&f->s);
+    act_session_init(&f->s, "", "CAwithheld", "cli", 0); /* withheld: nothing to resolve to */
+    expect_code(f, "check_user_details", "{\"phone_number\":\"caller\"}", "invalid_phone_number");
 }
 
 static void test_act_withheld_caller_cannot_see_claims(void **state)
@@ -387,8 +409,8 @@ static void test_act_withheld_caller_cannot_see_claims(void **state)
     fx_open(f, NULL, "", 0);
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "caller_unknown");
     expect_code(f, "send_portal_link", "{\"method\":\"sms\"}", "caller_unknown");
-    expect_code(f, "schedule_callback", "{\"preferred_time\":\"tomorrow at 10am\",\"reason\":\"x\"}",
-                "caller_unknown");
+    expect_code(f, "schedule_callback",
+                "{\"preferred_time\":\"tomorrow at 10am\",\"reason\":\"x\"}", "caller_unknown");
     expect_ok(f, "search_knowledge_base", "{\"query\":\"fees\"}");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
 }
@@ -402,7 +424,8 @@ static void test_act_require_verification_asks_for_claim_reference(void **state)
     assert_string_equal(code_of(env), "verification_required");
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "claim reference"));
     json_decref(env);
-    expect_code(f, "check_requirements", "{\"claim_reference\":\"RMC-1001\"}", "verification_required");
+    expect_code(f, "check_requirements", "{\"claim_reference\":\"RMC-1001\"}",
+                "verification_required");
     expect_code(f, "send_portal_link", "{\"method\":\"sms\"}", "verification_required");
     expect_code(f, "send_document_link", "{\"method\":\"sms\"}", "verification_required");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
@@ -412,8 +435,10 @@ static void test_act_require_verification_asks_for_claim_reference(void **state)
     assert_string_equal(str_at(env, "identity", NULL), "caller_id");
     assert_null(json_object_get(json_object_get(env, "data"), "claims"));
     json_decref(env);
-    expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "verification_required");
-    expect_ok(f, "check_user_details", "{\"phone_number\":\"" SARAH "\",\"claim_reference\":\"RMC-1001\"}");
+    expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}",
+                "verification_required");
+    expect_ok(f, "check_user_details",
+              "{\"phone_number\":\"" SARAH "\",\"claim_reference\":\"RMC-1001\"}");
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
     expect_ok(f, "send_portal_link", "{\"method\":\"sms\"}");
     /* callbacks and the knowledge base never need verification */
@@ -437,7 +462,7 @@ static void test_act_side_effects_happen_exactly_once(void **state)
     const char *cb = "{\"preferred_time\":\"2030-01-08T10:00\",\"reason\":\"offer\"}";
     const char *cb2 = "{\"reason\":\"offer\",\"preferred_time\":\"2030-01-08T10:00\"}";
     a = run(f, "schedule_callback", cb);
-    b = run(f, "schedule_callback", cb2);   /* same arguments, other key order */
+    b = run(f, "schedule_callback", cb2); /* same arguments, other key order */
     assert_true(json_is_true(json_object_get(a, "success")));
     assert_true(json_equal(a, b));
     json_decref(a), json_decref(b);
@@ -446,7 +471,8 @@ static void test_act_side_effects_happen_exactly_once(void **state)
     /* each execution is audited, repeats included */
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), 4);
     /* different arguments are a new action */
-    expect_ok(f, "schedule_callback", "{\"preferred_time\":\"2030-01-08T11:00\",\"reason\":\"offer\"}");
+    expect_ok(f, "schedule_callback",
+              "{\"preferred_time\":\"2030-01-08T11:00\",\"reason\":\"offer\"}");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 2);
     /* reads are not cached */
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
@@ -512,8 +538,9 @@ static void test_act_audit_rows_are_masked(void **state)
     expect_code(f, "check_user_details", "{\"phone_number\":\"07700 900002\"}", "user_not_found");
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), 2);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs WHERE arguments LIKE "
-                              "'%900002%' OR arguments LIKE '%7700%' OR phone_masked LIKE '%900001%'"),
+    assert_int_equal(count(f,
+                           "SELECT COUNT(*) FROM voice_action_logs WHERE arguments LIKE "
+                           "'%900002%' OR arguments LIKE '%7700%' OR phone_masked LIKE '%900001%'"),
                      0);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs WHERE phone_masked = "
                               "'+44*******001' AND call_sid = 'CAtest0001' AND provider = 'cli'"),
@@ -539,7 +566,8 @@ static void db_down_check(const char *const *kv)
     assert_int_equal(app_env_open(&env, &c, &e), 0);
     act_session_init(&s, SARAH, "CAdown", "cli", 0);
     double t0 = util_mono_ms();
-    json_t *r = act_execute_text(&env, &s, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
+    json_t *r =
+        act_execute_text(&env, &s, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
     assert_true(util_mono_ms() - t0 < 15000);
     assert_false(json_is_true(json_object_get(r, "success")));
     assert_string_equal(code_of(r), "database_unavailable");
@@ -553,7 +581,8 @@ static void db_down_check(const char *const *kv)
     json_decref(r);
     json_t *h = app_health_json(&env, NULL);
     assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
-    assert_true(json_is_false(json_object_get(json_object_get(json_object_get(h, "services"), "database"), "reachable")));
+    assert_true(json_is_false(
+        json_object_get(json_object_get(json_object_get(h, "services"), "database"), "reachable")));
     json_decref(h);
     act_session_cleanup(&s);
     app_env_close(&env);
@@ -575,7 +604,7 @@ static void test_act_database_down_gives_an_envelope(void **state)
     /* MySQL: nothing listens on the port */
     snprintf(kv1, sizeof kv1, "DB_PORT=%d", vt_free_port());
     const char *const kv_mysql[] = {"DB_HOST=127.0.0.1", kv1, "DB_USER=x", "DB_CONNECT_TIMEOUT=2",
-                                    "LOG_LEVEL=off", NULL};
+                                    "LOG_LEVEL=off",     NULL};
     db_down_check(kv_mysql);
     vt_rmdir(dir);
     free(dir);
@@ -587,24 +616,37 @@ static void test_act_health_json_fields(void **state)
     fx_open(f, NULL, SARAH, 0);
     json_t *h = app_health_json(&f->env, NULL), *svc = json_object_get(h, "services");
     assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "database"), "backend")),
-                        g_backend);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(svc, "database"), "backend")), g_backend);
     assert_true(json_is_true(json_object_get(json_object_get(svc, "database"), "reachable")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "sms"), "mode")), "mock");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "sms"), "mode")),
+                        "mock");
     assert_true(json_is_boolean(json_object_get(json_object_get(svc, "sms"), "configured")));
     assert_true(json_is_false(json_object_get(json_object_get(svc, "openai"), "configured")));
     assert_true(json_is_false(json_object_get(json_object_get(svc, "gemini"), "configured")));
     assert_int_equal(json_array_size(json_object_get(h, "actions")), 8);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(h, "calls"), "active")), 0);
     json_decref(h);
-    struct app_health_extra x = {.calls_active = 2, .provider_next = "gemini", .openai_state = "unreachable",
-                                 .gemini_state = "ok", .draining = 1};
+    struct app_health_extra x = {.calls_active = 2,
+                                 .provider_next = "gemini",
+                                 .openai_state = "unreachable",
+                                 .gemini_state = "ok",
+                                 .draining = 1};
     h = app_health_json(&f->env, &x);
     assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(h, "calls"), "active")), 2);
     json_t *pr = json_object_get(json_object_get(h, "services"), "providers");
     assert_string_equal(json_string_value(json_object_get(pr, "next")), "gemini");
     assert_string_equal(json_string_value(json_object_get(pr, "openai")), "unreachable");
+    json_decref(h);
+    struct app_health_extra ok = {.calls_active = 1, .provider_next = "openai"};
+    h = app_health_json(&f->env, &ok);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
+    assert_true(json_is_false(json_object_get(h, "draining")));
+    json_decref(h);
+    struct app_health_extra none = {.provider_next = "none"};
+    h = app_health_json(&f->env, &none);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
     json_decref(h);
 }
 
@@ -625,7 +667,8 @@ static void test_act_links_store_only_hash_and_are_single_use(void **state)
     util_sha256_hex(tok, strlen(tok), hash);
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM portal_links WHERE token_hash = '%s'", hash);
     assert_int_equal(count(f, sql), 1);
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM portal_links WHERE token_hash LIKE '%%%.20s%%'", tok);
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM portal_links WHERE token_hash LIKE '%%%.20s%%'",
+             tok);
     assert_int_equal(count(f, sql), 0);
 
     assert_int_equal(link_verify(f->db, tok, &out, &e), 0);
@@ -637,7 +680,8 @@ static void test_act_links_store_only_hash_and_are_single_use(void **state)
     assert_false(json_is_true(json_object_get(out, "valid")));
     assert_string_equal(json_string_value(json_object_get(out, "reason")), "used");
     json_decref(out);
-    assert_int_equal(link_verify(f->db, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &out, &e), 0);
+    assert_int_equal(link_verify(f->db, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &out, &e),
+                     0);
     assert_string_equal(json_string_value(json_object_get(out, "reason")), "unknown");
     json_decref(out);
     assert_int_equal(link_verify(f->db, "' OR 1=1 --", &out, &e), 0);
@@ -656,16 +700,19 @@ static void test_act_portal_and_document_links_go_to_the_number_on_file(void **s
 {
     struct fx *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *env = run(f, "send_portal_link", "{\"method\":\"sms\",\"link_type\":\"claims\",\"phone\":\"+447700900666\"}");
+    json_t *env = run(f, "send_portal_link",
+                      "{\"method\":\"sms\",\"link_type\":\"claims\",\"phone\":\"+447700900666\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_string_equal(str_at(env, "sent_to", NULL), "+44*******001");
     char *txt = json_dumps(env, 0);
-    assert_null(strstr(txt, "token="));   /* the link never goes back to the model */
+    assert_null(strstr(txt, "token=")); /* the link never goes back to the model */
     free(txt);
     json_decref(env);
     expect_ok(f, "send_document_link", "{\"method\":\"sms\",\"document_type\":\"bank_statement\"}");
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" SARAH "'"), 2);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number <> '" SARAH "'"), 0);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" SARAH "'"),
+                     2);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number <> '" SARAH "'"),
+                     0);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE body LIKE "
                               "'%portal.example.co.uk/portal?token=%' AND body LIKE '%Sarah%'"),
                      1);
@@ -675,9 +722,51 @@ static void test_act_portal_and_document_links_go_to_the_number_on_file(void **s
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE user_id = 1 AND link_type = "
                               "'portal' AND method = 'sms' AND used_at IS NULL"),
                      1);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE link_type = 'documents'"), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE link_type = 'documents'"),
+                     1);
     /* email is not configured here */
     expect_code(f, "send_portal_link", "{\"method\":\"email\"}", "not_configured");
+}
+
+static void test_act_email_link_goes_to_the_address_on_file(void **state)
+{
+    struct fx *f = *state;
+    struct vt_sms_peer peer = {0};
+    char script[600], port[16], url[64], msg[600], *dir = vt_tmpdir();
+    struct err e = {0};
+
+    snprintf(script, sizeof script, "%s/tests/peers/smtp_standin.js", vt_src());
+    peer.port = vt_free_port();
+    snprintf(port, sizeof port, "%d", peer.port);
+    snprintf(peer.log, sizeof peer.log, "%s/smtp.log", dir);
+    const char *argv[] = {"node", script, port, dir, NULL};
+    assert_int_equal(vt_sms_peer_start(&peer, argv, 20), 0);
+    snprintf(url, sizeof url, "SMTP_URL=smtp://127.0.0.1:%d", peer.port);
+    const char *const kv[] = {url, "SMTP_FROM=claims@example.co.uk", NULL};
+    fx_open(f, kv, SARAH, 0);
+
+    json_t *env =
+        run(f, "send_portal_link", "{\"method\":\"email\",\"email\":\"evil@example.net\"}");
+    assert_true(json_is_true(json_object_get(env, "success")));
+    assert_string_equal(str_at(env, "sent_to", NULL), "s***@example.com");
+    json_decref(env);
+    snprintf(msg, sizeof msg, "%s/msg-1.json", dir);
+    assert_int_equal(vt_sms_count_in_file(msg, "sarah@example.com"), 1);
+    assert_int_equal(vt_sms_count_in_file(msg, "evil@example.net"), 0);
+    snprintf(msg, sizeof msg, "%s/msg-1.eml", dir);
+    assert_int_equal(vt_sms_count_in_file(msg, "/portal?token="), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE method = 'email'"), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
+
+    /* no address on file: nothing sent, no link left behind */
+    assert_int_equal(db_run(f->db, "UPDATE users SET email = NULL WHERE id = 2", NULL, 0, &e), 0);
+    act_session_cleanup(&f->s);
+    act_session_init(&f->s, JAMES, "CAtest0002", "cli", 0);
+    expect_code(f, "send_document_link", "{\"method\":\"email\"}", "no_contact_on_file");
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 1);
+    vt_sms_peer_stop(&peer);
+    vt_rmdir(dir);
+    free(dir);
 }
 
 static void test_act_failed_send_leaves_no_link(void **state)
@@ -734,7 +823,8 @@ static void test_act_review_link_not_configured(void **state)
 static json_t *callback(struct fx *f, const char *when)
 {
     char args[256];
-    snprintf(args, sizeof args, "{\"preferred_time\":\"%s\",\"reason\":\"talk about my offer\"}", when);
+    snprintf(args, sizeof args, "{\"preferred_time\":\"%s\",\"reason\":\"talk about my offer\"}",
+             when);
     return run(f, "schedule_callback", args);
 }
 
@@ -745,21 +835,23 @@ static void test_act_callback_in_hours_across_clock_changes(void **state)
     fx_open(f, NULL, SARAH, 0);
 
     util_set_fake_now(FRI_OCT_2026);
-    env = callback(f, "2026-10-23T15:00");   /* BST: 14:00 UTC */
+    env = callback(f, "2026-10-23T15:00"); /* BST: 14:00 UTC */
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_string_equal(str_at(env, "callback_time", NULL), "2026-10-23 14:00:00");
-    assert_true(json_is_true(json_object_get(json_object_get(json_object_get(env, "data"), "sms"), "sent")));
+    assert_true(json_is_true(
+        json_object_get(json_object_get(json_object_get(env, "data"), "sms"), "sent")));
     json_decref(env);
-    env = callback(f, "2026-10-26T15:00");   /* GMT after the change: 15:00 UTC */
+    env = callback(f, "2026-10-26T15:00"); /* GMT after the change: 15:00 UTC */
     assert_string_equal(str_at(env, "callback_time", NULL), "2026-10-26 15:00:00");
     json_decref(env);
     util_set_fake_now(FRI_MAR_2027);
-    env = callback(f, "2027-03-30T10:00");   /* BST again (Tuesday after Easter): 09:00 UTC */
+    env = callback(f, "2027-03-30T10:00"); /* BST again (Tuesday after Easter): 09:00 UTC */
     assert_string_equal(str_at(env, "callback_time", NULL), "2027-03-30 09:00:00");
     json_decref(env);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls WHERE user_id = 1 AND phone = '" SARAH
-                              "' AND source = 'voice' AND status = 'pending' AND call_sid = "
-                              "'CAtest0001' AND reason = 'talk about my offer'"),
+    assert_int_equal(count(f,
+                           "SELECT COUNT(*) FROM missed_calls WHERE user_id = 1 AND phone = '" SARAH
+                           "' AND source = 'voice' AND status = 'pending' AND call_sid = "
+                           "'CAtest0001' AND reason = 'talk about my offer'"),
                      3);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" SARAH
                               "' AND body LIKE '%Sarah%'"),
@@ -773,13 +865,14 @@ static void test_act_callback_outside_hours_proposes_next_slot(void **state)
     fx_open(f, NULL, SARAH, 0);
 
     util_set_fake_now(FRI_OCT_2026);
-    env = callback(f, "tomorrow at 3pm");   /* Saturday */
+    env = callback(f, "tomorrow at 3pm"); /* Saturday */
     assert_string_equal(code_of(env), "outside_business_hours");
     /* Monday 26 October 09:00 GMT (the clocks went back on Sunday): 09:00 UTC */
     assert_string_equal(str_at(env, "proposed_time", NULL), "2026-10-26 09:00:00");
-    assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "Monday 26 October"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(env, "message")), "Monday 26 October"));
     json_decref(env);
-    env = callback(f, "2026-10-23T19:30");  /* after closing on Friday */
+    env = callback(f, "2026-10-23T19:30"); /* after closing on Friday */
     assert_string_equal(code_of(env), "outside_business_hours");
     assert_string_equal(str_at(env, "proposed_time", NULL), "2026-10-26 09:00:00");
     json_decref(env);
@@ -793,10 +886,10 @@ static void test_act_callback_outside_hours_proposes_next_slot(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 0);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
     /* in the past */
-    expect_code(f, "schedule_callback", "{\"preferred_time\":\"2027-03-25T10:00\",\"reason\":\"x\"}",
-                "time_in_past");
-    expect_code(f, "schedule_callback", "{\"preferred_time\":\"2027-02-30T10:00\",\"reason\":\"x\"}",
-                "invalid_time");
+    expect_code(f, "schedule_callback",
+                "{\"preferred_time\":\"2027-03-25T10:00\",\"reason\":\"x\"}", "time_in_past");
+    expect_code(f, "schedule_callback",
+                "{\"preferred_time\":\"2027-02-30T10:00\",\"reason\":\"x\"}", "invalid_time");
 }
 
 static void test_act_callback_sms_failure_keeps_the_callback(void **state)
@@ -808,7 +901,8 @@ static void test_act_callback_sms_failure_keeps_the_callback(void **state)
     expect_ok(f, "send_portal_link", "{\"method\":\"sms\"}");
     json_t *env = callback(f, "2026-10-23T16:00");
     assert_true(json_is_true(json_object_get(env, "success")));
-    assert_true(json_is_false(json_object_get(json_object_get(json_object_get(env, "data"), "sms"), "sent")));
+    assert_true(json_is_false(
+        json_object_get(json_object_get(json_object_get(env, "data"), "sms"), "sent")));
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "couldn't send"));
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 1);
@@ -822,10 +916,12 @@ static void test_act_callback_for_unknown_caller_uses_their_number(void **state)
     json_t *env = callback(f, "2026-10-23T16:00");
     assert_true(json_is_true(json_object_get(env, "success")));
     json_decref(env);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls WHERE user_id IS NULL AND phone = '"
-                              NOBODY "'"),
+    assert_int_equal(
+        count(f,
+              "SELECT COUNT(*) FROM missed_calls WHERE user_id IS NULL AND phone = '" NOBODY "'"),
+        1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" NOBODY "'"),
                      1);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" NOBODY "'"), 1);
 }
 
 /* ---- knowledge base ---- */
@@ -861,6 +957,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_unknown_action_has_no_audit_row),
     T(test_act_user_details_identity_levels),
     T(test_act_other_number_with_its_claim_verifies_that_user),
+    T(test_act_user_details_caller_word_means_the_signed_number),
     T(test_act_withheld_caller_cannot_see_claims),
     T(test_act_require_verification_asks_for_claim_reference),
     T(test_act_side_effects_happen_exactly_once),
@@ -870,6 +967,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_health_json_fields),
     T(test_act_links_store_only_hash_and_are_single_use),
     T(test_act_portal_and_document_links_go_to_the_number_on_file),
+    T(test_act_email_link_goes_to_the_address_on_file),
     T(test_act_failed_send_leaves_no_link),
     T(test_act_review_link_once_per_30_days),
     T(test_act_review_link_not_configured),

@@ -137,7 +137,8 @@ static void test_cli_actions_prints_eight_openai_tools(void **state)
     assert_int_equal(r.status, 0);
     json_t *j = stdout_json(&r);
     assert_int_equal(json_array_size(j), 8);
-    json_array_foreach(j, i, t) {
+    json_array_foreach(j, i, t)
+    {
         assert_string_equal(json_string_value(json_object_get(t, "type")), "function");
         assert_non_null(json_string_value(json_object_get(t, "name")));
         assert_non_null(json_string_value(json_object_get(t, "description")));
@@ -162,9 +163,9 @@ static void test_cli_action_own_claim_exit_0(void **state)
     assert_int_equal(r.status, 0);
     json_t *j = stdout_json(&r);
     assert_true(json_is_true(json_object_get(j, "success")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(json_object_get(j, "data"), "claim"), "status")),
-        "in_progress");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(j, "data"), "claim"), "status")),
+                        "in_progress");
     assert_true(json_is_number(json_object_get(j, "execution_time_ms")));
     json_decref(j);
     /* the markers are on stderr, and nothing unmasked */
@@ -196,7 +197,8 @@ static void test_cli_usage_errors_exit_2_without_audit(void **state)
 {
     struct fx *f = *state;
     static const char *const cases[][6] = {
-        {"action", "check_claim_details", "{\"claim_reference\":", "--caller", "+447700900001", NULL},
+        {"action", "check_claim_details", "{\"claim_reference\":", "--caller", "+447700900001",
+         NULL},
         {"action", "transfer_money", "{}", "--caller", "+447700900001", NULL},
         {"action", "check_claim_details", "{}", "--caller", "not-a-phone", NULL},
         {"action", "check_claim_details", "{}", "--frobnicate", NULL, NULL},
@@ -216,7 +218,7 @@ static void test_cli_usage_errors_exit_2_without_audit(void **state)
         if (r.status != 2)
             fail_msg("case %zu (%s %s): exit %d, stderr %s", i, cases[i][0],
                      cases[i][1] ? cases[i][1] : "", r.status, r.err);
-        assert_string_equal(r.out, "");   /* no envelope for usage errors */
+        assert_string_equal(r.out, ""); /* no envelope for usage errors */
         assert_true(strlen(r.err) > 0);
         vt_run_free(&r);
     }
@@ -258,7 +260,7 @@ static void test_cli_database_down_exit_3_quickly(void **state)
     struct vt_run r;
     char path[700], kv[800];
 
-    snprintf(path, sizeof path, "%s/afile", f->dir);   /* a file where a directory should be */
+    snprintf(path, sizeof path, "%s/afile", f->dir); /* a file where a directory should be */
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fclose(fp);
@@ -274,6 +276,8 @@ static void test_cli_database_down_exit_3_quickly(void **state)
     assert_string_equal(code_of(j), "database_unavailable");
     assert_true(strlen(json_string_value(json_object_get(j, "message"))) > 10);
     json_decref(j);
+    assert_non_null(strstr(r.err, "👤 [VOICE-DB] Error finding user"));
+    assert_non_null(strstr(r.err, "❌ [VOICE-ACTION] Failed check_claim_details: database_unavailable"));
     vt_run_free(&r);
 
     /* health says so too, and still exits 0 with JSON */
@@ -297,10 +301,11 @@ static void test_cli_health_fields(void **state)
     json_t *j = stdout_json(&r), *svc = json_object_get(j, "services");
     assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
     assert_string_equal(json_string_value(json_object_get(j, "provider")), "auto");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "database"), "backend")),
-                        "sqlite");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(svc, "database"), "backend")), "sqlite");
     assert_true(json_is_true(json_object_get(json_object_get(svc, "database"), "reachable")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "sms"), "mode")), "mock");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(svc, "sms"), "mode")),
+                        "mock");
     assert_true(json_is_false(json_object_get(json_object_get(svc, "sms"), "configured")));
     assert_true(json_is_true(json_object_get(json_object_get(svc, "openai"), "configured")));
     assert_true(json_is_false(json_object_get(json_object_get(svc, "gemini"), "configured")));
@@ -351,7 +356,8 @@ static void test_cli_send_link_then_verify_single_use(void **state)
     assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM sms_messages WHERE to_number = "
                                    "'+447700900001' AND mode = 'mock'"),
                      1);
-    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM portal_links WHERE LENGTH(token_hash) = 64"), 1);
+    assert_int_equal(
+        vt_db_int(db, "SELECT COUNT(*) FROM portal_links WHERE LENGTH(token_hash) = 64"), 1);
     assert_int_equal(link_create(db, 2, "documents", "sms", 3600, NULL, tok, &row, &e), 0);
     db_close(db);
     cfg_free(&c);
@@ -376,7 +382,8 @@ static void test_cli_config_error_names_the_variable(void **state)
     struct fx *f = *state;
     struct vt_run r;
 
-    cli(f, &r, (const char *const[]){"DB_POOL_SIZE=lots", NULL}, (const char *const[]){"health", NULL});
+    cli(f, &r, (const char *const[]){"DB_POOL_SIZE=lots", NULL},
+        (const char *const[]){"health", NULL});
     assert_int_equal(r.status, 2);
     assert_string_equal(r.out, "");
     assert_non_null(strstr(r.err, "DB_POOL_SIZE"));
@@ -404,6 +411,63 @@ static void test_cli_require_verification(void **state)
     vt_run_free(&r);
 }
 
+/* The same commands on every backend (MySQL through DB_HOST...). */
+static void test_cli_every_backend_init_action_audit(void **state)
+{
+    struct fx *f = *state;
+    const char *backends[4];
+    int n = vt_db_backends(backends, 4);
+
+    for (int b = 0; b < n; b++) {
+        struct cfg c;
+        struct vt_db h;
+        struct vt_run r;
+        vt_db_fresh(backends[b], &c, &h, NULL);
+        for (int i = 0; i < 2; i++) {
+            cli(f, &r, h.env, (const char *const[]){"db", "init", "--demo", NULL});
+            assert_int_equal(r.status, 0);
+            json_t *j = stdout_json(&r);
+            assert_string_equal(json_string_value(json_object_get(j, "backend")), backends[b]);
+            json_decref(j);
+            vt_run_free(&r);
+        }
+        cli(f, &r, h.env,
+            (const char *const[]){"action", "check_requirements",
+                                  "{\"claim_reference\":\"RMC 2001\"}", "--caller", "+447700900002",
+                                  "--call-sid", "CAbackend", NULL});
+        assert_int_equal(r.status, 0);
+        json_t *j = stdout_json(&r);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "data"), "count")),
+                         1);
+        json_decref(j);
+        vt_run_free(&r);
+        cli(f, &r, h.env,
+            (const char *const[]){"action", "check_requirements", "{\"claim_reference\":7}",
+                                  "--caller", "+447700900002", "--call-sid", "CAbackend", NULL});
+        assert_int_equal(r.status, 3);
+        vt_run_free(&r);
+        cli(f, &r, h.env, (const char *const[]){"health", NULL});
+        j = stdout_json(&r);
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(json_object_get(j, "services"), "database"), "backend")),
+            backends[b]);
+        json_decref(j);
+        vt_run_free(&r);
+        struct db *db = vt_db_open(&c, false);
+        assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM users"), 2);
+        assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = "
+                                       "'CAbackend'"),
+                         2);
+        assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = "
+                                       "'CAbackend' AND success = 0 AND error_code = "
+                                       "'invalid_arguments'"),
+                         1);
+        db_close(db);
+        vt_db_cleanup(&h, &c);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -421,6 +485,7 @@ int main(void)
         T(test_cli_send_link_then_verify_single_use),
         T(test_cli_config_error_names_the_variable),
         T(test_cli_require_verification),
+        T(test_cli_every_backend_init_action_audit),
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
