@@ -5,7 +5,7 @@
 # SQLite always. MySQL: the server of DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME
 # when DB_HOST is set; otherwise a private MariaDB (scripts/mariadb.sh) in
 # BUILD/mariadb-bench with a fresh database, stopped again afterwards
-# (BENCH_MYSQL=0 skips MySQL).
+# (BENCH_MYSQL=0 skips MySQL). Then the relay bench (bench_relay, see below).
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -17,6 +17,18 @@ echo "== machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cp
 echo "== voice actions, SQLite (data in a temporary file)"
 "$B" --backend sqlite --threads 1 --iterations "$ITER"
 "$B" --backend sqlite --threads 2 --iterations "$ITER" | tail -n +2
+
+# Relay bench (bench_relay): N concurrent calls through `voice-ws serve` against local
+# stand-ins for Twilio and the provider; added latency, dropped frames, server CPU and
+# memory per call (docs/loadgen.md). BENCH_RELAY=0 skips it.
+if [ "${BENCH_RELAY:-1}" != "0" ]; then
+  R="$BUILD/bench_relay"
+  [ -x "$R" ] || { echo "bench.sh: $R not built (run make build)" >&2; exit 1; }
+  echo "== relay: ${BENCH_RELAY_CALLS:-100,500,1000} concurrent calls, ${BENCH_RELAY_SECONDS:-10} s of audio each, providers ${BENCH_RELAY_PROVIDERS:-both}"
+  "$R" --bin "$BUILD/voice-ws" --provider "${BENCH_RELAY_PROVIDERS:-both}" \
+    --calls "${BENCH_RELAY_CALLS:-100,500,1000}" --seconds "${BENCH_RELAY_SECONDS:-10}" ||
+    echo "bench.sh: bench_relay could not complete every run (see above)" >&2
+fi
 
 [ "${BENCH_MYSQL:-1}" = "0" ] && exit 0
 
