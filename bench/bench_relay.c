@@ -9,8 +9,8 @@
  *     pcmu formats echoed, response.create answered with a short audio burst,
  *     every input_audio_buffer.append echoed as response.output_audio.delta)
  *     or, with --provider gemini, Gemini Live (setupComplete; realtimeInput
- *     audio resampled with speexdsp to 24 kHz and sent back as
- *     serverContent.modelTurn inlineData audio/pcm;rate=24000);
+ *     audio answered with 24 kHz audio of the same duration holding the same
+ *     levels, as serverContent.modelTurn inlineData audio/pcm;rate=24000);
  *   - Twilio: a signed webhook POST per call (X-Twilio-Signature, HMAC-SHA1
  *     over PUBLIC_URL/incoming-call + sorted params), the TwiML parsed for the
  *     stream URL and <Parameter>s, then the Media Streams socket: connected,
@@ -298,7 +298,7 @@ struct sconn {                     /* one provider socket accepted by the stand-
     struct queue q;
     struct rxbuf rx;
     struct det det;
-    struct aud_rs *rs;
+    uint64_t in_total, out_total;  /* Gemini echo: samples in (at in_rate) and out (24 kHz) */
     int in_rate;
     bool configured, closed;
     int resp_n, evn;
@@ -375,7 +375,13 @@ struct run {
 
 static struct run *R;
 static volatile sig_atomic_t g_stop;
-static double g_echo_ratio = 0.75;   /* echoed audio per received audio (--echo-ratio) */
+/* Echoed audio per received audio (--echo-ratio). OpenAI default 0.75: the pass-through echo is
+ * cut to 15 ms per 20 ms frame so the agent never runs ahead of Twilio playback (at 1.0 every
+ * scheduling stall adds lead the server then paces, up to its 1 s LEAD_MS, forever: that is
+ * playout, not relay cost). Gemini default 1.0: the server frames its transcoded output in
+ * 20 ms and a shorter echo would leave every second frame waiting for the next chunk. */
+static double g_echo_ratio = 0.75;
+static double g_echo_ratio_opt = -1;
 
 static void on_sig(int sig)
 {
@@ -664,15 +670,9 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
         s->bad++;
         return;
     }
-    if (!s->rs || s->in_rate != rate) {
-        aud_rs_free(s->rs);
-        s->rs = NULL;
-        struct err e;
-        if (aud_rs_new(&s->rs, rate, 24000, &e)) {
-            s->bad++;
-            return;
-        }
+    if (s->in_rate != rate) {
         s->in_rate = rate;
+        s->in_total = s->out_total = 0;
         det_init(&s->det, rate);
     }
     size_t bl = json_string_length(d);
@@ -684,15 +684,27 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
         return;
     }
     size_t ns = (size_t)nb / 2;
+    /* Output of exactly the same duration at 24 kHz holding the same levels (a synthesised
+     * "tone" per plateau, sample-and-hold): unlike a filter it adds no delay of its own, so
+     * every millisecond measured on the outbound leg is the server's. */
+    size_t ocap = ns * 24000 / (size_t)rate + 2;
     int16_t *in = malloc(ns * sizeof *in);
-    size_t ocap = aud_rs_out_max(s->rs, ns);
     int16_t *out = malloc(ocap * sizeof *out);
     uint8_t *codes = malloc(ns);
     if (in && out && codes) {
         s->appends++;
         aud_pcm_from_le(le, ns, in);
         aud_ulaw_encode(in, ns, codes);
-        size_t no = aud_rs_process(s->rs, in, ns, out, ocap);
+        /* output sample n (global) holds input sample n*rate/24000 (global) */
+        uint64_t in0 = s->in_total, in1 = in0 + ns;
+        uint64_t target = in1 * 24000 / (uint64_t)rate;
+        size_t no = 0;
+        for (; s->out_total < target && no < ocap; s->out_total++) {
+            uint64_t gi = s->out_total * (uint64_t)rate / 24000;
+            size_t i = gi >= in0 ? (size_t)(gi - in0) : 0;
+            out[no++] = in[i < ns ? i : ns - 1];
+        }
+        s->in_total = in1;
         if (g_echo_ratio < 1.0)   /* see oai_on_append */
             no = (size_t)((double)no * g_echo_ratio);
         struct msg *m = gem_audio_msg(out, no);
@@ -1478,6 +1490,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     r->sp_port = free_port();
     if (r->srv_port == r->sp_port)
         r->sp_port = free_port();
+    g_echo_ratio = g_echo_ratio_opt > 0 ? g_echo_ratio_opt : pk == PK_OPENAI ? 0.75 : 1.0;
     res->n = n;
     res->pk = pk;
     res->ok = false;
@@ -1726,6 +1739,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     metric(pfx, "bench_timer_lag_p99", samp_q(&r->lag, 0.99), "ms");
     metric(pfx, "bench_timer_lag_max", samp_q(&r->lag, 1.0), "ms");
     metric(pfx, "window", win_s, "s");
+    metric(pfx, "echo_ratio", g_echo_ratio, "ratio");
     fflush(stdout);
 
     res->p50 = samp_q(&r->lat, 0.5);
@@ -1768,7 +1782,6 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     for (int i = 0; i < r->nconns; i++) {
         q_free(&r->conns[i]->q);
         free(r->conns[i]->rx.p);
-        aud_rs_free(r->conns[i]->rs);
         free(r->conns[i]);
     }
     free(r->conns);
@@ -1854,8 +1867,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--bin") && v) {
             o.bin = argv[++i];
         } else if (!strcmp(a, "--echo-ratio") && v) {
-            g_echo_ratio = atof(argv[++i]);
-            if (g_echo_ratio < 0.3 || g_echo_ratio > 1.0) {
+            g_echo_ratio_opt = atof(argv[++i]);
+            if (g_echo_ratio_opt < 0.3 || g_echo_ratio_opt > 1.0) {
                 usage();
                 return 2;
             }
