@@ -457,6 +457,7 @@ static void test_http_sigterm_drains_active_calls(void **state)
     struct vt_srv s;
     char envs[4][256];
     assert_int_equal(vt_oai_start(&peer, "{\"echo\":true}", "sk-test"), 0);
+    vt_peers_track(peer.pid, NULL);
     snprintf(envs[0], sizeof envs[0], "OPENAI_REALTIME_URL=%s", peer.url);
     const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
                          "OPENAI_API_KEY=sk-test", envs[0], "DRAIN_SECONDS=20", NULL};
@@ -510,6 +511,7 @@ static void test_http_sigterm_drains_active_calls(void **state)
     json_decref(r);
     assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_calls WHERE end_reason = 'shutdown'"), 1);
     vt_srv_cleanup(&s);
+    vt_peers_untrack(peer.pid);
     vt_oai_stop(&peer);
 }
 
@@ -519,16 +521,16 @@ int main(void)
         cmocka_unit_test(test_http_signature_matches_twilio_doc_vectors),
         cmocka_unit_test(test_http_signature_matches_twilio_python_vector),
         cmocka_unit_test(test_http_form_decoding_follows_form_rules),
-        cmocka_unit_test(test_http_stream_token_is_bound_to_call_from_and_expiry),
+        cmocka_unit_test_teardown(test_http_stream_token_is_bound_to_call_from_and_expiry, vt_peers_cleanup_all),
         cmocka_unit_test(test_http_caller_id_withheld_values),
-        cmocka_unit_test(test_http_webhook_checks_signature_and_answers_twiml),
-        cmocka_unit_test(test_http_webhook_withheld_caller_gets_a_stream_without_identity),
-        cmocka_unit_test(test_http_routes_methods_and_limits),
-        cmocka_unit_test(test_http_health_and_metrics),
-        cmocka_unit_test(test_http_actions_endpoint_needs_the_bearer_token),
-        cmocka_unit_test(test_http_stream_refuses_forged_missing_expired_and_changed_tokens),
-        cmocka_unit_test(test_http_sigterm_without_calls_exits_at_once),
-        cmocka_unit_test(test_http_sigterm_drains_active_calls),
+        cmocka_unit_test_teardown(test_http_webhook_checks_signature_and_answers_twiml, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_webhook_withheld_caller_gets_a_stream_without_identity, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_stream_refuses_forged_missing_expired_and_changed_tokens, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_sigterm_without_calls_exits_at_once, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_sigterm_drains_active_calls, vt_peers_cleanup_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
