@@ -231,6 +231,32 @@ static void test_e2e_call_greets_relays_audio_and_runs_tools(void **state)
     e2e_stop(&t);
 }
 
+static void test_e2e_tool_call_budget_is_enforced_per_call(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e11";
+    char when[64], script[sizeof SCRIPT_TOOLS + 64];
+    bookable_time(when, sizeof when);
+    snprintf(script, sizeof script, SCRIPT_TOOLS, when);
+    const char *extra[] = {"MAX_TOOL_CALLS=2", NULL};
+    e2e_start(&t, script, extra);
+    json_t *r = call(&t, sid, "\"duration_ms\":6000", 40);
+    assert_no_violations(r);
+    json_decref(r);
+    json_t *log = vt_oai_log(&t.peer);
+    const char *cb = fn_output(log, "call_cb");
+    assert_non_null(fn_output(log, "call_own"));
+    assert_non_null(cb);
+    /* the third call of the call is refused, and the agent is told so */
+    assert_non_null(strstr(cb, "\"success\":false"));
+    assert_non_null(strstr(cb, "budget_exceeded"));
+    json_decref(log);
+    assert_true(vt_srv_log_wait(&t.srv, "tool-call budget", 2000));
+    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s'", sid), 0);
+    e2e_stop(&t);
+}
+
 /* ---- barge-in ---- */
 
 static void test_e2e_barge_in_clears_and_truncates_at_heard_ms(void **state)
@@ -458,6 +484,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_e2e_call_greets_relays_audio_and_runs_tools, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_tool_call_budget_is_enforced_per_call, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_barge_in_clears_and_truncates_at_heard_ms, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_provider_closing_mid_call_falls_back_with_callback, vt_peers_cleanup_all),
