@@ -43,7 +43,8 @@
 #define OAI_BAD_MAX 5                        /* malformed vendor messages tolerated per call */
 #define OAI_SETUP_MS 5000                    /* session.created -> session.updated deadline */
 #define OAI_CONNECT_MS_DEFAULT 5000          /* when PROVIDER_CONNECT_TIMEOUT_MS is 0 */
-#define OAI_RETRY_CREATE_MS 300              /* resend a refused response.create if nothing active */
+#define OAI_RETRY_CREATE_MS 2000             /* safety net: resend a refused response.create when
+                                               no response is known to be active by then */
 #define OAI_MAX_CALLS 32                     /* function calls held per call at once */
 #define OAI_ITEMS 8                          /* assistant items remembered for truncate */
 #define OAI_ID_MAX 96                        /* vendor ids (resp_, item_, call_) */

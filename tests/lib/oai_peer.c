@@ -32,7 +32,7 @@ static double now_ms(void)
     return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
 }
 
-int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
+static int start_once(struct vt_oai *s, const char *script_json, const char *key)
 {
     char script[192], errp[192], js[512], portbuf[16];
     int in[2], out[2];
@@ -91,8 +91,20 @@ int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
         }
     }
     close(out[0]);
-    fprintf(stderr, "oai_peer: stand-in did not start (got '%.*s')\n", (int)n, line);
+    char *err = vt_oai_stderr(s);
+    fprintf(stderr, "oai_peer: stand-in did not start on port %d (got '%.*s'); stderr: %s\n",
+            s->port, (int)n, line, err);
+    free(err);
     vt_oai_stop(s);
+    return -1;
+}
+
+int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
+{
+    /* A port from vt_free_port can be taken again before node binds it: retry. */
+    for (int attempt = 0; attempt < 3; attempt++)
+        if (start_once(s, script_json, key) == 0)
+            return 0;
     return -1;
 }
 
