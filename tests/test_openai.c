@@ -1022,7 +1022,9 @@ static void test_openai_instructions_default_and_file(void **state)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    log_setup(LOG_WARN, false);
+    const char *lv = getenv("VWS_TEST_LOG");   /* e.g. VWS_TEST_LOG=info to watch a call */
+    int level = lv ? log_level_parse(lv) : LOG_WARN;
+    log_setup(level < 0 ? LOG_WARN : (enum log_level)level, false);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openai_session_update_accepted_with_tools_and_instructions),
         cmocka_unit_test(test_openai_audio_passthrough_both_ways),

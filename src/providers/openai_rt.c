@@ -722,7 +722,7 @@ static void on_event(struct oai *p, const char *type, json_t *m)
     } else if (!strcmp(type, "response.output_audio_transcript.done")) {
         const char *t = "";
         json_unpack(m, "{s?s}", "transcript", &t);
-        log_info("call=%s agent said: %.300s", p->call_sid, t);
+        log_debug("call=%s agent said: %.300s", p->call_sid, t);   /* may hold personal data */
     } else if (!strcmp(type, "conversation.item.truncated")) {
         log_debug("call=%s item truncated", p->call_sid);
     }
