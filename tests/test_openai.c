@@ -151,7 +151,8 @@ struct h {
     struct vt_oai peer;
     struct rec r;
     char *instr;
-    char url[160];
+    char url[200];
+    const char *address;      /* prov_open_args.address (NULL: the URL's host) */
 };
 
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -193,7 +194,7 @@ static void run_for(struct h *h, int ms)
 static bool is_ready(struct h *h) { return h->r.ready > 0; }
 static bool is_closed(struct h *h) { return h->r.closed > 0; }
 
-static void ctx_new(struct h *h)
+static void ctx_new(struct h *h, const char *ca_path)
 {
     struct lws_context_creation_info ci;
     lws_set_log_level(LLL_ERR, NULL);
@@ -212,6 +213,7 @@ static void ctx_new(struct h *h)
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.protocols = h->protos;
     ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    ci.client_ssl_ca_filepath = ca_path;   /* NULL: the system CA store */
     h->vh = lws_create_vhost(h->ctx, &ci);
     assert_non_null(h->vh);
     lws_sul_schedule(h->ctx, 0, &h->tick, tick_cb, 10 * LWS_US_PER_MS);
@@ -233,7 +235,28 @@ static void h_init(struct h *h, const char *script, const char *client_key, cons
                         "PROVIDER_CONNECT_TIMEOUT_MS=4000", NULL};
     vt_cfg(&h->cfg, kv);
     h->instr = prov_instructions(&h->cfg);
-    ctx_new(h);
+    ctx_new(h, NULL);
+}
+
+/* TLS stand-in with certs from dir; ca: trust this CA (NULL = system store only);
+ * url_host: host to put in the URL instead of localhost (certificate name check). */
+static void h_init_tls(struct h *h, const char *dir, const char *ca, const char *url_host)
+{
+    char cert[256], key[256], url[128];
+    memset(h, 0, sizeof *h);
+    snprintf(cert, sizeof cert, "%s/srv.pem", dir);
+    snprintf(key, sizeof key, "%s/srv.key", dir);
+    assert_int_equal(vt_oai_start_tls(&h->peer, NULL, "sk-test", cert, key), 0);
+    h->r.peer = &h->peer;
+    snprintf(url, sizeof url, "wss://%s:%d/v1/realtime", url_host ? url_host : "localhost",
+             h->peer.port);
+    snprintf(h->url, sizeof h->url, "OPENAI_REALTIME_URL=%s", url);
+    const char *kv[] = {"OPENAI_API_KEY=sk-test", h->url, "PROVIDER_CONNECT_TIMEOUT_MS=4000",
+                        NULL};
+    vt_cfg(&h->cfg, kv);
+    h->instr = prov_instructions(&h->cfg);
+    h->address = "127.0.0.1";   /* as the server does: resolved off-loop, name kept for TLS */
+    ctx_new(h, ca);
 }
 
 static void h_open(struct h *h)
@@ -247,7 +270,7 @@ static void h_open(struct h *h)
         .owner = &h->r,
         .instructions = h->instr,
         .call_sid = "CAtest",
-        .address = NULL,
+        .address = h->address,
     };
     assert_int_equal(prov_openai_ops.open(&h->r.p, &a, &e), 0);
     assert_non_null(h->r.p);
@@ -941,7 +964,56 @@ static void test_openai_close_inside_closed_and_while_connecting(void **state)
     h_done(&h);
 }
 
-/* ---- 10: configuration ---- */
+/* ---- 10: TLS: certificate and host name verified ---- */
+
+static int handshakes(struct h *h)
+{
+    json_t *log = peer_log(h);
+    int n = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(log, i, r) {
+        const char *k = json_string_value(json_object_get(r, "kind"));
+        if (k && !strcmp(k, "handshake"))
+            n++;
+    }
+    json_decref(log);
+    return n;
+}
+
+static void test_openai_wss_verifies_certificate_and_host(void **state)
+{
+    (void)state;
+    struct h h;
+    char *dir = vt_tmpdir(), ca[256];
+    assert_int_equal(vt_oai_make_certs(dir), 0);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+
+    /* Trusted CA, right name: the whole session works over TLS. */
+    h_init_tls(&h, dir, ca, NULL);
+    open_ready(&h);
+    assert_int_equal(handshakes(&h), 1);
+    h_done(&h);
+
+    /* Certificate from an unknown CA: refused before any HTTP (the key never leaves). */
+    h_init_tls(&h, dir, NULL, NULL);
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_CONNECT_FAILED, 6000);
+    assert_int_equal(handshakes(&h), 0);
+    h_done(&h);
+
+    /* Trusted CA but the URL names another host than the certificate. */
+    h_init_tls(&h, dir, ca, "wrong.example");
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_CONNECT_FAILED, 6000);
+    assert_int_equal(handshakes(&h), 0);
+    h_done(&h);
+
+    vt_rmdir(dir);
+    free(dir);
+}
+
+/* ---- 11: configuration ---- */
 
 static void test_openai_plain_ws_refused_off_loopback(void **state)
 {
@@ -966,7 +1038,7 @@ static void test_openai_plain_ws_refused_off_loopback(void **state)
     cfg_free(&c);
 }
 
-/* ---- 11: instructions ---- */
+/* ---- 12: instructions ---- */
 
 static void test_openai_instructions_default_and_file(void **state)
 {
@@ -1049,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_openai_no_session_updated_times_out),
         cmocka_unit_test(test_openai_close_inside_tool_call_is_safe),
         cmocka_unit_test(test_openai_close_inside_closed_and_while_connecting),
+        cmocka_unit_test(test_openai_wss_verifies_certificate_and_host),
         cmocka_unit_test(test_openai_plain_ws_refused_off_loopback),
         cmocka_unit_test(test_openai_instructions_default_and_file),
     };

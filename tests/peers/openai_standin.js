@@ -11,6 +11,7 @@
  *   Prints one line {"listening":PORT} on stdout when ready.
  *   --key       the only API key accepted (default "sk-test"); wrong/missing -> HTTP 401.
  *   --lifeline  exit when stdin reaches EOF (the C test holds the pipe; if it dies we die).
+ *   --tls-cert FILE --tls-key FILE   serve wss:// (and https) with this certificate.
  *   --log FILE  every event is appended as one JSON line (written synchronously):
  *                 {"t":ms,"conn":n,"dir":"in","ev":{...client event...}}
  *                 {"t":ms,"conn":n,"dir":"out","ev":{...server event...}}
@@ -102,7 +103,8 @@ const { WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
 /* ---- options ---- */
 
 function parseArgs(argv) {
-    const o = { port: 0, host: '127.0.0.1', key: 'sk-test', script: null, log: null, lifeline: false };
+    const o = { port: 0, host: '127.0.0.1', key: 'sk-test', script: null, log: null, lifeline: false,
+        tlsCert: null, tlsKey: null };
     for (let i = 2; i < argv.length; i++) {
         const a = argv[i];
         const next = () => argv[++i];
@@ -112,6 +114,8 @@ function parseArgs(argv) {
         else if (a === '--script') o.script = next();
         else if (a === '--log') o.log = next();
         else if (a === '--lifeline') o.lifeline = true;
+        else if (a === '--tls-cert') o.tlsCert = next();
+        else if (a === '--tls-key') o.tlsKey = next();
         else { process.stderr.write(`openai_standin: unknown option ${a}\n`); process.exit(2); }
     }
     return o;
@@ -753,7 +757,7 @@ Conn.prototype.echoAudio = function (b64) {
 
 /* ---- HTTP + upgrade ---- */
 
-const server = http.createServer((req, res) => {
+const onRequest = (req, res) => {
     const u = new URL(req.url, 'http://x');
     if (req.method === 'GET' && u.pathname === '/log') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -784,7 +788,11 @@ const server = http.createServer((req, res) => {
     /* A plain HTTP request to the realtime path gets what the API gives: no upgrade. */
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error' } }));
-});
+};
+const server = opts.tlsCert
+    ? require('https').createServer({ cert: fs.readFileSync(opts.tlsCert), key: fs.readFileSync(opts.tlsKey) }, onRequest)
+    : http.createServer(onRequest);
+server.on('tlsClientError', (e) => record({ conn: 0, kind: 'tls_error', message: e.message }));
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
 
