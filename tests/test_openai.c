@@ -535,6 +535,7 @@ static void test_openai_cancelled_response_calls_never_run(void **state)
 /* ---- 5: two calls in one response: both outputs, then exactly one response.create ---- */
 
 static bool two_calls(struct h *h) { return h->r.ncalls >= 2; }
+static bool three_calls(struct h *h) { return h->r.ncalls >= 3; }
 static bool one_create(struct h *h) { return peer_count_in(h, "response.create") >= 1; }
 
 static void test_openai_two_calls_one_response_create_after_both_outputs(void **state)
@@ -580,6 +581,44 @@ static void test_openai_two_calls_one_response_create_after_both_outputs(void **
             outputs_before_create = seen_outputs;
     }
     assert_int_equal(outputs_before_create, 2);
+    assert_int_equal(vt_oai_errors(log, ""), 0);
+    json_decref(log);
+    h_done(&h);
+}
+
+/* Duplicates: the same call twice with different call_ids is passed on twice (exactly-once
+ * is the action layer's job); the same call_id twice is one call. */
+static void test_openai_duplicate_calls(void **state)
+{
+    (void)state;
+    struct h h;
+    h_init(&h,
+           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":0,\"calls\":["
+           "{\"name\":\"send_portal_link\",\"arguments\":{\"method\":\"sms\"}},"
+           "{\"name\":\"send_portal_link\",\"arguments\":{\"method\":\"sms\"}}]}},"
+           "{\"response\":{\"audio_ms\":0,\"calls\":["
+           "{\"name\":\"check_claim_details\",\"call_id\":\"call_same\",\"arguments\":"
+           "{\"claim_reference\":\"RMC-1001\"}},"
+           "{\"name\":\"check_claim_details\",\"call_id\":\"call_same\",\"arguments\":"
+           "{\"claim_reference\":\"RMC-1001\"}}]}}]}]}",
+           NULL, NULL);
+    open_ready(&h);
+    if (!run_until(&h, three_calls, 8000))
+        fail_with_stderr(&h, "calls not emitted");
+    run_for(&h, 300);
+    assert_int_equal(h.r.ncalls, 3);
+    assert_string_equal(h.r.calls[0].name, "send_portal_link");
+    assert_string_equal(h.r.calls[1].name, "send_portal_link");
+    assert_string_not_equal(h.r.calls[0].id, h.r.calls[1].id);
+    assert_string_equal(h.r.calls[2].id, "call_same");
+    for (int i = 0; i < 3; i++)
+        prov_openai_ops.tool_result(h.r.p, h.r.calls[i].id, h.r.calls[i].name,
+                                    "{\"success\":true}");
+    run_for(&h, 600);
+    json_t *log = peer_log(&h);
+    assert_int_equal(vt_oai_count_in(log, "conversation.item.create"), 3);
+    /* the first pair's response.create ran; the second waits behind it, then runs */
+    assert_int_equal(vt_oai_count_in(log, "response.create"), 2);
     assert_int_equal(vt_oai_errors(log, ""), 0);
     json_decref(log);
     h_done(&h);
@@ -964,6 +1003,26 @@ static void test_openai_close_inside_closed_and_while_connecting(void **state)
     h_done(&h);
 }
 
+/* The server may tear the loop down with calls still up (shutdown): the provider must
+ * survive lws_context_destroy() and be freed afterwards without touching lws. */
+static void test_openai_context_destroyed_before_close(void **state)
+{
+    /* Asserted by the sanitizers (use-after-free / leak) in the ASan run. */
+    (void)state;
+    struct h h;
+    h_init(&h, NULL, NULL, NULL);
+    open_ready(&h);
+    lws_sul_cancel(&h.tick);
+    lws_context_destroy(h.ctx);
+    h.ctx = NULL;
+    prov_openai_ops.close(h.r.p);
+    h.r.p = NULL;
+    vt_oai_stop(&h.peer);
+    cfg_free(&h.cfg);
+    free(h.instr);
+    free(h.r.audio);
+}
+
 /* ---- 10: TLS: certificate and host name verified ---- */
 
 static int handshakes(struct h *h)
@@ -1103,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_openai_tool_call_after_response_done_then_one_response_create),
         cmocka_unit_test(test_openai_cancelled_response_calls_never_run),
         cmocka_unit_test(test_openai_two_calls_one_response_create_after_both_outputs),
+        cmocka_unit_test(test_openai_duplicate_calls),
         cmocka_unit_test(test_openai_greet_waits_for_active_response),
         cmocka_unit_test(test_openai_active_response_error_keeps_create_queued),
         cmocka_unit_test(test_openai_truncate_clamped_to_generated_audio),
@@ -1121,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_openai_no_session_updated_times_out),
         cmocka_unit_test(test_openai_close_inside_tool_call_is_safe),
         cmocka_unit_test(test_openai_close_inside_closed_and_while_connecting),
+        cmocka_unit_test(test_openai_context_destroyed_before_close),
         cmocka_unit_test(test_openai_wss_verifies_certificate_and_host),
         cmocka_unit_test(test_openai_plain_ws_refused_off_loopback),
         cmocka_unit_test(test_openai_instructions_default_and_file),
