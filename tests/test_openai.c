@@ -220,11 +220,12 @@ static void ctx_new(struct h *h, const char *ca_path)
 }
 
 /* Start the stand-in with script (may be NULL) and a cfg pointing at it (or at url). */
-static void h_init(struct h *h, const char *script, const char *client_key, const char *url)
+static void h_init_keys(struct h *h, const char *script, const char *peer_key,
+                        const char *client_key, const char *url)
 {
     memset(h, 0, sizeof *h);
     if (!url) {
-        assert_int_equal(vt_oai_start(&h->peer, script, "sk-test"), 0);
+        assert_int_equal(vt_oai_start(&h->peer, script, peer_key), 0);
         url = h->peer.url;
         h->r.peer = &h->peer;
     }
@@ -236,6 +237,11 @@ static void h_init(struct h *h, const char *script, const char *client_key, cons
     vt_cfg(&h->cfg, kv);
     h->instr = prov_instructions(&h->cfg);
     ctx_new(h, NULL);
+}
+
+static void h_init(struct h *h, const char *script, const char *client_key, const char *url)
+{
+    h_init_keys(h, script, "sk-test", client_key, url);
 }
 
 /* TLS stand-in with certs from dir; ca: trust this CA (NULL = system store only);
@@ -763,6 +769,58 @@ static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
     h_done(&h);
 }
 
+/* Vendor errors are logged with code and message (code may be null) and the call goes on;
+ * the API key appears in no log line during a whole call with a tool round trip. */
+static bool greeted(struct h *h);
+
+static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_openai_errors_logged_and_key_never_logged(void **state)
+{
+    (void)state;
+    struct h h;
+    const char *key = "sk-proj-SECRETKEY0123456789";
+    char *dir = vt_tmpdir(), path[256];
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    FILE *lf = fopen(path, "w");
+    log_setup(LOG_DEBUG, false);
+    log_set_fd(fileno(lf));
+    h_init_keys(&h,
+                "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"error\":{\"code\":null,\"message\":"
+                "\"Audio content of 10ms is already shorter than 20ms\"}},{\"response\":{"
+                "\"audio_ms\":100,\"calls\":[{\"name\":\"check_claim_details\",\"arguments\":"
+                "{\"claim_reference\":\"RMC-1001\"}}]}}]},{\"on\":\"response.create\",\"do\":"
+                "[{\"response\":{\"audio_ms\":100}}]}]}",
+                key, key, NULL);
+    open_ready(&h);
+    if (!run_until(&h, has_call, 8000))
+        fail_with_stderr(&h, "no tool_call");
+    prov_openai_ops.tool_result(h.r.p, h.r.calls[0].id, h.r.calls[0].name, ENVELOPE);
+    if (!run_until(&h, greeted, 8000))   /* two response.done */
+        fail_with_stderr(&h, "no second response");
+    assert_int_equal(h.r.closed, 0);
+    h_done(&h);
+    log_set_fd(2);
+    log_setup(LOG_WARN, false);
+    fclose(lf);
+    assert_true(log_has(path, "code=null"));
+    assert_true(log_has(path, "is already shorter than 20ms"));
+    assert_true(log_has(path, "session ready"));
+    assert_false(log_has(path, "SECRETKEY"));
+    vt_rmdir(dir);
+    free(dir);
+}
+
 /* ---- 8: failures classified ---- */
 
 static void expect_close(struct h *h, enum prov_close why, int timeout_ms)
@@ -1167,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_openai_active_response_error_keeps_create_queued),
         cmocka_unit_test(test_openai_truncate_clamped_to_generated_audio),
         cmocka_unit_test(test_openai_barge_in_reported_and_late_audio_dropped),
+        cmocka_unit_test(test_openai_errors_logged_and_key_never_logged),
         cmocka_unit_test(test_openai_wrong_key_rejected),
         cmocka_unit_test(test_openai_forbidden_rejected),
         cmocka_unit_test(test_openai_unreachable_port_connect_failed),

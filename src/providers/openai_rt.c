@@ -176,6 +176,18 @@ static bool live(const struct oai *p)
     return !p->dead && p->st != OAI_DOWN;
 }
 
+/* String member or NULL (missing, null or not a string: OpenAI sends null for many fields). */
+static const char *jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static const char *jstr_or(const json_t *o, const char *key, const char *dflt)
+{
+    const char *v = jstr(o, key);
+    return v ? v : dflt;
+}
+
 static void next_event_id(struct oai *p, const char *kind, char *out, size_t outsz)
 {
     snprintf(out, outsz, "vws_%s_%d", kind, ++p->seq);
@@ -468,17 +480,17 @@ static void call_store(struct oai *p, const char *resp_id, const char *call_id, 
 
 static void on_output_item_done(struct oai *p, json_t *m)
 {
-    const char *resp = NULL, *type = NULL, *status = "", *call_id = NULL, *name = NULL;
-    const char *args = "";
-    if (json_unpack(m, "{s:s, s:{s:s, s?s, s?s, s?s, s?s, *}, *}", "response_id", &resp, "item",
-                    "type", &type, "status", &status, "call_id", &call_id, "name", &name,
-                    "arguments", &args)) {
+    json_t *item = json_object_get(m, "item");
+    const char *resp = jstr(m, "response_id"), *type = jstr(item, "type");
+    if (!resp || !type) {
         p->bad++;
         log_warn("call=%s malformed response.output_item.done", p->call_sid);
         return;
     }
     if (strcmp(type, "function_call"))
         return;
+    const char *call_id = jstr(item, "call_id"), *name = jstr(item, "name");
+    const char *status = jstr_or(item, "status", "");
     if (!call_id || !name) {
         p->bad++;
         log_warn("call=%s function_call item without call_id/name", p->call_sid);
@@ -489,7 +501,7 @@ static void on_output_item_done(struct oai *p, json_t *m)
                  status);
         return;
     }
-    call_store(p, resp, call_id, name, args);
+    call_store(p, resp, call_id, name, jstr_or(item, "arguments", "{}"));
 }
 
 /* response.done "completed": run every completed function_call in output[] (authoritative). */
@@ -500,9 +512,9 @@ static void run_calls(struct oai *p, const char *resp_id, json_t *output)
     int emitted = 0;
 
     json_array_foreach(output, i, it) {
-        const char *type = "", *status = "", *call_id = NULL, *name = NULL, *args = "";
-        json_unpack(it, "{s?s, s?s, s?s, s?s, s?s}", "type", &type, "status", &status, "call_id",
-                    &call_id, "name", &name, "arguments", &args);
+        const char *type = jstr_or(it, "type", ""), *status = jstr_or(it, "status", "");
+        const char *call_id = jstr(it, "call_id"), *name = jstr(it, "name");
+        const char *args = jstr_or(it, "arguments", "{}");
         if (strcmp(type, "function_call") || !call_id || !name)
             continue;
         if (strcmp(status, "completed")) {
@@ -564,10 +576,10 @@ static void drop_calls(struct oai *p, const char *resp_id, const char *status)
 
 static void on_response_done(struct oai *p, json_t *m)
 {
-    const char *id = NULL, *status = NULL;
-    json_t *output = NULL;
-    if (json_unpack(m, "{s:{s:s, s:s, s?o, *}, *}", "response", "id", &id, "status", &status,
-                    "output", &output)) {
+    json_t *r = json_object_get(m, "response");
+    const char *id = jstr(r, "id"), *status = jstr(r, "status");
+    json_t *output = json_object_get(r, "output");
+    if (!id || !status) {
         p->bad++;
         log_warn("call=%s malformed response.done", p->call_sid);
         return;
@@ -586,9 +598,10 @@ static void on_response_done(struct oai *p, json_t *m)
 
 static void on_session_updated(struct oai *p, json_t *m)
 {
-    const char *in = "", *out = "";
-    json_unpack(m, "{s:{s:{s?{s?{s?s}}, s?{s?{s?s}}}}}", "session", "audio", "input", "format",
-                "type", &in, "output", "format", "type", &out);
+    json_t *audio = json_object_get(json_object_get(m, "session"), "audio");
+    const char *in = jstr_or(json_object_get(json_object_get(audio, "input"), "format"), "type", "");
+    const char *out =
+        jstr_or(json_object_get(json_object_get(audio, "output"), "format"), "type", "");
     if (p->st != OAI_CONFIGURING) {
         if (p->st == OAI_READY && (strcmp(in, "audio/pcmu") || strcmp(out, "audio/pcmu")))
             fail(p, PROV_CLOSE_PROTOCOL, false, "session.updated changed formats in=%s out=%s",
@@ -634,10 +647,10 @@ static bool is_fatal(const char *code, enum prov_close *why)
 
 static void on_error(struct oai *p, json_t *m)
 {
-    const char *type = "", *code = NULL, *msg = "", *evid = NULL;
+    json_t *er = json_object_get(m, "error");
+    const char *type = jstr_or(er, "type", ""), *code = jstr(er, "code");
+    const char *msg = jstr_or(er, "message", ""), *evid = jstr(er, "event_id");
     enum prov_close why;
-    json_unpack(m, "{s:{s?s, s?s, s?s, s?s}}", "error", "type", &type, "code", &code, "message",
-                &msg, "event_id", &evid);
     log_warn("call=%s openai error type=%s code=%s event=%s message=%.200s", p->call_sid, type,
              code ? code : "null", evid ? evid : "null", msg);
     if (is_fatal(code, &why)) {
@@ -666,9 +679,8 @@ static void on_error(struct oai *p, json_t *m)
 
 static void on_audio_delta(struct oai *p, json_t *m)
 {
-    const char *item = "";
+    const char *item = jstr_or(m, "item_id", "");
     json_t *d = json_object_get(m, "delta");
-    json_unpack(m, "{s?s}", "item_id", &item);
     if (!json_is_string(d)) {
         p->bad++;
         log_warn("call=%s output_audio.delta without delta", p->call_sid);
@@ -699,8 +711,8 @@ static void on_event(struct oai *p, const char *type, json_t *m)
         if (p->ev->barge_in && p->st == OAI_READY)
             p->ev->barge_in(p->owner);
     } else if (!strcmp(type, "response.created")) {
-        const char *id = NULL;
-        if (json_unpack(m, "{s:{s:s}}", "response", "id", &id)) {
+        const char *id = jstr(json_object_get(m, "response"), "id");
+        if (!id) {
             p->bad++;
             return;
         }
@@ -720,8 +732,7 @@ static void on_event(struct oai *p, const char *type, json_t *m)
     } else if (!strcmp(type, "error")) {
         on_error(p, m);
     } else if (!strcmp(type, "response.output_audio_transcript.done")) {
-        const char *t = "";
-        json_unpack(m, "{s?s}", "transcript", &t);
+        const char *t = jstr_or(m, "transcript", "");
         log_debug("call=%s agent said: %.300s", p->call_sid, t);   /* may hold personal data */
     } else if (!strcmp(type, "conversation.item.truncated")) {
         log_debug("call=%s item truncated", p->call_sid);
