@@ -14,6 +14,7 @@
 
 #include "core/cfg.h"
 #include "core/norm.h"
+#include "core/util.h"
 #include "db/db.h"
 
 #include <stdio.h>
@@ -32,7 +33,7 @@ const char act__user_schema[] =
     "{\"type\":\"object\",\"properties\":{"
     "\"phone_number\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":40,"
     "\"description\":\"The phone number on the account, as the caller said it (UK formats such "
-    "as 07700 900001 are fine).\"},"
+    "as 07700 900001 are fine), or the word caller for the number they are calling from.\"},"
     "\"claim_reference\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":40,"
     "\"description\":\"A claim reference such as RMC-1001, to confirm the caller's identity.\"}"
     "},\"required\":[\"phone_number\"],\"additionalProperties\":false}";
@@ -50,8 +51,8 @@ static int not_found(struct act_call *c, const char *why)
 
 static int add_claims(struct act_call *c, long long user_id, int *n)
 {
-    static const char sql[] =
-        "SELECT claim_reference, status FROM user_claims WHERE user_id = ? ORDER BY claim_reference";
+    static const char sql[] = "SELECT claim_reference, status FROM user_claims WHERE user_id = ? "
+                              "ORDER BY claim_reference";
     struct db_rows r = {0};
     struct db_val a = DB_I(user_id);
     json_t *arr;
@@ -98,7 +99,7 @@ static int own_number(struct act_call *c, const struct act__user *u, const char 
         raise_identity(c, u->id, claim_id ? ACT_ID_VERIFIED : ACT_ID_CALLER) == ACT_ID_VERIFIED;
     json_object_set_new(c->data, "first_name", json_string(u->first_name));
     json_object_set_new(c->data, "verified", json_boolean(verified));
-    verified = claim_id != 0;   /* the words describe this check */
+    verified = claim_id != 0; /* the words describe this check */
     if (verified || !c->env->cfg->require_verification)
         if ((rc = add_claims(c, u->id, &n)))
             return rc;
@@ -118,8 +119,9 @@ static int own_number(struct act_call *c, const struct act__user *u, const char 
                  "claim references?",
                  u->first_name);
     else
-        snprintf(c->message, sizeof c->message, "I've found your account, %s. You have %d claim%s with us.",
-                 u->first_name, n, n == 1 ? "" : "s");
+        snprintf(c->message, sizeof c->message,
+                 "I've found your account, %s. You have %d claim%s with us.", u->first_name, n,
+                 n == 1 ? "" : "s");
     return 0;
 }
 
@@ -146,6 +148,18 @@ static int other_number(struct act_call *c, const struct act__user *u, const cha
     return 0;
 }
 
+/* "caller", "this number", "the number I'm calling from": the signed From,
+ * which the model cannot see. Only ever resolves to the call's own number. */
+static bool means_own_number(const char *s)
+{
+    static const char *const words[] = {
+        "caller", "this number", "calling from", "my number", "this phone", "ringing from", NULL};
+    for (int i = 0; words[i]; i++)
+        if (strcasestr(s, words[i]))
+            return true;
+    return false;
+}
+
 int act__user_run(struct act_call *c)
 {
     const char *said = act__arg_str(c, "phone_number");
@@ -154,7 +168,9 @@ int act__user_run(struct act_call *c)
     struct act__user u;
     int rc;
 
-    if (!said || norm_phone(said, phone, sizeof phone)) {
+    if (said && means_own_number(said) && c->session->caller[0])
+        util_strlcpy(phone, c->session->caller, sizeof phone);
+    else if (!said || norm_phone(said, phone, sizeof phone)) {
         json_object_set_new(c->data, "field", json_string("phone_number"));
         return act__fail(c, ERR_INVALID_PHONE, NULL, "phone number not recognised");
     }
