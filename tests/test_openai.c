@@ -1155,7 +1155,29 @@ static void test_openai_plain_ws_refused_off_loopback(void **state)
     cfg_free(&c);
 }
 
-/* ---- 12: instructions ---- */
+/* ---- 12: the stand-in itself rejects what the real API rejects ---- */
+
+static void test_openai_standin_rejects_like_the_real_api(void **state)
+{
+    (void)state;
+    struct vt_oai peer;
+    struct vt_run r;
+    char js[512], port[16];
+    assert_int_equal(vt_oai_start(&peer, NULL, "sk-test"), 0);
+    snprintf(js, sizeof js, "%s/tests/peers/openai_standin_check.js", vt_src());
+    snprintf(port, sizeof port, "%d", peer.port);
+    const char *argv[] = {"/usr/bin/env", "node", js, port, "sk-test", NULL};
+    assert_int_equal(vt_run(&r, NULL, NULL, argv, 60), 0);
+    if (r.status != 0)
+        fprintf(stderr, "stand-in check:\n%s%s\n", r.out, r.err);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "ok   beta session fields -> unknown_parameter"));
+    assert_null(strstr(r.out, "FAIL"));
+    vt_run_free(&r);
+    vt_oai_stop(&peer);
+}
+
+/* ---- 13: instructions ---- */
 
 static void test_openai_instructions_default_and_file(void **state)
 {
@@ -1243,6 +1265,7 @@ int main(void)
         cmocka_unit_test(test_openai_context_destroyed_before_close),
         cmocka_unit_test(test_openai_wss_verifies_certificate_and_host),
         cmocka_unit_test(test_openai_plain_ws_refused_off_loopback),
+        cmocka_unit_test(test_openai_standin_rejects_like_the_real_api),
         cmocka_unit_test(test_openai_instructions_default_and_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
