@@ -255,8 +255,10 @@ static int enqueue(struct oai *p, json_t *j, bool audio)
     size_t n;
     struct oai_msg *m;
 
-    if (!j)
+    if (!j) {   /* json_pack failed: a NULL or non-UTF-8 string */
+        log_error("call=%s could not build a client event (invalid text?)", p->call_sid);
         return ERR_NOMEM;
+    }
     if (!p->wsi || p->st == OAI_DOWN || p->st == OAI_CONNECTING) {
         json_decref(j);
         return ERR_IO;
@@ -383,7 +385,7 @@ static void clean_name(const char *in, char *out, size_t outsz)
 
 static void send_greeting(struct oai *p)
 {
-    char text[400], evid[32];
+    char text[640], evid[32];
     const char *company = p->cfg->company_name[0] ? p->cfg->company_name : "the company";
     if (p->greet_name[0])
         snprintf(text, sizeof text,
@@ -857,6 +859,7 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         connection_error(p, wsi, in ? (const char *)in : NULL);
+        lws_set_opaque_user_data(wsi, NULL);   /* even if p->wsi was never recorded */
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         p->wsi = wsi;
@@ -882,12 +885,14 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     }
     case LWS_CALLBACK_CLIENT_CLOSED:
         fail(p, PROV_CLOSE_DROPPED, true, "connection lost");
+        lws_set_opaque_user_data(wsi, NULL);
         break;
     case LWS_CALLBACK_WSI_DESTROY:   /* never keep a pointer to a destroyed wsi */
         fail(p, p->st == OAI_CONNECTING ? PROV_CLOSE_CONNECT_FAILED : PROV_CLOSE_DROPPED, true,
              "connection destroyed");
         if (p->wsi == wsi)
             p->wsi = NULL;
+        lws_set_opaque_user_data(wsi, NULL);
         break;
     default:
         break;
