@@ -22,6 +22,7 @@
 #include "providers/provider.h"
 #include "vwstest.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -1177,6 +1178,73 @@ static void test_openai_standin_rejects_like_the_real_api(void **state)
     vt_oai_stop(&peer);
 }
 
+/* The stand-in's HTTP side: POST /control/last runs steps on the live call, GET /log. */
+static size_t curl_sink(char *ptr, size_t size, size_t n, void *ud)
+{
+    char **buf = ud;
+    size_t old = *buf ? strlen(*buf) : 0, add = size * n;
+    char *nb = realloc(*buf, old + add + 1);
+    memcpy(nb + old, ptr, add);
+    nb[old + add] = '\0';
+    *buf = nb;
+    return add;
+}
+
+static long http_req(int port, const char *path, const char *post_body, char **out)
+{
+    char url[128];
+    long status = 0;
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    if (post_body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void test_openai_standin_control_endpoint_drives_live_call(void **state)
+{
+    (void)state;
+    struct h h;
+    char *body = NULL;
+    h_init(&h, NULL, NULL, NULL);
+    open_ready(&h);
+    assert_int_equal(h.r.audio_events, 0);
+    assert_int_equal(http_req(h.peer.port, "/control/last",
+                              "[{\"response\":{\"audio_ms\":200,\"calls\":[{\"name\":"
+                              "\"check_requirements\",\"arguments\":{\"claim_reference\":"
+                              "\"RMC-2001\"}}]}}]",
+                              &body),
+                     202);
+    free(body);
+    body = NULL;
+    if (!run_until(&h, has_call, 5000))
+        fail_with_stderr(&h, "control steps did not run");
+    assert_true(h.r.audio_events > 0);
+    assert_string_equal(h.r.calls[0].name, "check_requirements");
+    assert_int_equal(http_req(h.peer.port, "/control/99", "[]", &body), 404);
+    free(body);
+    body = NULL;
+    assert_int_equal(http_req(h.peer.port, "/control/last", "{not a list", &body), 400);
+    free(body);
+    body = NULL;
+    assert_int_equal(http_req(h.peer.port, "/log", NULL, &body), 200);
+    json_t *log = json_loads(body, 0, NULL);
+    assert_non_null(log);
+    assert_int_equal(vt_oai_count_in(log, "session.update"), 1);
+    assert_int_equal(vt_oai_count_out(log, "response.done"), 1);
+    json_decref(log);
+    free(body);
+    h_done(&h);
+}
+
 /* ---- 13: instructions ---- */
 
 static void test_openai_instructions_default_and_file(void **state)
@@ -1266,6 +1334,7 @@ int main(void)
         cmocka_unit_test(test_openai_wss_verifies_certificate_and_host),
         cmocka_unit_test(test_openai_plain_ws_refused_off_loopback),
         cmocka_unit_test(test_openai_standin_rejects_like_the_real_api),
+        cmocka_unit_test(test_openai_standin_control_endpoint_drives_live_call),
         cmocka_unit_test(test_openai_instructions_default_and_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
