@@ -39,17 +39,17 @@ struct rec {
     int ready, barge, closed, audio_events;
     enum prov_close why;
     char detail[256];
-    char *audio;              /* concatenated base64 received */
+    char *audio; /* concatenated base64 received */
     size_t audio_len;
-    char item[128];           /* last audio item id */
+    char item[128]; /* last audio item id */
     int audio_after_barge;
     struct {
         char id[128], name[64], args[1024];
-        int done_in_log;      /* stand-in had sent response.done when tool_call arrived */
+        int done_in_log; /* stand-in had sent response.done when tool_call arrived */
     } calls[MAXC];
     int ncalls;
-    int events_after_close;   /* must stay 0 */
-    int close_in;             /* 1: owner calls close() from inside tool_call; 2: from closed */
+    int events_after_close; /* must stay 0 */
+    int close_in;           /* 1: owner calls close() from inside tool_call; 2: from closed */
     struct prov *p;
     struct vt_oai *peer;
     bool closed_by_owner;
@@ -95,7 +95,7 @@ static void ev_tool_call(void *o, const char *id, const char *name, const char *
         snprintf(r->calls[r->ncalls].id, sizeof r->calls[0].id, "%s", id);
         snprintf(r->calls[r->ncalls].name, sizeof r->calls[0].name, "%s", name);
         snprintf(r->calls[r->ncalls].args, sizeof r->calls[0].args, "%s", args);
-        if (r->peer) {   /* the stand-in logs before it sends: done must already be there */
+        if (r->peer) { /* the stand-in logs before it sends: done must already be there */
             json_t *log = vt_oai_log(r->peer);
             r->calls[r->ncalls].done_in_log = vt_oai_count_out(log, "response.done");
             json_decref(log);
@@ -153,7 +153,7 @@ struct h {
     struct rec r;
     char *instr;
     char url[200];
-    const char *address;      /* prov_open_args.address (NULL: the URL's host) */
+    const char *address; /* prov_open_args.address (NULL: the URL's host) */
 };
 
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -192,8 +192,14 @@ static void run_for(struct h *h, int ms)
     run_until(h, NULL, ms);
 }
 
-static bool is_ready(struct h *h) { return h->r.ready > 0; }
-static bool is_closed(struct h *h) { return h->r.closed > 0; }
+static bool is_ready(struct h *h)
+{
+    return h->r.ready > 0;
+}
+static bool is_closed(struct h *h)
+{
+    return h->r.closed > 0;
+}
 
 static void ctx_new(struct h *h, const char *ca_path)
 {
@@ -214,7 +220,7 @@ static void ctx_new(struct h *h, const char *ca_path)
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.protocols = h->protos;
     ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    ci.client_ssl_ca_filepath = ca_path;   /* NULL: the system CA store */
+    ci.client_ssl_ca_filepath = ca_path; /* NULL: the system CA store */
     h->vh = lws_create_vhost(h->ctx, &ci);
     assert_non_null(h->vh);
     lws_sul_schedule(h->ctx, 0, &h->tick, tick_cb, 10 * LWS_US_PER_MS);
@@ -233,8 +239,12 @@ static void h_init_keys(struct h *h, const char *script, const char *peer_key,
     snprintf(h->url, sizeof h->url, "OPENAI_REALTIME_URL=%s", url);
     char key[128];
     snprintf(key, sizeof key, "OPENAI_API_KEY=%s", client_key ? client_key : "sk-test");
-    const char *kv[] = {key, h->url, "COMPANY_NAME=Resolve My Claim", "OPENAI_VOICE=marin",
-                        "PROVIDER_CONNECT_TIMEOUT_MS=4000", NULL};
+    const char *kv[] = {key,
+                        h->url,
+                        "COMPANY_NAME=Resolve My Claim",
+                        "OPENAI_VOICE=marin",
+                        "PROVIDER_CONNECT_TIMEOUT_MS=4000",
+                        NULL};
     vt_cfg(&h->cfg, kv);
     h->instr = prov_instructions(&h->cfg);
     ctx_new(h, NULL);
@@ -258,11 +268,10 @@ static void h_init_tls(struct h *h, const char *dir, const char *ca, const char 
     snprintf(url, sizeof url, "wss://%s:%d/v1/realtime", url_host ? url_host : "localhost",
              h->peer.port);
     snprintf(h->url, sizeof h->url, "OPENAI_REALTIME_URL=%s", url);
-    const char *kv[] = {"OPENAI_API_KEY=sk-test", h->url, "PROVIDER_CONNECT_TIMEOUT_MS=4000",
-                        NULL};
+    const char *kv[] = {"OPENAI_API_KEY=sk-test", h->url, "PROVIDER_CONNECT_TIMEOUT_MS=4000", NULL};
     vt_cfg(&h->cfg, kv);
     h->instr = prov_instructions(&h->cfg);
-    h->address = "127.0.0.1";   /* as the server does: resolved off-loop, name kept for TLS */
+    h->address = "127.0.0.1"; /* as the server does: resolved off-loop, name kept for TLS */
     ctx_new(h, ca);
 }
 
@@ -288,7 +297,7 @@ static void h_done(struct h *h)
     if (h->r.p)
         prov_openai_ops.close(h->r.p);
     h->r.p = NULL;
-    run_for(h, 50);   /* let lws reap the killed socket */
+    run_for(h, 50); /* let lws reap the killed socket */
     lws_sul_cancel(&h->tick);
     lws_context_destroy(h->ctx);
     vt_oai_stop(&h->peer);
@@ -350,13 +359,12 @@ static void test_openai_session_update_accepted_with_tools_and_instructions(void
     assert_string_equal(json_string_value(json_array_get(mods, 0)), "audio");
     const char *in_fmt = NULL, *out_fmt = NULL, *nr = NULL, *td = NULL, *voice = NULL;
     int cr = 0, ir = 0;
-    assert_int_equal(json_unpack(s,
-                                 "{s:{s:{s:{s:s}, s:{s:s}, s:{s:s, s:b, s:b}}, s:{s:{s:s}, s:s}}}",
-                                 "audio", "input", "format", "type", &in_fmt, "noise_reduction",
-                                 "type", &nr, "turn_detection", "type", &td, "create_response",
-                                 &cr, "interrupt_response", &ir, "output", "format", "type",
-                                 &out_fmt, "voice", &voice),
-                     0);
+    assert_int_equal(
+        json_unpack(s, "{s:{s:{s:{s:s}, s:{s:s}, s:{s:s, s:b, s:b}}, s:{s:{s:s}, s:s}}}", "audio",
+                    "input", "format", "type", &in_fmt, "noise_reduction", "type", &nr,
+                    "turn_detection", "type", &td, "create_response", &cr, "interrupt_response",
+                    &ir, "output", "format", "type", &out_fmt, "voice", &voice),
+        0);
     assert_string_equal(in_fmt, "audio/pcmu");
     assert_string_equal(out_fmt, "audio/pcmu");
     assert_string_equal(nr, "near_field");
@@ -434,7 +442,10 @@ static const char *ENVELOPE =
     "{\"success\":true,\"message\":\"Claim RMC-1001 is in progress.\",\"data\":{\"status\":"
     "\"in_progress\"},\"execution_time_ms\":3}";
 
-static bool has_call(struct h *h) { return h->r.ncalls > 0; }
+static bool has_call(struct h *h)
+{
+    return h->r.ncalls > 0;
+}
 
 static int peer_count_in(struct h *h, const char *type)
 {
@@ -471,7 +482,7 @@ static void test_openai_tool_call_after_response_done_then_one_response_create(v
         fail_with_stderr(&h, "no tool_call");
     assert_int_equal(h.r.ncalls, 1);
     assert_string_equal(h.r.calls[0].name, "check_claim_details");
-    assert_int_equal(h.r.calls[0].done_in_log, 1);   /* emitted only after response.done */
+    assert_int_equal(h.r.calls[0].done_in_log, 1); /* emitted only after response.done */
     json_t *args = json_loads(h.r.calls[0].args, 0, NULL);
     assert_non_null(args);
     assert_string_equal(json_string_value(json_object_get(args, "claim_reference")), "RMC-1001");
@@ -541,9 +552,18 @@ static void test_openai_cancelled_response_calls_never_run(void **state)
 
 /* ---- 5: two calls in one response: both outputs, then exactly one response.create ---- */
 
-static bool two_calls(struct h *h) { return h->r.ncalls >= 2; }
-static bool three_calls(struct h *h) { return h->r.ncalls >= 3; }
-static bool one_create(struct h *h) { return peer_count_in(h, "response.create") >= 1; }
+static bool two_calls(struct h *h)
+{
+    return h->r.ncalls >= 2;
+}
+static bool three_calls(struct h *h)
+{
+    return h->r.ncalls >= 3;
+}
+static bool one_create(struct h *h)
+{
+    return peer_count_in(h, "response.create") >= 1;
+}
 
 static void test_openai_two_calls_one_response_create_after_both_outputs(void **state)
 {
@@ -565,7 +585,7 @@ static void test_openai_two_calls_one_response_create_after_both_outputs(void **
     prov_openai_ops.tool_result(h.r.p, h.r.calls[1].id, h.r.calls[1].name, "{\"success\":true}");
     run_for(&h, 300);
     assert_int_equal(peer_count_in(&h, "conversation.item.create"), 1);
-    assert_int_equal(peer_count_in(&h, "response.create"), 0);   /* not yet: one call open */
+    assert_int_equal(peer_count_in(&h, "response.create"), 0); /* not yet: one call open */
     prov_openai_ops.tool_result(h.r.p, h.r.calls[0].id, h.r.calls[0].name, "{\"success\":true}");
     if (!run_until(&h, one_create, 5000))
         fail_with_stderr(&h, "no response.create");
@@ -577,7 +597,8 @@ static void test_openai_two_calls_one_response_create_after_both_outputs(void **
     size_t i;
     json_t *r;
     int seen_outputs = 0, outputs_before_create = -1;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *t = json_string_value(json_object_get(json_object_get(r, "ev"), "type"));
         const char *d = json_string_value(json_object_get(r, "dir"));
         if (!t || !d || strcmp(d, "in"))
@@ -633,7 +654,10 @@ static void test_openai_duplicate_calls(void **state)
 
 /* ---- 6: response.create queued while a response is active ---- */
 
-static bool got_audio(struct h *h) { return h->r.audio_events > 0; }
+static bool got_audio(struct h *h)
+{
+    return h->r.audio_events > 0;
+}
 
 static bool greeted(struct h *h)
 {
@@ -666,9 +690,8 @@ static void test_openai_greet_waits_for_active_response(void **state)
     assert_int_equal(vt_oai_errors(log, ""), 0);
     json_t *g = json_object_get(vt_oai_nth_in(log, "conversation.item.create", 0), "item");
     assert_string_equal(json_string_value(json_object_get(g, "role")), "system");
-    const char *text =
-        json_string_value(json_object_get(json_array_get(json_object_get(g, "content"), 0),
-                                          "text"));
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(g, "content"), 0), "text"));
     assert_non_null(strstr(text, "Sarah"));
     json_decref(log);
     h_done(&h);
@@ -676,7 +699,10 @@ static void test_openai_greet_waits_for_active_response(void **state)
 
 /* The server started a response we have not heard of yet: our response.create is refused
  * with conversation_already_has_active_response, stays queued and is resent after done. */
-static bool two_creates(struct h *h) { return peer_count_in(h, "response.create") >= 2; }
+static bool two_creates(struct h *h)
+{
+    return peer_count_in(h, "response.create") >= 2;
+}
 
 static void test_openai_active_response_error_keeps_create_queued(void **state)
 {
@@ -687,18 +713,17 @@ static void test_openai_active_response_error_keeps_create_queued(void **state)
            "\"audio_ms\":200}}]}]}",
            NULL, NULL);
     open_ready(&h);
-    prov_openai_ops.greet(h.r.p, "");   /* unknown caller: generic greeting */
+    prov_openai_ops.greet(h.r.p, ""); /* unknown caller: generic greeting */
     if (!run_until(&h, two_creates, 8000))
         fail_with_stderr(&h, "refused response.create was not resent");
     run_for(&h, 600);
     json_t *log = peer_log(&h);
     assert_int_equal(vt_oai_errors(log, "conversation_already_has_active_response"), 1);
     assert_int_equal(vt_oai_count_in(log, "response.create"), 2);
-    assert_int_equal(vt_oai_count_out(log, "response.created"), 2);   /* the resend ran */
+    assert_int_equal(vt_oai_count_out(log, "response.created"), 2); /* the resend ran */
     json_t *g = json_object_get(vt_oai_nth_in(log, "conversation.item.create", 0), "item");
-    const char *text =
-        json_string_value(json_object_get(json_array_get(json_object_get(g, "content"), 0),
-                                          "text"));
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(g, "content"), 0), "text"));
     assert_null(strstr(text, "by first name"));
     json_decref(log);
     assert_int_equal(h.r.closed, 0);
@@ -707,22 +732,25 @@ static void test_openai_active_response_error_keeps_create_queued(void **state)
 
 /* ---- 7: truncate clamped to generated audio; barge-in ---- */
 
-static bool audio_300ms(struct h *h) { return h->r.audio_len >= 3200; }   /* 2400 B = 3200 b64 */
+static bool audio_300ms(struct h *h)
+{
+    return h->r.audio_len >= 3200;
+} /* 2400 B = 3200 b64 */
 
 static void test_openai_truncate_clamped_to_generated_audio(void **state)
 {
     (void)state;
     struct h h;
-    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":300}}]}]}",
-           NULL, NULL);
+    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":300}}]}]}", NULL,
+           NULL);
     open_ready(&h);
     if (!run_until(&h, audio_300ms, 8000))
         fail_with_stderr(&h, "no audio");
     run_for(&h, 200);
     char item[128];
     snprintf(item, sizeof item, "%s", h.r.item);
-    prov_openai_ops.truncate(h.r.p, item, 5000);   /* heard more than was generated */
-    prov_openai_ops.truncate(h.r.p, "item_unknown", 100);   /* nothing known: not sent */
+    prov_openai_ops.truncate(h.r.p, item, 5000);          /* heard more than was generated */
+    prov_openai_ops.truncate(h.r.p, "item_unknown", 100); /* nothing known: not sent */
     run_for(&h, 300);
     json_t *log = peer_log(&h);
     assert_int_equal(vt_oai_count_in(log, "conversation.item.truncate"), 1);
@@ -736,7 +764,10 @@ static void test_openai_truncate_clamped_to_generated_audio(void **state)
     h_done(&h);
 }
 
-static bool barged(struct h *h) { return h->r.barge > 0; }
+static bool barged(struct h *h)
+{
+    return h->r.barge > 0;
+}
 
 static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
 {
@@ -807,7 +838,7 @@ static void test_openai_errors_logged_and_key_never_logged(void **state)
     if (!run_until(&h, has_call, 8000))
         fail_with_stderr(&h, "no tool_call");
     prov_openai_ops.tool_result(h.r.p, h.r.calls[0].id, h.r.calls[0].name, ENVELOPE);
-    if (!run_until(&h, greeted, 8000))   /* two response.done */
+    if (!run_until(&h, greeted, 8000)) /* two response.done */
         fail_with_stderr(&h, "no second response");
     assert_int_equal(h.r.closed, 0);
     h_done(&h);
@@ -834,7 +865,7 @@ static void expect_close(struct h *h, enum prov_close why, int timeout_ms)
     }
     int n = h->r.closed;
     run_for(h, 100);
-    assert_int_equal(h->r.closed, n);   /* exactly once */
+    assert_int_equal(h->r.closed, n); /* exactly once */
     assert_int_equal(n, 1);
 }
 
@@ -851,8 +882,8 @@ static void test_openai_wrong_key_rejected(void **state)
     assert_null(strstr(h.r.detail, "sk-wrong"));
     json_t *log = peer_log(&h);
     assert_false(json_is_true(json_object_get(json_array_get(log, 0), "auth_ok")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(log, 0), "auth_scheme")), "Bearer");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "auth_scheme")),
+                        "Bearer");
     json_decref(log);
     h_done(&h);
 }
@@ -908,8 +939,8 @@ static void test_openai_session_expired(void **state)
 {
     (void)state;
     struct h h;
-    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"wait\":100},{\"expire\":true}]}]}",
-           NULL, NULL);
+    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"wait\":100},{\"expire\":true}]}]}", NULL,
+           NULL);
     open_ready(&h);
     expect_close(&h, PROV_CLOSE_EXPIRED, 6000);
     h_done(&h);
@@ -952,7 +983,10 @@ static void test_openai_oversized_message_is_protocol_error(void **state)
     h_done(&h);
 }
 
-static bool big_audio(struct h *h) { return h->r.audio_events >= 1; }
+static bool big_audio(struct h *h)
+{
+    return h->r.audio_events >= 1;
+}
 
 static void test_openai_fragmented_large_message_reassembled(void **state)
 {
@@ -1032,7 +1066,7 @@ static void test_openai_close_inside_tool_call_is_safe(void **state)
     if (!run_until(&h, has_call, 8000))
         fail_with_stderr(&h, "no tool_call");
     run_for(&h, 500);
-    assert_int_equal(h.r.ncalls, 1);   /* closed inside the first: the second never arrives */
+    assert_int_equal(h.r.ncalls, 1); /* closed inside the first: the second never arrives */
     assert_int_equal(h.r.events_after_close, 0);
     assert_null(h.r.p);
     h_done(&h);
@@ -1090,7 +1124,8 @@ static int handshakes(struct h *h)
     int n = 0;
     size_t i;
     json_t *r;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *k = json_string_value(json_object_get(r, "kind"));
         if (k && !strcmp(k, "handshake"))
             n++;
@@ -1140,8 +1175,13 @@ static void test_openai_plain_ws_refused_off_loopback(void **state)
     struct err e = {0};
     struct prov *p = NULL;
     h_init(&h, NULL, NULL, "ws://api.example.com/v1/realtime");
-    struct prov_open_args a = {.ctx = h.ctx, .vhost = h.vh, .cfg = &h.cfg, .ev = &events,
-                               .owner = &h.r, .instructions = "x", .call_sid = "CAx"};
+    struct prov_open_args a = {.ctx = h.ctx,
+                               .vhost = h.vh,
+                               .cfg = &h.cfg,
+                               .ev = &events,
+                               .owner = &h.r,
+                               .instructions = "x",
+                               .call_sid = "CAx"};
     assert_int_not_equal(prov_openai_ops.open(&p, &a, &e), 0);
     assert_null(p);
     assert_non_null(strstr(e.detail, "loopback"));
@@ -1301,7 +1341,7 @@ static void test_openai_instructions_default_and_file(void **state)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const char *lv = getenv("VWS_TEST_LOG");   /* e.g. VWS_TEST_LOG=info to watch a call */
+    const char *lv = getenv("VWS_TEST_LOG"); /* e.g. VWS_TEST_LOG=info to watch a call */
     int level = lv ? log_level_parse(lv) : LOG_WARN;
     log_setup(level < 0 ? LOG_WARN : (enum log_level)level, false);
     const struct CMUnitTest tests[] = {

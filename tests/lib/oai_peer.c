@@ -32,8 +32,8 @@ static double now_ms(void)
     return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
 }
 
-static int start_once(struct vt_oai *s, const char *script_json, const char *key,
-                      const char *cert, const char *pkey)
+static int start_once(struct vt_oai *s, const char *script_json, const char *key, const char *cert,
+                      const char *pkey)
 {
     char script[192], errp[192], js[512], portbuf[16];
     int in[2], out[2];
@@ -190,7 +190,8 @@ static int count_dir(json_t *log, const char *dir, const char *type)
     size_t i;
     json_t *r;
     int n = 0;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *d = json_string_value(json_object_get(r, "dir"));
         const char *t = json_string_value(json_object_get(json_object_get(r, "ev"), "type"));
         if (d && t && !strcmp(d, dir) && !strcmp(t, type))
@@ -213,7 +214,8 @@ json_t *vt_oai_nth_in(json_t *log, const char *type, int nth)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *d = json_string_value(json_object_get(r, "dir"));
         json_t *ev = json_object_get(r, "ev");
         const char *t = json_string_value(json_object_get(ev, "type"));
@@ -228,7 +230,8 @@ int vt_oai_errors(json_t *log, const char *code)
     size_t i;
     json_t *r;
     int n = 0;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *d = json_string_value(json_object_get(r, "dir"));
         json_t *ev = json_object_get(r, "ev");
         const char *t = json_string_value(json_object_get(ev, "type"));

@@ -19,11 +19,11 @@
 #include <sys/types.h>
 
 struct vt_oai {
-    pid_t pid;            /* node process, 0 when not running */
-    int stdin_fd;         /* lifeline pipe (write end) */
+    pid_t pid;    /* node process, 0 when not running */
+    int stdin_fd; /* lifeline pipe (write end) */
     int port;
-    char url[128];        /* ws://127.0.0.1:PORT/v1/realtime */
-    char dir[128];        /* temp dir: script.json, log.jsonl, stderr.txt */
+    char url[128]; /* ws://127.0.0.1:PORT/v1/realtime */
+    char dir[128]; /* temp dir: script.json, log.jsonl, stderr.txt */
     char log_path[192];
 };
 
