@@ -672,7 +672,7 @@ static void test_openai_greet_waits_for_active_response(void **state)
     (void)state;
     struct h h;
     h_init(&h,
-           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":800,"
+           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":3000,"
            "\"chunk_ms\":100,\"pace_ms\":60}}]}]}",
            NULL, NULL);
     open_ready(&h);
@@ -709,7 +709,7 @@ static void test_openai_active_response_error_keeps_create_queued(void **state)
     (void)state;
     struct h h;
     h_init(&h,
-           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"created_delay_ms\":600,"
+           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"created_delay_ms\":1200,"
            "\"audio_ms\":200}}]}]}",
            NULL, NULL);
     open_ready(&h);
@@ -764,6 +764,11 @@ static void test_openai_truncate_clamped_to_generated_audio(void **state)
     h_done(&h);
 }
 
+static bool late_item_seen(struct h *h)
+{
+    return !strcmp(h->r.item, "item_late");
+}
+
 static bool barged(struct h *h)
 {
     return h->r.barge > 0;
@@ -776,7 +781,7 @@ static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
     h_init(&h,
            "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":3000,"
            "\"chunk_ms\":100,\"pace_ms\":40,\"wait\":false}},{\"wait\":300},"
-           "{\"speech_started\":true},{\"wait\":600},{\"send\":{\"type\":"
+           "{\"speech_started\":true},{\"late_delta\":3},{\"wait\":600},{\"send\":{\"type\":"
            "\"response.output_audio.delta\",\"response_id\":\"resp_late\",\"item_id\":"
            "\"item_late\",\"output_index\":0,\"content_index\":0,\"delta\":\"/////w==\"}}]}]}",
            NULL, NULL);
@@ -788,7 +793,9 @@ static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
     int before = h.r.audio_events;
     assert_true(before > 0);
     prov_openai_ops.truncate(h.r.p, item, 150);
-    run_for(&h, 1000);
+    if (!run_until(&h, late_item_seen, 6000))
+        fail_with_stderr(&h, "the new item's audio never arrived");
+    run_for(&h, 300);
     /* The cancelled item's late deltas were dropped; a new item's audio still flows. */
     assert_int_equal(h.r.audio_events, before + 1);
     assert_string_equal(h.r.item, "item_late");

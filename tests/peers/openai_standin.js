@@ -81,6 +81,8 @@
  *     {"close": 1000, "reason": ""}  close frame
  *     {"drop": true}               destroy the socket without a close frame
  *     {"echo": true|false}         switch echo mode
+ *     {"late_delta": n}            n more output_audio.delta for the last assistant item (audio
+ *                                  still in flight after a cancellation)
  *     {"big": bytes}               one valid event (type "rate_limits.updated") padded to about
  *                                  this many bytes (client reassembly / size-limit tests)
  *
@@ -425,7 +427,11 @@ class Conn {
         } else if ('close' in s) this.ws.close(s.close, s.reason || '');
         else if ('drop' in s) { this.closed = true; this.ws.terminate(); }
         else if ('echo' in s) this.echo = !!s.echo;
-        else if ('big' in s) {
+        else if ('late_delta' in s) {
+            for (let i = 0; i < s.late_delta && this.lastItem; i++)
+                this.send({ type: 'response.output_audio.delta', response_id: this.lastItem.resp, item_id: this.lastItem.id,
+                    output_index: 0, content_index: 0, delta: toneUlaw(20, 0).toString('base64') });
+        } else if ('big' in s) {
             const ev = { type: 'rate_limits.updated', event_id: nid('event'), rate_limits: [], padding: 'x'.repeat(s.big) };
             record({ conn: this.n, dir: 'out', ev: { type: ev.type, event_id: ev.event_id, padding_bytes: s.big } });
             this.ws.send(JSON.stringify(ev));
@@ -477,6 +483,7 @@ class Conn {
         if (audioMs > 0) {
             const itemId = nid('item');
             this.items.set(itemId, { type: 'message', role: 'assistant', audio_bytes: 0 });
+            this.lastItem = { id: itemId, resp: id };
             const base = { id: itemId, object: 'realtime.item', type: 'message', role: 'assistant' };
             this.send({ type: 'response.output_item.added', response_id: id, output_index: oi,
                 item: { ...base, status: 'in_progress', content: [] } });
