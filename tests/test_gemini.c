@@ -199,12 +199,12 @@ static void h_start(struct h *h, const char *script, const char *version,
     assert_int_equal(gem_peer_start_ver(&h->peer, script, "test-key", version ? version : "v1beta"),
                      0);
     snprintf(url, sizeof url, "GEMINI_LIVE_URL=%s", h->peer.url);
+    for (int i = 0; extra && extra[i] && n < 30; i++)   /* first match wins: extras first */
+        kv[n++] = extra[i];
     kv[n++] = "GEMINI_API_KEY=test-key";
     kv[n++] = url;
     kv[n++] = "PROVIDER_CONNECT_TIMEOUT_MS=4000";
     kv[n++] = "LOG_LEVEL=warn";
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        kv[n++] = extra[i];
     kv[n] = NULL;
     vt_cfg(&h->cfg, kv);
     h->cfg_loaded = true;
@@ -440,12 +440,627 @@ static void test_gemini_setup_accepted_ready_after_setup_complete(void **state)
     h_stop(&h);
 }
 
+/* Caller tone up (8k u-law -> 16k PCM) and agent tone down (24k PCM, odd chunks -> 8k u-law):
+ * both keep their frequency; formats on the wire are the documented ones. */
+static void run_audio_roundtrip(const char *rate_kv, int want_rate, bool binary)
+{
+    struct h h;
+    const char *extra[] = {rate_kv, NULL};
+    char script[600];
+    snprintf(script, sizeof script,
+             "{\"binary\":%s,\"rules\":[{\"on\":\"audio\",\"ms\":400,\"do\":[{\"tone\":{\"hz\":1000,"
+             "\"ms\":600,\"chunk_ms\":40,\"amp\":9000,\"odd\":true,\"turn_complete\":true}}]}]}",
+             binary ? "true" : "false");
+    h_start(&h, script, NULL, rate_kv ? extra : NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    h.feeding = true;
+    h.feed_hz = 440;
+    run_for(&h, 1200);
+    h.feeding = false;
+    run_for(&h, 200);
+    assert_int_equal(h.r.closed, 0);
+    assert_int_equal(h.r.bad_frames, 0);
+    /* 600 ms of 24 kHz = 30 frames of 20 ms (the last one padded at turnComplete) */
+    assert_true(h.r.frames >= 29 && h.r.frames <= 31);
+    double rms;
+    double dom = agent_dominant(&h.r, 160, h.r.nulaw - 160, &rms);
+    assert_true(fabs(dom - 1000) <= 10);
+    assert_true(fabs(rms - 9000 / sqrt(2.0)) < 0.08 * 9000 / sqrt(2.0));
+
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    size_t n;
+    int rate = 0;
+    int16_t *pcm = gem_peer_audio(log, 0, &n, &rate);
+    assert_int_equal(rate, want_rate);
+    /* nearly all fed audio arrived (a partial batch may still be held) */
+    double fed_ms = h.fed_frames * 20.0, got_ms = n * 1000.0 / rate;
+    assert_true(got_ms > fed_ms - 60 && got_ms <= fed_ms + 1);
+    double cdom = audt_dominant_hz(pcm + rate / 50, n - rate / 25, rate, 100, 3900, 5);
+    assert_true(fabs(cdom - 440) <= 10);
+    /* batching: realtimeInput messages carry about 40 ms each */
+    int msgs = gem_peer_count_in(log, "realtimeInput", 0);
+    assert_true(msgs >= (int)(h.fed_frames / 2) - 1 && msgs <= (int)(h.fed_frames / 2) + 1);
+    free(pcm);
+    json_decref(log);
+    h_stop(&h);
+}
+
+static void test_gemini_audio_roundtrip_keeps_frequency(void **state)
+{
+    (void)state;
+    run_audio_roundtrip(NULL, 16000, false);
+}
+
+static void test_gemini_audio_input_rate_8000(void **state)
+{
+    (void)state;
+    run_audio_roundtrip("GEMINI_INPUT_RATE=8000", 8000, false);
+}
+
+static void test_gemini_binary_server_frames_accepted(void **state)
+{
+    (void)state;
+    run_audio_roundtrip(NULL, 16000, true);
+}
+
+static json_t *nth_function_response(json_t *log, int n)
+{
+    json_t *m = gem_peer_nth_in(log, "toolResponse", n);
+    return json_array_get(json_object_get(json_object_get(m, "toolResponse"), "functionResponses"),
+                          0);
+}
+
+static void test_gemini_tool_call_and_result_shape(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h,
+            "{\"rules\":[{\"on\":\"setup\",\"do\":[{\"tool_call\":{\"id\":\"fc_7f3a\",\"name\":"
+            "\"check_requirements\",\"args\":{\"claim_reference\":\"RMC-1001\"}}}]}]}",
+            NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_call, 3000));
+    assert_int_equal(h.r.ncalls, 1);
+    assert_string_equal(h.r.calls[0].id, "fc_7f3a");
+    assert_string_equal(h.r.calls[0].name, "check_requirements");
+    json_t *args = json_loads(h.r.calls[0].args, 0, NULL);
+    assert_true(json_is_object(args));
+    assert_string_equal(json_string_value(json_object_get(args, "claim_reference")), "RMC-1001");
+    json_decref(args);
+
+    const char *env = "{\"success\":true,\"message\":\"Two documents are outstanding.\","
+                      "\"data\":{\"requirements\":[{\"type\":\"id_proof\"},{\"type\":"
+                      "\"bank_statement\"}]},\"execution_time_ms\":3}";
+    prov_gemini_ops.tool_result(h.r.p, "fc_7f3a", "check_requirements", env);
+    /* an id Gemini never sent, and a second answer: neither goes out */
+    prov_gemini_ops.tool_result(h.r.p, "fc_unknown", "check_requirements", env);
+    prov_gemini_ops.tool_result(h.r.p, "fc_7f3a", "check_requirements", env);
+    run_for(&h, 300);
+    assert_int_equal(h.r.closed, 0);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    assert_int_equal(gem_peer_count_in(log, "toolResponse", 0), 1);
+    json_t *fr = nth_function_response(log, 0);
+    assert_string_equal(json_string_value(json_object_get(fr, "id")), "fc_7f3a");
+    assert_string_equal(json_string_value(json_object_get(fr, "name")), "check_requirements");
+    json_t *resp = json_object_get(fr, "response");
+    assert_int_equal(json_object_size(resp), 1);
+    json_t *out = json_object_get(resp, "output");
+    json_t *want = json_loads(env, 0, NULL);
+    assert_true(json_equal(out, want));   /* the envelope, as an object, not a string */
+    json_decref(want);
+    json_decref(log);
+    h_stop(&h);
+}
+
+static void test_gemini_cancelled_call_gets_no_response(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h,
+            "{\"rules\":[{\"on\":\"setup\",\"do\":[{\"tool_call\":{\"id\":\"fc_2\",\"name\":"
+            "\"schedule_callback\",\"args\":{\"preferred_time\":\"tomorrow at 3pm\",\"reason\":"
+            "\"claim\"}}},{\"wait\":100,\"cancel\":[\"fc_2\"]}]}]}",
+            NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_call, 3000));
+    run_for(&h, 400);
+    assert_int_equal(h.r.ncancels, 1);
+    assert_string_equal(h.r.cancels[0], "fc_2");
+    prov_gemini_ops.tool_result(h.r.p, "fc_2", "schedule_callback",
+                                "{\"success\":true,\"message\":\"Booked.\",\"data\":{},"
+                                "\"execution_time_ms\":1}");
+    run_for(&h, 300);
+    assert_int_equal(h.r.closed, 0);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);   /* the stand-in closes 1007 on a response for a cancelled id */
+    assert_int_equal(gem_peer_count_in(log, "toolResponse", 0), 0);
+    json_decref(log);
+    h_stop(&h);
+}
+
+/* interrupted: barge_in, and nothing of the old answer (partial frame, filter history) leaks
+ * into the next one. */
+static void test_gemini_interruption_barge_in_no_stale_audio(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    /* 330 ms: 16 whole frames and 80 samples pending */
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"tone\":{\"hz\":440,\"ms\":330,\"amp\":12000}}]"),
+                     200);
+    run_for(&h, 200);
+    assert_int_equal(h.r.frames, 16);
+    assert_int_equal(gem_peer_control(&h.peer, "last", "[{\"interrupted\":true}]"), 200);
+    assert_true(run_until(&h, c_barge, 2000));
+    assert_int_equal(h.r.barge, 1);
+    assert_int_equal(h.r.frames, 16);           /* no flush of the stale partial frame */
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"tone\":{\"hz\":1000,\"ms\":400,\"amp\":12000,"
+                                      "\"turn_complete\":true}}]"),
+                     200);
+    run_for(&h, 300);
+    assert_int_equal(h.r.frames, 16 + 20);
+    /* the first new frame is pure 1 kHz: no 440 Hz left over */
+    size_t at = h.r.ulaw_at_barge;
+    int16_t pcm[160];
+    aud_ulaw_decode(h.r.ulaw + at, 160, pcm);
+    double p440 = audt_power(pcm, 160, 440, 8000), p1k = audt_power(pcm, 160, 1000, 8000);
+    assert_true(p440 < p1k * 0.01);
+    double dom = agent_dominant(&h.r, at, h.r.nulaw, NULL);
+    assert_true(fabs(dom - 1000) <= 10);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    json_decref(log);
+    h_stop(&h);
+}
+
+/* args not an object: answered by the provider with invalid_arguments (a BLOCKING call must
+ * never stall); no id: tolerated a few times; too many malformed messages: PROTOCOL. */
+static void test_gemini_malformed_function_calls(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"tool_call\":{\"id\":\"fc_bad\",\"name\":"
+                                      "\"check_claim_details\",\"args\":\"RMC-1001\"}}]"),
+                     200);
+    run_for(&h, 300);
+    assert_int_equal(h.r.ncalls, 0);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    json_t *fr = nth_function_response(log, 0);
+    assert_non_null(fr);
+    assert_string_equal(json_string_value(json_object_get(fr, "id")), "fc_bad");
+    json_t *out = json_object_get(json_object_get(fr, "response"), "output");
+    assert_true(json_is_false(json_object_get(out, "success")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "error"), "code")),
+                        "invalid_arguments");
+    json_decref(log);
+
+    /* no id, not JSON, a non-object: tolerated up to the limit */
+    assert_int_equal(
+        gem_peer_control(&h.peer, "last",
+                         "[{\"send\":{\"toolCall\":{\"functionCalls\":[{\"name\":\"x\"}]}}},"
+                         "{\"raw\":\"{not json\"},{\"raw\":\"[1,2]\"}]"),
+        200);
+    run_for(&h, 300);
+    assert_int_equal(h.r.closed, 0);
+    /* a good call still works between the bad ones */
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"tool_call\":{\"id\":\"fc_ok\",\"name\":"
+                                      "\"check_claim_details\"}}]"),
+                     200);
+    assert_true(run_until(&h, c_call, 2000));
+    assert_string_equal(h.r.calls[0].args, "{}");   /* args missing = no arguments */
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"raw\":\"x\"},{\"raw\":\"y\"},{\"raw\":\"z\"}]"),
+                     200);
+    assert_true(run_until(&h, c_closed, 2000));
+    assert_int_equal(h.r.why, PROV_CLOSE_PROTOCOL);
+    h_stop(&h);
+}
+
+/* Closes mid-call: without a handle -> DROPPED; 1008 -> REJECTED; 1007 -> PROTOCOL. */
+static void run_mid_call_close(const char *script, const char *steps, enum prov_close want)
+{
+    struct h h;
+    h_start(&h, script, NULL, NULL);
+    h.r.close_in_closed = true;   /* the session frees the provider from inside the event */
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    h.feeding = true;
+    h.feed_hz = 300;
+    run_for(&h, 100);
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps), 200);
+    assert_true(run_until(&h, c_closed, 3000));
+    h.feeding = false;
+    assert_int_equal(h.r.closed, 1);
+    assert_int_equal(h.r.why, want);
+    run_for(&h, 200);
+    assert_int_equal(h.r.closed, 1);              /* exactly once */
+    h_stop(&h);
+}
+
+static void test_gemini_provider_closing_mid_call(void **state)
+{
+    (void)state;
+    run_mid_call_close("{\"no_handles\":true}",
+                       "[{\"close\":{\"code\":1011,\"reason\":\"Internal error occurred.\"}}]",
+                       PROV_CLOSE_DROPPED);
+    run_mid_call_close("{\"no_handles\":true}", "[{\"drop\":true}]", PROV_CLOSE_DROPPED);
+    run_mid_call_close(NULL,
+                       "[{\"close\":{\"code\":1008,\"reason\":\"Operation is not implemented, "
+                       "or supported, or enabled.\"}}]",
+                       PROV_CLOSE_REJECTED);
+    run_mid_call_close(NULL, "[{\"close\":{\"code\":1007,\"reason\":\"Request contains an invalid "
+                             "argument.\"}}]",
+                       PROV_CLOSE_PROTOCOL);
+}
+
+/* goAway: a second socket resumes the session with the latest handle while caller audio is
+ * held; the old socket is closed by us; events on the new socket reach the session; no
+ * caller audio is lost across the switch. */
+static void test_gemini_resumption_on_go_away(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h,
+            "{\"rules\":[{\"on\":\"setup\",\"resumed\":true,\"do\":[{\"wait\":300,\"tool_call\":"
+            "{\"id\":\"fc_after\",\"name\":\"check_claim_details\",\"args\":{\"claim_reference\":"
+            "\"RMC-1002\"}}},{\"tone\":{\"hz\":700,\"ms\":200,\"turn_complete\":true}}]}]}",
+            NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    h.feeding = true;
+    h.feed_hz = 440;
+    run_for(&h, 500);
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"handle\":true},{\"go_away\":{\"time_left_ms\":3000}}]"),
+                     200);
+    assert_true(run_until(&h, c_call, 4000));
+    run_for(&h, 600);
+    h.feeding = false;
+    run_for(&h, 200);
+    assert_int_equal(h.r.closed, 0);
+    assert_int_equal(h.r.ready, 1);              /* the session saw one ready, nothing else */
+    assert_int_equal(h.r.ncalls, 1);
+    assert_string_equal(h.r.calls[0].id, "fc_after");
+    assert_true(h.r.frames >= 10);
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.resumes, 1);
+    assert_int_equal(st.connects, 2);
+    prov_gemini_ops.tool_result(h.r.p, "fc_after", "check_claim_details",
+                                "{\"success\":true,\"message\":\"ok\",\"data\":{},"
+                                "\"execution_time_ms\":1}");
+    run_for(&h, 300);
+
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    json_t *s2 = json_object_get(gem_peer_nth_in(log, "setup", 1), "setup");
+    const char *hd = json_string_value(
+        json_object_get(json_object_get(s2, "sessionResumption"), "handle"));
+    assert_non_null(hd);
+    assert_string_equal(hd, "h-1-2");            /* the latest resumable handle */
+    assert_int_equal(gem_peer_count_in(log, "toolResponse", 2), 1);   /* answered on socket 2 */
+    /* socket 1 was closed by us, normally, before its time ran out */
+    json_t *c1 = NULL, *rr;
+    size_t i;
+    json_array_foreach(log, i, rr) {
+        const char *k = json_string_value(json_object_get(rr, "kind"));
+        if (k && !strcmp(k, "closed") && json_integer_value(json_object_get(rr, "conn")) == 1)
+            c1 = rr;
+    }
+    assert_non_null(c1);
+    assert_string_equal(json_string_value(json_object_get(c1, "by")), "client");
+    assert_int_equal(json_integer_value(json_object_get(c1, "code")), 1000);
+    /* no caller audio lost: what both sockets received adds up to what was fed */
+    size_t n1, n2;
+    int rate;
+    int16_t *a1 = gem_peer_audio(log, 1, &n1, &rate);
+    int16_t *a2 = gem_peer_audio(log, 2, &n2, &rate);
+    double got_ms = (n1 + n2) * 1000.0 / 16000, fed_ms = h.fed_frames * 20.0;
+    assert_true(n2 > 16000 / 5);
+    assert_true(got_ms > fed_ms - 60 && got_ms <= fed_ms + 1);
+    assert_true(fabs(audt_dominant_hz(a2, n2, 16000, 100, 3900, 5) - 440) <= 10);
+    free(a1);
+    free(a2);
+    json_decref(log);
+    h_stop(&h);
+}
+
+/* An unexpected 1011 with a handle: resumed, the session notices nothing. A stale handle
+ * (1008 session not found) on the way: a fresh session with the transcript. */
+static void test_gemini_resumption_after_drop_and_stale_handle(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    h.feeding = true;
+    h.feed_hz = 440;
+    assert_int_equal(gem_peer_control(&h.peer, "last",
+                                      "[{\"transcript\":{\"in\":\"I'd like to check my claim\"}},"
+                                      "{\"transcript\":{\"out\":\"Of course, one moment.\"}},"
+                                      "{\"close\":{\"code\":1011,\"reason\":\"Internal error "
+                                      "occurred.\"}}]"),
+                     200);
+    run_for(&h, 800);
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.resumes, 1);
+    assert_int_equal(h.r.closed, 0);
+    /* now every handle expires, and the socket drops */
+    assert_int_equal(gem_peer_control(&h.peer, "last", "[{\"forget_handles\":true},{\"drop\":true}]"),
+                     200);
+    run_for(&h, 1000);
+    h.feeding = false;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(h.r.closed, 0);
+    assert_int_equal(st.fresh_restarts, 1);
+    assert_int_equal(st.connects, 4);
+    json_t *log = gem_peer_log(&h.peer);
+    json_t *rj = gem_peer_kind(log, "reject", 0);   /* the stale handle, as Google does */
+    assert_non_null(rj);
+    assert_int_equal(json_integer_value(json_object_get(rj, "code")), 1008);
+    assert_null(gem_peer_kind(log, "reject", 1));
+    json_t *s4 = json_object_get(gem_peer_nth_in(log, "setup", 3), "setup");
+    assert_int_equal(json_object_size(json_object_get(s4, "sessionResumption")), 0);
+    const char *sys = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(s4, "systemInstruction"), "parts"), 0),
+        "text"));
+    assert_non_null(strstr(sys, "reconnected"));
+    assert_non_null(strstr(sys, "check my claim"));
+    assert_true(gem_peer_count_in(log, "realtimeInput", 4) > 5);
+    json_decref(log);
+    h_stop(&h);
+}
+
+static void test_gemini_wrong_key_rejected(void **state)
+{
+    (void)state;
+    struct h h;
+    const char *extra[] = {"GEMINI_API_KEY=wrong-key", NULL};
+    h_start(&h, NULL, NULL, extra);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_closed, 3000));
+    assert_int_equal(h.r.ready, 0);
+    assert_int_equal(h.r.why, PROV_CLOSE_REJECTED);
+    assert_non_null(strstr(h.r.detail, "API key not valid"));
+    assert_null(strstr(h.r.detail, "wrong-key"));
+    h_stop(&h);
+}
+
+static void test_gemini_key_in_header(void **state)
+{
+    (void)state;
+    struct h h;
+    const char *extra[] = {"GEMINI_KEY_IN=header", NULL};
+    h_start(&h, NULL, NULL, extra);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    assert_int_equal(h.r.ready, 1);
+    json_t *log = gem_peer_log(&h.peer);
+    json_t *hs = gem_peer_kind(log, "handshake", 0);
+    assert_string_equal(json_string_value(json_object_get(hs, "key_via")), "header");
+    assert_null(strstr(json_string_value(json_object_get(hs, "path")), "key="));
+    json_decref(log);
+    h_stop(&h);
+}
+
+static void test_gemini_handshake_refused_and_connect_failures(void **state)
+{
+    (void)state;
+    struct h h;
+    /* HTTP 403 at the upgrade: rejected (fail over) */
+    h_start(&h, "{\"handshake_status\":403}", NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_closed, 3000));
+    assert_int_equal(h.r.why, PROV_CLOSE_REJECTED);
+    h_stop(&h);
+
+    /* accepted socket that never confirms setup: CONNECT_FAILED after the timeout */
+    const char *extra[] = {"PROVIDER_CONNECT_TIMEOUT_MS=300", NULL};
+    h_start(&h, "{\"no_setup_complete\":true}", NULL, extra);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_closed, 3000));
+    assert_int_equal(h.r.why, PROV_CLOSE_CONNECT_FAILED);
+    assert_non_null(strstr(h.r.detail, "setupComplete"));
+    h_stop(&h);
+
+    /* nobody listening: CONNECT_FAILED (event or open() error) */
+    h_start(&h, NULL, NULL, NULL);
+    free(h.cfg.gemini_live_url);
+    char url[128];
+    snprintf(url, sizeof url,
+             "ws://127.0.0.1:%d/ws/google.ai.generativelanguage.v1beta.GenerativeService."
+             "BidiGenerateContent",
+             vt_free_port());
+    h.cfg.gemini_live_url = strdup(url);
+    struct err e = {0};
+    if (h_open(&h, &e) == 0) {
+        assert_true(run_until(&h, c_closed, 3000));
+        assert_int_equal(h.r.why, PROV_CLOSE_CONNECT_FAILED);
+    } else {
+        assert_null(h.r.p);
+    }
+    h_stop(&h);
+}
+
+static void test_gemini_affective_dialog_startup_error(void **state)
+{
+    (void)state;
+    struct cfg c;
+    struct err e = {0};
+    const char *kv1[] = {"GEMINI_API_KEY=k", "GEMINI_AFFECTIVE_DIALOG=true", NULL};
+    vt_cfg(&c, kv1);
+    assert_int_equal(prov_gemini_check_config(&c, &e), ERR_CONFIG);
+    assert_non_null(strstr(e.detail, "GEMINI_AFFECTIVE_DIALOG"));
+    assert_non_null(strstr(e.detail, "gemini-3.8-live"));
+    assert_non_null(strstr(e.detail, "2.5"));
+    cfg_free(&c);
+
+    const char *kv2[] = {"GEMINI_API_KEY=k", "GEMINI_AFFECTIVE_DIALOG=true",
+                         "GEMINI_MODEL=gemini-2.5-flash-native-audio-preview-12-2025", NULL};
+    vt_cfg(&c, kv2);
+    err_clear(&e);
+    assert_int_equal(prov_gemini_check_config(&c, &e), ERR_CONFIG);   /* v1beta */
+    assert_non_null(strstr(e.detail, "v1alpha"));
+    cfg_free(&c);
+
+    const char *kv3[] = {"GEMINI_API_KEY=k", "GEMINI_AFFECTIVE_DIALOG=true",
+                         "GEMINI_API_VERSION=v1alpha",
+                         "GEMINI_MODEL=gemini-2.5-flash-native-audio-preview-12-2025", NULL};
+    vt_cfg(&c, kv3);
+    err_clear(&e);
+    assert_int_equal(prov_gemini_check_config(&c, &e), 0);
+    json_t *s = prov_gemini_setup_json(&c, "x", NULL, NULL);
+    assert_true(json_is_true(json_object_get(
+        json_object_get(json_object_get(s, "setup"), "generationConfig"), "enableAffectiveDialog")));
+    json_decref(s);
+    cfg_free(&c);
+
+    const char *kv4[] = {"GEMINI_API_KEY=k", NULL};
+    vt_cfg(&c, kv4);
+    err_clear(&e);
+    assert_int_equal(prov_gemini_check_config(&c, &e), 0);   /* the defaults are fine */
+    s = prov_gemini_setup_json(&c, "x", NULL, NULL);
+    assert_null(json_object_get(json_object_get(json_object_get(s, "setup"), "generationConfig"),
+                                "enableAffectiveDialog"));
+    json_decref(s);
+    cfg_free(&c);
+    const char *kv5[] = {"GEMINI_API_KEY=k", "GEMINI_MODEL=gemini 3", NULL};
+    vt_cfg(&c, kv5);
+    err_clear(&e);
+    assert_int_equal(prov_gemini_check_config(&c, &e), ERR_CONFIG);
+    cfg_free(&c);
+}
+
+/* Affective dialog accepted end to end on a 2.5 model over v1alpha; the same on v1beta is
+ * refused by the server at setup (1007), which is REJECTED. */
+static void test_gemini_affective_dialog_at_setup(void **state)
+{
+    (void)state;
+    struct h h;
+    const char *extra[] = {"GEMINI_AFFECTIVE_DIALOG=true",
+                           "GEMINI_MODEL=gemini-2.5-flash-native-audio-preview-12-2025", NULL};
+    h_start(&h, NULL, "v1alpha", extra);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    assert_int_equal(h.r.ready, 1);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    json_decref(log);
+    h_stop(&h);
+
+    h_start(&h, NULL, "v1beta", extra);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_closed, 3000));
+    assert_int_equal(h.r.why, PROV_CLOSE_REJECTED);
+    assert_non_null(strstr(h.r.detail, "1007"));
+    h_stop(&h);
+}
+
+static void test_gemini_greet_before_ready_sent_after(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h,
+            "{\"setup_delay_ms\":200,\"rules\":[{\"on\":\"client_content\",\"do\":[{\"tone\":{"
+            "\"hz\":600,\"ms\":200,\"turn_complete\":true}}]}]}",
+            NULL, NULL);
+    h_open_ok(&h);
+    prov_gemini_ops.greet(h.r.p, "Sarah");
+    assert_true(run_until(&h, c_ready, 3000));
+    run_for(&h, 400);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_no_reject(log);
+    json_t *cc = json_object_get(gem_peer_nth_in(log, "clientContent", 0), "clientContent");
+    assert_non_null(cc);
+    assert_true(json_is_true(json_object_get(cc, "turnComplete")));
+    json_t *turn = json_array_get(json_object_get(cc, "turns"), 0);
+    assert_string_equal(json_string_value(json_object_get(turn, "role")), "user");
+    const char *t = json_string_value(
+        json_object_get(json_array_get(json_object_get(turn, "parts"), 0), "text"));
+    assert_non_null(strstr(t, "Greet the caller"));
+    assert_non_null(strstr(t, "Sarah"));
+    assert_int_equal(h.r.frames, 10);
+    json_decref(log);
+    h_stop(&h);
+}
+
+/* Several keys in one message, thought parts, wrong audio rate, usage. */
+static void test_gemini_parses_every_key_and_part(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    /* 40 ms of 24 kHz PCM = 1920 bytes: one whole 8 kHz frame (the filter holds a few) */
+    static uint8_t pcm[1920];
+    char b64[2700], steps[12288];
+    util_b64_encode(pcm, sizeof pcm, b64);
+    snprintf(steps, sizeof steps,
+             "[{\"send\":{\"serverContent\":{\"modelTurn\":{\"parts\":["
+             "{\"text\":\"secret plan\",\"thought\":true},"
+             "{\"inlineData\":{\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"%s\"},"
+             "\"thought\":true},"
+             "{\"inlineData\":{\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"%s\"}},"
+             "{\"text\":\"Hello\"}]}},"
+             "\"usageMetadata\":{\"promptTokenCount\":10,\"responseTokenCount\":5,"
+             "\"totalTokenCount\":15},"
+             "\"toolCall\":{\"functionCalls\":[{\"id\":\"fc_m\",\"name\":\"search_knowledge_base\","
+             "\"args\":{\"query\":\"fees\"}}]}}},"
+             "{\"send\":{\"serverContent\":{\"modelTurn\":{\"parts\":[{\"inlineData\":{"
+             "\"mimeType\":\"audio/pcm;rate=16000\",\"data\":\"%s\"}}]}}}},"
+             "{\"send\":{\"voiceActivity\":{\"voiceActivityType\":\"ACTIVITY_START\"}}}]",
+             b64, b64, b64);
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps), 200);
+    run_for(&h, 300);
+    assert_int_equal(h.r.closed, 0);
+    assert_int_equal(h.r.ncalls, 1);              /* toolCall next to serverContent */
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.usage_total_tokens, 15);
+    assert_int_equal(st.malformed, 1);             /* the 16 kHz audio */
+    assert_int_equal(h.r.frames, 1);               /* only the non-thought 24 kHz part */
+    h_stop(&h);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     log_setup(LOG_WARN, false);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemini_setup_accepted_ready_after_setup_complete),
+        cmocka_unit_test(test_gemini_audio_roundtrip_keeps_frequency),
+        cmocka_unit_test(test_gemini_audio_input_rate_8000),
+        cmocka_unit_test(test_gemini_binary_server_frames_accepted),
+        cmocka_unit_test(test_gemini_tool_call_and_result_shape),
+        cmocka_unit_test(test_gemini_cancelled_call_gets_no_response),
+        cmocka_unit_test(test_gemini_interruption_barge_in_no_stale_audio),
+        cmocka_unit_test(test_gemini_malformed_function_calls),
+        cmocka_unit_test(test_gemini_provider_closing_mid_call),
+        cmocka_unit_test(test_gemini_resumption_on_go_away),
+        cmocka_unit_test(test_gemini_resumption_after_drop_and_stale_handle),
+        cmocka_unit_test(test_gemini_wrong_key_rejected),
+        cmocka_unit_test(test_gemini_key_in_header),
+        cmocka_unit_test(test_gemini_handshake_refused_and_connect_failures),
+        cmocka_unit_test(test_gemini_affective_dialog_startup_error),
+        cmocka_unit_test(test_gemini_affective_dialog_at_setup),
+        cmocka_unit_test(test_gemini_greet_before_ready_sent_after),
+        cmocka_unit_test(test_gemini_parses_every_key_and_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
