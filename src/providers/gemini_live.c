@@ -1098,14 +1098,27 @@ static void on_peer_close(struct gconn *c, const unsigned char *in, size_t len)
     }
 }
 
-static void report_gone(struct gconn *c)
+/* The wsi of c is finished (closed, failed, destroyed): no callback reaches c after
+ * this. Report it to the owner and free c (unless conn_connect is still on the stack). */
+static void conn_final(struct lws *wsi, struct gconn *c)
 {
-    struct gem *g = c->g;
-    if (!g || c->gone_reported)
-        return;
-    g->busy++;
-    conn_gone(g, c);
-    leave(g);
+    lws_set_opaque_user_data(wsi, NULL);
+    c->wsi = NULL;
+    c->destroyed = true;          /* conn_orphan never frees it now: we do, below */
+    if (c->in_connect)
+        return;                   /* conn_connect sees the failure and frees it */
+    if (c->g) {
+        struct gem *g = c->g;
+        g->busy++;
+        if (!c->gone_reported)
+            conn_gone(g, c);
+        if (g->cur == c)          /* still referenced (should not happen): detach */
+            g->cur = NULL;
+        if (g->next == c)
+            g->next = NULL;
+        leave(g);
+    }
+    conn_free(c);
 }
 
 static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1162,30 +1175,11 @@ static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         c->http_status = (int)lws_http_client_http_response(wsi);
         snprintf(c->close_reason, sizeof c->close_reason, "connect failed: %.80s (http %d)",
                  in ? (const char *)in : "unknown", c->http_status);
-        if (!c->in_connect)
-            report_gone(c);
+        conn_final(wsi, c);
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        report_gone(c);
-        return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        lws_set_opaque_user_data(wsi, NULL);
-        c->wsi = NULL;
-        c->destroyed = true;        /* from here conn_orphan never frees: we do, below */
-        if (c->in_connect)
-            return 0;               /* conn_connect sees the failure and frees it */
-        if (c->g) {
-            struct gem *g = c->g;
-            g->busy++;
-            if (!c->gone_reported)
-                conn_gone(g, c);
-            if (g->cur == c)        /* still referenced (should not happen): detach */
-                g->cur = NULL;
-            if (g->next == c)
-                g->next = NULL;
-            leave(g);
-        }
-        conn_free(c);
+        conn_final(wsi, c);
         return 0;
     default:
         return 0;
