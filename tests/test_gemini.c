@@ -946,8 +946,8 @@ static void test_gemini_affective_dialog_startup_error(void **state)
     cfg_free(&c);
 }
 
-/* Affective dialog accepted end to end on a 2.5 model over v1alpha; the same on v1beta is
- * refused by the server at setup (1007), which is REJECTED. */
+/* Affective dialog accepted end to end on a 2.5 model over v1alpha; on v1beta open() refuses
+ * it; a model the server no longer has is refused at setup (1008), which is REJECTED. */
 static void test_gemini_affective_dialog_at_setup(void **state)
 {
     (void)state;
@@ -963,11 +963,23 @@ static void test_gemini_affective_dialog_at_setup(void **state)
     json_decref(log);
     h_stop(&h);
 
+    /* v1beta: the start-up check refuses it before any socket is opened */
     h_start(&h, NULL, "v1beta", extra);
+    struct err e = {0};
+    assert_int_equal(h_open(&h, &e), ERR_CONFIG);
+    assert_null(h.r.p);
+    assert_non_null(strstr(e.detail, "v1alpha"));
+    h_stop(&h);
+
+    /* a retired 2.5 model: the server refuses the setup (1008 not found) -> REJECTED */
+    const char *gone[] = {"GEMINI_AFFECTIVE_DIALOG=true",
+                          "GEMINI_MODEL=gemini-2.5-flash-native-audio-preview-09-2025", NULL};
+    h_start(&h, NULL, "v1alpha", gone);
     h_open_ok(&h);
     assert_true(run_until(&h, c_closed, 3000));
     assert_int_equal(h.r.why, PROV_CLOSE_REJECTED);
-    assert_non_null(strstr(h.r.detail, "1007"));
+    assert_non_null(strstr(h.r.detail, "1008"));
+    assert_non_null(strstr(h.r.detail, "not found"));
     h_stop(&h);
 }
 

@@ -1254,6 +1254,8 @@ static int gem_open(struct prov **out, const struct prov_open_args *a, struct er
     g->address = a->address ? strdup(a->address) : NULL;
     if (!gem_configured(cfg))
         rc = err_set(e, ERR_NOT_CONFIGURED, NULL, "GEMINI_API_KEY is not set");
+    else if ((rc = prov_gemini_check_config(cfg, e)))   /* serve checks at start too */
+        ;
     else if (!g->instructions || (a->address && !g->address))
         rc = err_set(e, ERR_NOMEM, NULL, "gemini");
     else
