@@ -1050,6 +1050,23 @@ static void test_gemini_parses_every_key_and_part(void **state)
     h_stop(&h);
 }
 
+/* The stand-in itself refuses what Google refuses (else the tests above would prove little). */
+static void test_gemini_standin_rejects_like_google(void **state)
+{
+    (void)state;
+    char js[512];
+    struct vt_run r;
+    snprintf(js, sizeof js, "%s/tests/peers/gemini_standin_check.js", vt_src());
+    const char *argv[] = {"node", js, NULL};
+    assert_int_equal(vt_run(&r, NULL, NULL, argv, 60), 0);
+    if (r.status != 0)
+        fprintf(stderr, "%s\n%s\n", r.out, r.err);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "cases as expected"));
+    assert_null(strstr(r.out, "FAIL"));
+    vt_run_free(&r);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1073,6 +1090,7 @@ int main(void)
         cmocka_unit_test(test_gemini_affective_dialog_at_setup),
         cmocka_unit_test(test_gemini_greet_before_ready_sent_after),
         cmocka_unit_test(test_gemini_parses_every_key_and_part),
+        cmocka_unit_test(test_gemini_standin_rejects_like_google),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
