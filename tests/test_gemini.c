@@ -1057,7 +1057,7 @@ static void test_gemini_standin_rejects_like_google(void **state)
     char js[512];
     struct vt_run r;
     snprintf(js, sizeof js, "%s/tests/peers/gemini_standin_check.js", vt_src());
-    const char *argv[] = {"node", js, NULL};
+    const char *argv[] = {"/usr/bin/env", "node", js, NULL};   /* execve: no PATH search */
     assert_int_equal(vt_run(&r, NULL, NULL, argv, 60), 0);
     if (r.status != 0)
         fprintf(stderr, "%s\n%s\n", r.out, r.err);
