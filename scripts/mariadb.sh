@@ -177,7 +177,7 @@ do_start() {
     [ $rc -eq 0 ] && break
     tries=$((tries + 1))
     # A port kept from an earlier start is part of the contract (same server back).
-    [ -s "$D/port" ] && die "port $port (kept in $D/port) is taken by another process"
+    [ -s "$D/port" ] && die "port $port (kept in $D/port so restarts keep it) is taken by another process; remove $D/port to pick a new one"
     [ $tries -lt 8 ] || die "could not bind a free port after $tries tries"
   done
   [ -s "$D/port" ] || echo "$port" >"$D/port"

@@ -54,7 +54,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 static void print_json(json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     if (s) {
         fputs(s, stdout);
         fputc('\n', stdout);
@@ -95,7 +95,8 @@ static int cmd_serve(int argc, char **argv)
                 o.provider = CFG_PROV_AUTO;
             else if (!strcasecmp(p, "hume"))
                 return usage_error("--provider hume: Hume retired its EVI API on 2026-11-13; use "
-                                   "--provider gemini instead%s", NULL);
+                                   "--provider gemini instead%s",
+                                   NULL);
             else
                 return usage_error("--provider must be openai, gemini or auto (got '%s')", p);
         } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
@@ -119,8 +120,8 @@ static int cmd_serve(int argc, char **argv)
 
 struct action_args {
     const char *name;
-    json_t *args;             /* owned */
-    char caller[24];          /* E.164 or "" */
+    json_t *args;    /* owned */
+    char caller[24]; /* E.164 or "" */
     char call_sid[72];
 };
 
@@ -153,10 +154,12 @@ static int parse_action(int argc, char **argv, struct action_args *a)
                                    "use E.164 such as +447700900001");
         } else if (!strcmp(argv[i], "--call-sid") && i + 1 < argc) {
             const char *sid = argv[++i];
-            if (!*sid || strlen(sid) >= sizeof a->call_sid || strspn(sid,
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(sid))
+            if (!*sid || strlen(sid) >= sizeof a->call_sid ||
+                strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                    strlen(sid))
                 return usage_error("--call-sid: letters, digits, '-', '_' or '.' only, at most "
-                                   "71 characters%s", NULL);
+                                   "71 characters%s",
+                                   NULL);
             snprintf(a->call_sid, sizeof a->call_sid, "%s", sid);
         } else {
             return usage_error("action: unexpected argument '%s'", argv[i]);
@@ -299,7 +302,8 @@ static int cmd_db(int argc, char **argv)
     if (!rc && demo)
         rc = db_load_demo(db, &e);
     json_t *out = json_pack("{s:b, s:s, s:b}", "ok", rc == 0, "backend",
-                            db ? db_backend_name(db) : (db_backend_for(&c) ? db_backend_for(&c)->name : "none"),
+                            db ? db_backend_name(db)
+                               : (db_backend_for(&c) ? db_backend_for(&c)->name : "none"),
                             "demo", demo);
     if (rc) {
         log_error("db init failed: %s", e.detail);
@@ -343,7 +347,7 @@ static int cmd_link(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);   /* JSON lines survive a sanitizer exit */
+    setvbuf(stdout, NULL, _IOLBF, 0); /* JSON lines survive a sanitizer exit */
     if (argc < 2)
         return usage(stderr), EXIT_USAGE;
     const char *cmd = argv[1];

@@ -425,6 +425,17 @@ static void test_db_kb_search_finds_articles(void **state)
     assert_true(has_title(&r, "Documents we need"));
     db_rows_free(&r);
 
+    /* typographic apostrophe, accents, emoji and a very long word are fine too */
+    kb(f->db,
+       "what\xe2\x80\x99s the fee? caf\xc3\xa9 \xe2\x98\x95 a"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x",
+       NULL, 3, &r);
+    assert_true(r.nrows >= 1);
+    assert_string_equal(db_cell(&r, 0, "category"), "fees");
+    db_rows_free(&r);
+
     kb(f->db, "Can I complain to the Financial Ombudsman?", NULL, 3, &r);
     assert_true(has_title(&r, "How to complain"));
     db_rows_free(&r);

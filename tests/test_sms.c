@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "db/db.h"
 #include "sms/sms.h"
 #include "sms/texts.h"
+#include "vt_db.h"
 #include "vt_sms.h"
 #include "vwstest.h"
 
@@ -36,11 +38,13 @@
 static struct vt_sms_peer faults;   /* shared by the group */
 static char *group_dir;
 static int sid_seq;
+static const char *backend = "sqlite"; /* the group being run */
 
 /* ---- fixture: cfg + fresh SQLite database + sms ---- */
 
 struct fx {
     char *dir;
+    struct vt_db vdb;
     struct cfg cfg;
     struct db *db;
     struct sms *sms;
@@ -59,8 +63,6 @@ static void fx_open(struct fx *f, const char *scenario, const char *const *extra
     snprintf(f->sid, sizeof f->sid, "AC%028x%s", ++sid_seq, scenario ? scenario : "0201");
     for (const char *const *p = extra; p && *p; p++)
         f->kv[n++] = *p;
-    snprintf(f->kvbuf[b], sizeof f->kvbuf[b], "DB_PATH=%s/sms.db", f->dir);
-    f->kv[n++] = f->kvbuf[b++];
     snprintf(f->kvbuf[b], sizeof f->kvbuf[b], "TWILIO_ACCOUNT_SID=%s", f->sid);
     f->kv[n++] = f->kvbuf[b++];
     snprintf(f->kvbuf[b], sizeof f->kvbuf[b], "TWILIO_API_BASE=http://127.0.0.1:%d", faults.port);
@@ -70,10 +72,9 @@ static void fx_open(struct fx *f, const char *scenario, const char *const *extra
     f->kv[n++] = "LINK_SECRET=abcdefghijklmnopqrstuvwxyz0123456789";
     f->kv[n++] = "COMPANY_NAME=Resolve My Claim";
     f->kv[n] = NULL;
-    vt_cfg(&f->cfg, f->kv);
+    vt_db_fresh(backend, &f->cfg, &f->vdb, f->kv);
+    f->db = vt_db_open(&f->cfg, false);
     struct err e = {0};
-    assert_int_equal(db_open(db_backend_for(&f->cfg), &f->db, &f->cfg, &e), 0);
-    assert_int_equal(db_migrate(f->db, &e), 0);
     f->logp = vt_sms_log_capture(f->dir);
     assert_int_equal(sms_new(&f->sms, &f->cfg, &e), 0);
 }
@@ -83,7 +84,7 @@ static void fx_close(struct fx *f)
     vt_sms_log_release();
     sms_free(f->sms);
     db_close(f->db);
-    cfg_free(&f->cfg);
+    vt_db_cleanup(&f->vdb, &f->cfg);
     vt_rmdir(f->dir);
     free(f->dir);
     util_set_fake_now(0);
@@ -433,6 +434,54 @@ static void test_sms_refuses_landline_and_bad_numbers_with_a_row(void **state)
     fx_close(&f);
 }
 
+/* If the message cannot be recorded, it is not sent: no row, no request, an error. */
+static void test_sms_unrecordable_message_is_not_sent(void **state)
+{
+    (void)state;
+    struct fx f;
+    const char *kv[] = {"APP_ENV=production", "ENABLE_REAL_SMS=true", NULL};
+    fx_open(&f, "0201", kv);
+    struct err e = {0};
+    assert_int_equal(db_run(f.db, "DROP TABLE sms_messages", NULL, 0, &e), 0);
+    struct sms_result r;
+    err_clear(&e);
+    assert_true(sms_send(f.sms, f.db, CUSTOMER, "Hi.", &r, &e) < 0);
+    assert_false(r.sent);
+    assert_true(strlen(r.say) > 10);
+    assert_int_equal(peer_requests(&f), 0);
+    fx_close(&f);
+}
+
+/* NULL or absurd input: a refused row, never a crash. */
+static void test_sms_bad_input_is_refused_not_crashed(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_open(&f, "0201", NULL);
+    struct sms_result r;
+    assert_int_equal(send_one(&f, NULL, "Hi.", &r), 0);
+    assert_string_equal(r.error_code, "invalid_number");
+    assert_int_equal(send_one(&f, CUSTOMER, NULL, &r), 0);
+    assert_string_equal(r.error_code, "empty_body");
+    char *huge = rep("9", 5000);
+    huge[0] = '+';
+    assert_int_equal(send_one(&f, huge, "Hi.", &r), 0);
+    free(huge);
+    assert_string_equal(r.status, "refused");
+    assert_string_equal(r.error_code, "invalid_number");
+    assert_int_equal(send_one(&f, CUSTOMER, "bad utf-8 \xff\xfe here", &r), 0);
+    assert_false(r.sent);
+    assert_string_equal(r.error_code, "bad_encoding");
+    struct db_rows rw = {0};
+    row(&f, r.row_id, &rw);
+    assert_string_equal(db_cell(&rw, 0, "body"), "bad utf-8 ?? here");
+    db_rows_free(&rw);
+    struct err e = {0};
+    assert_true(sms_send(f.sms, NULL, CUSTOMER, "Hi.", &r, &e) < 0);
+    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 4);
+    fx_close(&f);
+}
+
 /* ---- rate limits ---- */
 
 static void test_sms_rate_limit_per_recipient(void **state)
@@ -535,7 +584,7 @@ static void test_sms_rate_limit_across_two_processes(void **state)
             if (read(go[0], &c, 1) < 0)
                 _exit(11);
             int bad = 0;
-            for (int i = 0; i < 5; i++) {
+            for (int i = 0; i < 8; i++) {
                 struct sms_result r;
                 struct err se = {0};
                 if (sms_send(s, db, CUSTOMER, "Race.", &r, &se))
@@ -554,10 +603,10 @@ static void test_sms_rate_limit_across_two_processes(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 10);
+    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 16);
     assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'mock'"), 3);
     assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'refused' "
-                                     "AND error_code = 'rate_limited'"), 7);
+                                     "AND error_code = 'rate_limited'"), 13);
     fx_close(&f);
 }
 
@@ -770,6 +819,64 @@ static void test_sms_twilio_20003_auth_failure_alerts_without_token(void **state
     assert_int_equal(vt_sms_count_in_file(f.logp, "error [sms_twilio] 📱 [VOICE-SMS] OPERATOR ALERT"), 1);
     assert_int_equal(vt_sms_count_in_file(f.logp, "ffffffffffffffffffffffffffffffff"), 0);
     fx_close(&f);
+}
+
+/* ---- the stand-in itself rejects what Twilio rejects ---- */
+
+static size_t sink(char *p, size_t sz, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return sz * n;
+}
+
+static long raw_post(const char *path_sid, const char *userpwd, const char *ctype,
+                     const char *body)
+{
+    char url[200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/2010-04-01/Accounts/%s/Messages.json",
+             faults.port, path_sid);
+    CURL *h = curl_easy_init();
+    struct curl_slist *hd = NULL;
+    char ct[96];
+    if (ctype) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        hd = curl_slist_append(NULL, ct);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    if (userpwd)
+        curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    long code = 0;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+    return code;
+}
+
+static void test_sms_faults_peer_rejects_what_twilio_rejects(void **state)
+{
+    (void)state;
+    const char *sid = "AC00000000000000000000000000990201";
+    const char *up = "AC00000000000000000000000000990201:" TOKEN;
+    const char *good = "To=%2B447700900001&From=%2B442079460123&Body=Hi";
+    assert_int_equal(raw_post(sid, up, NULL, good), 201);
+    assert_int_equal(raw_post(sid, NULL, NULL, good), 401);
+    assert_int_equal(raw_post(sid, "AC00000000000000000000000000990201:wrong", NULL, good), 401);
+    assert_int_equal(raw_post(sid, up, "application/json",
+                              "{\"To\":\"+447700900001\",\"From\":\"+442079460123\",\"Body\":\"Hi\"}"),
+                     415);
+    assert_int_equal(raw_post(sid, up, NULL, "to=%2B447700900001&from=%2B442079460123&body=Hi"), 400);
+    assert_int_equal(raw_post(sid, up, NULL, "To=%2B447700900001&From=%2B442079460123"), 400);
+    /* A raw '+' decodes to a space: Twilio sees " 447700900001", not E.164. */
+    assert_int_equal(raw_post(sid, up, NULL, "To=+447700900001&From=%2B442079460123&Body=Hi"), 400);
+    assert_int_equal(raw_post(sid, up, NULL, "To=07700900001&From=%2B442079460123&Body=Hi"), 400);
+    assert_int_equal(raw_post("XX123", "XX123:" TOKEN, NULL, good), 404);
+    assert_true(vt_sms_count_in_file(faults.log, "\"bad\":\"21211\"") >= 2);
+    assert_true(vt_sms_count_in_file(faults.log, "\"bad\":\"20003\"") >= 2);
 }
 
 /* ---- email ---- */
@@ -989,17 +1096,27 @@ static void test_sms_texts_are_short_and_personal(void **state)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_sms_segments_gsm7),
         cmocka_unit_test(test_sms_segments_extension_chars),
         cmocka_unit_test(test_sms_segments_ucs2),
+        cmocka_unit_test(test_sms_production_refuses_plain_http_twilio),
+        cmocka_unit_test(test_sms_texts_are_short_and_personal),
+        cmocka_unit_test(test_mail_not_configured),
+        cmocka_unit_test(test_mail_sends_rfc5322_message),
+        cmocka_unit_test(test_mail_refuses_header_injection),
+        cmocka_unit_test(test_mail_auth_and_production_requires_tls),
+        cmocka_unit_test(test_mail_server_down_is_email_failed),
+    };
+    const struct CMUnitTest per_backend[] = {
         cmocka_unit_test(test_sms_mock_records_row_and_logs_masked),
         cmocka_unit_test(test_sms_stored_body_redacts_link_token),
         cmocka_unit_test(test_sms_dev_redirects_to_first_test_number),
         cmocka_unit_test(test_sms_dev_without_test_numbers_stays_mock),
         cmocka_unit_test(test_sms_production_sends_to_real_recipient),
-        cmocka_unit_test(test_sms_production_refuses_plain_http_twilio),
         cmocka_unit_test(test_sms_refuses_landline_and_bad_numbers_with_a_row),
+        cmocka_unit_test(test_sms_unrecordable_message_is_not_sent),
+        cmocka_unit_test(test_sms_bad_input_is_refused_not_crashed),
         cmocka_unit_test(test_sms_rate_limit_per_recipient),
         cmocka_unit_test(test_sms_redirected_counts_against_intended_recipient),
         cmocka_unit_test(test_sms_global_rate_limit),
@@ -1018,12 +1135,18 @@ int main(void)
         cmocka_unit_test(test_sms_twilio_21610_opted_out_is_remembered),
         cmocka_unit_test(test_sms_twilio_21408_config_alerts_operator),
         cmocka_unit_test(test_sms_twilio_20003_auth_failure_alerts_without_token),
-        cmocka_unit_test(test_mail_not_configured),
-        cmocka_unit_test(test_mail_sends_rfc5322_message),
-        cmocka_unit_test(test_mail_refuses_header_injection),
-        cmocka_unit_test(test_mail_auth_and_production_requires_tls),
-        cmocka_unit_test(test_mail_server_down_is_email_failed),
-        cmocka_unit_test(test_sms_texts_are_short_and_personal),
+        cmocka_unit_test(test_sms_faults_peer_rejects_what_twilio_rejects),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests_name("sms_pure", pure, NULL, NULL);
+    const char *names[4];
+    int nb = vt_db_backends(names, 4);
+    for (int i = 0; i < nb; i++) {
+        char name[32];
+        backend = names[i];
+        snprintf(name, sizeof name, "sms_%s", backend);
+        failed += _cmocka_run_group_tests(name, per_backend,
+                                          sizeof per_backend / sizeof per_backend[0],
+                                          group_setup, group_teardown);
+    }
+    return failed;
 }

@@ -18,6 +18,7 @@
 #include "core/when.h"
 #include "db/db.h"
 #include "sms/sms.h"
+#include "sms/texts.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -95,7 +96,9 @@ static int insert_callback(struct act_call *c, const char *phone, long long t, l
 
     when_format_utc(t, utc, sizeof utc);
     db_utc_text(util_now(), now, sizeof now);
-    const struct db_val a[] = {c->user_id > 0 ? DB_I(c->user_id) : DB_NIL, DB_S(phone), ACT__TXT(utc),
+    const struct db_val a[] = {c->user_id > 0 ? DB_I(c->user_id) : DB_NIL,
+                               DB_S(phone),
+                               ACT__TXT(utc),
                                DB_S(act__arg_str(c, "reason")),
                                DB_S(c->session->call_sid[0] ? c->session->call_sid : NULL),
                                ACT__TXT(now)};
@@ -114,11 +117,10 @@ static bool confirm(struct act_call *c, const struct act__user *u, const char *p
 {
     struct sms_result r;
     struct err e = {0};
-    char body[320];
+    char body[SMS_TEXT_MAX];
     int rc;
 
-    snprintf(body, sizeof body, "Hi%s%s, %s will call you back on %s. Thank you.",
-             u->first_name[0] ? " " : "", u->first_name, c->env->cfg->company_name, spoken);
+    sms_text_callback(body, sizeof body, c->env->cfg->company_name, u->first_name, spoken);
     memset(&r, 0, sizeof r);
     rc = sms_send(c->env->sms, c->db, phone, body, &r, &e);
     if (rc < 0)

@@ -30,8 +30,8 @@ const char act__claim_schema[] =
 
 static int count_outstanding(struct act_call *c, long long claim_id, int *n)
 {
-    static const char sql[] =
-        "SELECT COUNT(*) AS n FROM claim_requirements WHERE claim_id = ? AND status = 'outstanding'";
+    static const char sql[] = "SELECT COUNT(*) AS n FROM claim_requirements WHERE claim_id = ? AND "
+                              "status = 'outstanding'";
     struct db_rows r = {0};
     struct db_val a = DB_I(claim_id);
 
@@ -71,9 +71,9 @@ int act__claim_run(struct act_call *c)
                                   "outstanding_requirements", n));
     act__spoken_date(updated, when, sizeof when);
     snprintf(c->message, sizeof c->message, "Your claim %s%s%s is %s.%s%s%s%s", ref,
-             lender ? " with " : "", lender ? lender : "", act__status_words(status, sbuf, sizeof sbuf),
-             *when ? " It was last updated on " : "", when, *when ? "." : "",
-             n ? " There are still some documents we need from you." : "");
+             lender ? " with " : "", lender ? lender : "",
+             act__status_words(status, sbuf, sizeof sbuf), *when ? " It was last updated on " : "",
+             when, *when ? "." : "", n ? " There are still some documents we need from you." : "");
     db_rows_free(&r);
     return 0;
 }

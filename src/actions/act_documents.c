@@ -32,10 +32,7 @@ int act__doclink_run(struct act_call *c)
         .base_url = c->env->cfg->main_app_url,
         .path = "/documents/upload?token=",
         .with_token = true,
-        .subject = "Your secure document upload link",
         .spoken = "a secure link to upload your documents",
-        .body_fmt = "Hi%s%s, upload your documents securely to %s here: %s (single use, expires "
-                    "in %s).",
     };
 
     if (type) {

@@ -35,11 +35,10 @@ int act__kb_run(struct act_call *c)
         return act__db_err(&c->err, "knowledge base search");
     arr = json_array();
     for (int i = 0; i < r.nrows && i < KB_TOP; i++)
-        json_array_append_new(arr, json_pack("{s:I, s:s?, s:s?, s:s?}", "id",
-                                             (json_int_t)db_cell_int(&r, i, "id", 0), "category",
-                                             db_cell(&r, i, "category"), "title",
-                                             db_cell(&r, i, "title"), "snippet",
-                                             db_cell(&r, i, "snippet")));
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s?, s:s?, s:s?}", "id", (json_int_t)db_cell_int(&r, i, "id", 0),
+                           "category", db_cell(&r, i, "category"), "title", db_cell(&r, i, "title"),
+                           "snippet", db_cell(&r, i, "snippet")));
     json_object_set_new(c->data, "results", arr);
     json_object_set_new(c->data, "count", json_integer(json_array_size(arr)));
     if (r.nrows == 0) {

@@ -18,7 +18,8 @@ const char act__portal_schema[] =
     "{\"type\":\"object\",\"properties\":{"
     "\"method\":{\"type\":\"string\",\"enum\":[\"sms\",\"email\"],"
     "\"description\":\"How to send it: sms (text) or email.\"},"
-    "\"link_type\":{\"type\":\"string\",\"enum\":[\"dashboard\",\"claims\",\"documents\",\"profile\"],"
+    "\"link_type\":{\"type\":\"string\",\"enum\":[\"dashboard\",\"claims\",\"documents\","
+    "\"profile\"],"
     "\"description\":\"Which page of the portal the link opens; dashboard if not said.\"}"
     "},\"required\":[\"method\"],\"additionalProperties\":false}";
 
@@ -31,9 +32,7 @@ int act__portal_run(struct act_call *c)
         .base_url = c->env->cfg->main_app_url,
         .path = "/portal?token=",
         .with_token = true,
-        .subject = "Your secure portal link",
         .spoken = "a secure link to your portal",
-        .body_fmt = "Hi%s%s, here is your secure %s portal link: %s (single use, expires in %s).",
     };
 
     if (section && strcmp(section, "dashboard")) {

@@ -39,7 +39,7 @@ static void spoken_list(const struct db_rows *r, char *out, size_t n)
         int w = snprintf(out + o, n - o, "%s%s", sep, d ? d : "a document");
         if (w < 0 || (size_t)w >= n - o)
             break;
-        char *first = out + o + strlen(sep);   /* "Bank statement" -> "bank statement" */
+        char *first = out + o + strlen(sep); /* "Bank statement" -> "bank statement" */
         if (isupper((unsigned char)first[0]) && islower((unsigned char)first[1]))
             first[0] = (char)tolower((unsigned char)first[0]);
         o += (size_t)w;

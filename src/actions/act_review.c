@@ -10,20 +10,25 @@
 #include "core/util.h"
 #include "db/db.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define REVIEW_EVERY_S (30 * 86400)
 
+/* Serialises check-then-send so two calls of one user cannot both pass the
+ * 30-day check in this process (a rare action: holding it across the send is
+ * fine). Another instance behind a load balancer could still race. */
+static pthread_mutex_t review_mu = PTHREAD_MUTEX_INITIALIZER;
+
 const char act__review_desc[] =
     "Send the caller a link to leave us a review, by text (default) or email, to the contact "
     "details we hold. Only when they are happy to leave one; at most once a month.";
 
-const char act__review_schema[] =
-    "{\"type\":\"object\",\"properties\":{"
-    "\"method\":{\"type\":\"string\",\"enum\":[\"sms\",\"email\"],"
-    "\"description\":\"How to send it: sms (text) or email.\"}"
-    "},\"required\":[\"method\"],\"additionalProperties\":false}";
+const char act__review_schema[] = "{\"type\":\"object\",\"properties\":{"
+                                  "\"method\":{\"type\":\"string\",\"enum\":[\"sms\",\"email\"],"
+                                  "\"description\":\"How to send it: sms (text) or email.\"}"
+                                  "},\"required\":[\"method\"],\"additionalProperties\":false}";
 
 int act__review_precheck(struct act_call *c)
 {
@@ -58,19 +63,20 @@ int act__review_run(struct act_call *c)
         .base_url = c->env->cfg->review_url,
         .with_token = false,
         .ttl_s = REVIEW_EVERY_S,
-        .subject = "How did we do?",
         .spoken = "our review link",
-        .body_fmt = "Hi%s%s, thank you for choosing %s. We'd love your feedback: %s%.0s",
     };
     bool recent = false;
     int rc;
 
-    if ((rc = sent_recently(c, c->user_id, &recent)))
-        return rc;
-    if (recent)
-        return act__fail(c, ERR_TOO_SOON,
-                         "We sent you a review link recently, so I won't send another just now. "
-                         "Thank you for offering, though.",
-                         "review link sent to this user within 30 days");
-    return act__send_link(c, &k);
+    pthread_mutex_lock(&review_mu);
+    rc = sent_recently(c, c->user_id, &recent);
+    if (!rc && recent)
+        rc = act__fail(c, ERR_TOO_SOON,
+                       "We sent you a review link recently, so I won't send another just now. "
+                       "Thank you for offering, though.",
+                       "review link sent to this user within 30 days");
+    if (!rc)
+        rc = act__send_link(c, &k);
+    pthread_mutex_unlock(&review_mu);
+    return rc;
 }

@@ -50,8 +50,8 @@ static int not_found(struct act_call *c, const char *why)
 
 static int add_claims(struct act_call *c, long long user_id, int *n)
 {
-    static const char sql[] =
-        "SELECT claim_reference, status FROM user_claims WHERE user_id = ? ORDER BY claim_reference";
+    static const char sql[] = "SELECT claim_reference, status FROM user_claims WHERE user_id = ? "
+                              "ORDER BY claim_reference";
     struct db_rows r = {0};
     struct db_val a = DB_I(user_id);
     json_t *arr;
@@ -98,7 +98,7 @@ static int own_number(struct act_call *c, const struct act__user *u, const char 
         raise_identity(c, u->id, claim_id ? ACT_ID_VERIFIED : ACT_ID_CALLER) == ACT_ID_VERIFIED;
     json_object_set_new(c->data, "first_name", json_string(u->first_name));
     json_object_set_new(c->data, "verified", json_boolean(verified));
-    verified = claim_id != 0;   /* the words describe this check */
+    verified = claim_id != 0; /* the words describe this check */
     if (verified || !c->env->cfg->require_verification)
         if ((rc = add_claims(c, u->id, &n)))
             return rc;
@@ -118,8 +118,9 @@ static int own_number(struct act_call *c, const struct act__user *u, const char 
                  "claim references?",
                  u->first_name);
     else
-        snprintf(c->message, sizeof c->message, "I've found your account, %s. You have %d claim%s with us.",
-                 u->first_name, n, n == 1 ? "" : "s");
+        snprintf(c->message, sizeof c->message,
+                 "I've found your account, %s. You have %d claim%s with us.", u->first_name, n,
+                 n == 1 ? "" : "s");
     return 0;
 }
 

@@ -142,9 +142,9 @@ const char *act__last3(const char *phone)
 
 void act__spoken_date(const char *ts, char *out, size_t n)
 {
-    static const char *const months[] = {"January", "February", "March",     "April",
-                                         "May",     "June",     "July",      "August",
-                                         "September", "October", "November", "December"};
+    static const char *const months[] = {"January",   "February", "March",    "April",
+                                         "May",       "June",     "July",     "August",
+                                         "September", "October",  "November", "December"};
     int y, m, d;
 
     if (!ts || sscanf(ts, "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12) {

@@ -26,7 +26,7 @@
 #define LOG_MODULE "actions"
 #include "core/log.h"
 
-#define AUDIT_ARGS_MAX 2048      /* masked argument text kept in the audit row */
+#define AUDIT_ARGS_MAX 2048 /* masked argument text kept in the audit row */
 #define SCHEMAS_MAX 32
 
 /* ---- parsed schemas (once per process) ---- */
@@ -97,8 +97,8 @@ static int check_value(const char *k, const json_t *ps, const json_t *v, struct 
     char want[48];
 
     if (!type_ok(type, v)) {
-        snprintf(want, sizeof want, "must be %s %s",
-                 type && strchr("aeiou", type[0]) ? "an" : "a", type ? type : "value");
+        snprintf(want, sizeof want, "must be %s %s", type && strchr("aeiou", type[0]) ? "an" : "a",
+                 type ? type : "value");
         return bad(b, k, want);
     }
     if (json_is_array(en)) {
@@ -128,7 +128,8 @@ static int check_value(const char *k, const json_t *ps, const json_t *v, struct 
 static int validate(const char *name, const json_t *schema, const json_t *args, json_t **clean,
                     struct bad_arg *b)
 {
-    const json_t *props = json_object_get(schema, "properties"), *req = json_object_get(schema, "required");
+    const json_t *props = json_object_get(schema, "properties"),
+                 *req = json_object_get(schema, "required");
     const char *k;
     json_t *v;
     size_t i;
@@ -136,13 +137,15 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
     *clean = NULL;
     if (!json_is_object(args))
         return bad(b, "arguments", "must be a JSON object");
-    json_array_foreach(req, i, v) {
+    json_array_foreach(req, i, v)
+    {
         json_t *a = json_object_get(args, json_string_value(v));
         if (!a || json_is_null(a))
             return bad(b, json_string_value(v), "is missing");
     }
     *clean = json_object();
-    json_object_foreach((json_t *)args, k, v) {
+    json_object_foreach((json_t *)args, k, v)
+    {
         const json_t *ps = json_object_get(props, k);
         int rc;
         if (!ps) {
@@ -150,7 +153,7 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
             continue;
         }
         if (json_is_null(v))
-            continue;   /* optional property sent as null: absent */
+            continue; /* optional property sent as null: absent */
         if ((rc = check_value(k, ps, v, b))) {
             json_decref(*clean);
             *clean = NULL;
@@ -228,7 +231,7 @@ struct run {
     const struct act_def *def;
     struct act_call c;
     double t0;
-    char *once_key;            /* set when this run owns an exactly-once slot */
+    char *once_key; /* set when this run owns an exactly-once slot */
     char args_masked[AUDIT_ARGS_MAX];
 };
 
@@ -269,19 +272,18 @@ static int check_identity(struct run *r)
     struct act__ident id;
     int rc;
 
-    if (!session_identified(r->s) &&
-        (rc = act__session_identify_db(c->db, r->s, NULL, 0, &c->err)))
+    if (!session_identified(r->s) && (rc = act__session_identify_db(c->db, r->s, NULL, 0, &c->err)))
         return rc;
     act__ident_get(r->s, &id);
     c->user_id = id.user_id;
     if ((r->def->flags & ACT_NEEDS_CALLER) && id.level < ACT_ID_CALLER)
-        return err_set(&c->err, ERR_NO_CALLER,
-                       r->s->caller[0]
-                           ? "I can't find an account for the number you're calling from. Could "
-                             "you tell me the phone number on your account and your claim "
-                             "reference?"
-                           : NULL,
-                       "no user for this call (caller %s)", r->s->caller[0] ? "not on file" : "withheld");
+        return err_set(
+            &c->err, ERR_NO_CALLER,
+            r->s->caller[0] ? "I can't find an account for the number you're calling from. Could "
+                              "you tell me the phone number on your account and your claim "
+                              "reference?"
+                            : NULL,
+            "no user for this call (caller %s)", r->s->caller[0] ? "not on file" : "withheld");
     if ((r->def->flags & ACT_NEEDS_VERIFIED) && r->env->cfg->require_verification &&
         id.level < ACT_ID_VERIFIED)
         return err_set(&c->err, ERR_NOT_VERIFIED, NULL,
@@ -303,8 +305,8 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
     if (!args) {
         json_object_set_new(c->data, "field", json_string("arguments"));
         json_object_set_new(c->data, "problem", json_string("are not valid JSON"));
-        return err_set(&c->err, ERR_INVALID_ARGUMENTS, NULL, "arguments are not valid JSON (%zu bytes)",
-                       raw ? strlen(raw) : 0);
+        return err_set(&c->err, ERR_INVALID_ARGUMENTS, NULL,
+                       "arguments are not valid JSON (%zu bytes)", raw ? strlen(raw) : 0);
     }
     if ((rc = validate(r->def->name, schema_of(r->def), args, &clean, &b))) {
         json_object_set_new(c->data, "field", json_string(b.field));
@@ -325,8 +327,14 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
     }
     if (r->def->precheck && (rc = r->def->precheck(c)))
         return rc;
-    if ((rc = db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &c->err)))
+    if (!r->env->pool)
+        return err_set(&c->err, ERR_DB_UNAVAILABLE, NULL, "no database pool");
+    if ((rc = db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &c->err))) {
+        /* the caller's lookup is the first thing that needed the database */
+        if (r->s->caller[0] && !session_identified(r->s))
+            log_error("👤 [VOICE-DB] Error finding user: %s", c->err.detail);
         return rc;
+    }
     if ((rc = check_identity(r)))
         return rc;
     return r->def->handler(c);
@@ -354,20 +362,22 @@ static void audit(struct run *r, bool ok, double ms)
     struct err ae = {0};
     long long uid = c->user_id;
 
-    if (!uid) {   /* failed before the handler (or a repeat): the session's user */
+    if (!uid) { /* failed before the handler (or a repeat): the session's user */
         struct act__ident id;
         act__ident_get(r->s, &id);
         uid = id.user_id;
     }
     /* A connection the handler could not get is not retried: with the
      * database down the answer must not wait twice. */
-    if (!c->db && c->err.code != ERR_DB_UNAVAILABLE && c->err.code != ERR_BUSY)
+    if (!c->db && r->env->pool && c->err.code != ERR_DB_UNAVAILABLE && c->err.code != ERR_BUSY)
         db_pool_get(r->env->pool, r->env->cfg->db_pool_wait_ms, &c->db, &ae);
-    if (!c->db || audit_write(c->db, r->s, r->def->name, uid, r->args_masked, ok,
-                              c->err.code, ms, &ae)) {
+    if (!c->db ||
+        audit_write(c->db, r->s, r->def->name, uid, r->args_masked, ok, c->err.code, ms, &ae)) {
         log_error("voice_action_logs: could not record %s (success=%d code=%s): %s", r->def->name,
                   ok, ok ? "-" : err_name(c->err.code),
-                  ae.detail[0] ? ae.detail : c->err.detail[0] ? c->err.detail : "no database");
+                  ae.detail[0]       ? ae.detail
+                  : c->err.detail[0] ? c->err.detail
+                                     : "no database");
     }
 }
 
@@ -375,7 +385,8 @@ static json_t *unknown_action(const char *name, double t0)
 {
     struct act_call c = {0};
     err_set(&c.err, ERR_UNKNOWN_ACTION, NULL, NULL);
-    log_warn("❌ [VOICE-ACTION] Failed %.64s: unknown_action - no such action", name ? name : "(null)");
+    log_warn("❌ [VOICE-ACTION] Failed %.64s: unknown_action - no such action",
+             name ? name : "(null)");
     return envelope(&c, false, util_mono_ms() - t0);
 }
 
@@ -402,7 +413,7 @@ static json_t *execute(const struct act_env *env, struct act_session *s, const c
     rc = run_steps(r, args, raw, &repeat);
     ms = util_mono_ms() - t0;
     if (repeat) {
-        out = repeat;   /* the earlier envelope, unchanged */
+        out = repeat; /* the earlier envelope, unchanged */
         ok = true;
     } else {
         ok = rc == 0 && r->c.err.code == 0;

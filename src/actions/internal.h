@@ -27,14 +27,14 @@ struct db;
     extern const char act__##x##_desc[];                                                           \
     act_handler_fn act__##x##_run
 
-ACT__DECL(claim);      /* check_claim_details */
-ACT__DECL(reqs);       /* check_requirements */
-ACT__DECL(user);       /* check_user_details */
-ACT__DECL(callback);   /* schedule_callback */
-ACT__DECL(kb);         /* search_knowledge_base */
-ACT__DECL(doclink);    /* send_document_link */
-ACT__DECL(portal);     /* send_portal_link */
-ACT__DECL(review);     /* send_review_link */
+ACT__DECL(claim);                    /* check_claim_details */
+ACT__DECL(reqs);                     /* check_requirements */
+ACT__DECL(user);                     /* check_user_details */
+ACT__DECL(callback);                 /* schedule_callback */
+ACT__DECL(kb);                       /* search_knowledge_base */
+ACT__DECL(doclink);                  /* send_document_link */
+ACT__DECL(portal);                   /* send_portal_link */
+ACT__DECL(review);                   /* send_review_link */
 act_handler_fn act__link_precheck;   /* email configured? (portal, documents) */
 act_handler_fn act__review_precheck; /* REVIEW_URL set? */
 
@@ -67,8 +67,8 @@ void act__once_end(struct act_session *s, const char *key, const json_t *env_or_
 struct act__user {
     long long id;
     char first_name[64];
-    char phone[24];           /* E.164 on file, "" when none */
-    char email[128];          /* "" when none */
+    char phone[24];  /* E.164 on file, "" when none */
+    char email[128]; /* "" when none */
 };
 
 /*
@@ -118,16 +118,13 @@ int act__deliver(struct act_call *c, const struct act__user *u, const char *meth
                  const char *subject, const char *body, bool *maybe_delivered);
 
 struct act__link_spec {
-    const char *link_type;    /* portal_links.link_type: portal | documents | review */
-    const char *base_url;     /* MAIN_APP_URL or REVIEW_URL */
-    const char *path;         /* "/portal?token=" (token appended) */
-    const char *extra;        /* "section=claims" etc. appended after '&', may be NULL */
-    bool with_token;          /* false: the link is base_url itself (review) */
-    int ttl_s;                /* 0 = LINK_TTL_SECONDS */
-    const char *subject;      /* email subject */
-    const char *spoken;       /* "a secure portal link" */
-    /* printf format with: "%s%s" (" " + first name or ""), company, url, ttl words */
-    const char *body_fmt;
+    const char *link_type; /* portal_links.link_type: portal | documents | review */
+    const char *base_url;  /* MAIN_APP_URL or REVIEW_URL */
+    const char *path;      /* "/portal?token=" (token appended) */
+    const char *extra;     /* "section=claims" etc. appended after '&', may be NULL */
+    bool with_token;       /* false: the link is base_url itself (review) */
+    int ttl_s;             /* 0 = LINK_TTL_SECONDS */
+    const char *spoken;    /* "a secure portal link" */
 };
 /* Create the link row, build the URL, deliver it; delete the row when it surely wasn't sent. */
 int act__send_link(struct act_call *c, const struct act__link_spec *k);

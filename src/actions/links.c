@@ -30,8 +30,8 @@ static int db_fail(struct err *e, const char *what)
 }
 
 int link_create(struct db *db, long long user_id, const char *link_type, const char *method,
-                int ttl_s, const char *call_sid, char token_out[LINK_TOKEN_MAX],
-                long long *row_id, struct err *e)
+                int ttl_s, const char *call_sid, char token_out[LINK_TOKEN_MAX], long long *row_id,
+                struct err *e)
 {
     static const char sql[] =
         "INSERT INTO portal_links (user_id, link_type, token_hash, method, call_sid, expires_at, "
@@ -45,8 +45,13 @@ int link_create(struct db *db, long long user_id, const char *link_type, const c
     util_sha256_hex(token_out, strlen(token_out), hash);
     db_utc_text(t, now, sizeof now);
     db_utc_text(t + ttl_s, exp, sizeof exp);
-    const struct db_val a[] = {DB_I(user_id), DB_S(link_type), ACT__TXT(hash), DB_S(method),
-                               DB_S(call_sid && *call_sid ? call_sid : NULL), ACT__TXT(exp), ACT__TXT(now)};
+    const struct db_val a[] = {DB_I(user_id),
+                               DB_S(link_type),
+                               ACT__TXT(hash),
+                               DB_S(method),
+                               DB_S(call_sid && *call_sid ? call_sid : NULL),
+                               ACT__TXT(exp),
+                               ACT__TXT(now)};
     if (db_exec(db, sql, a, 7, &r, e)) {
         memset(token_out, 0, LINK_TOKEN_MAX);
         return db_fail(e, "portal_links insert");
@@ -87,7 +92,8 @@ int link_verify(struct db *db, const char *token, json_t **out, struct err *e)
     static const char find[] =
         "SELECT l.id, l.user_id, l.link_type, l.expires_at, l.used_at, u.first_name "
         "FROM portal_links l JOIN users u ON u.id = l.user_id WHERE l.token_hash = ?";
-    static const char use[] = "UPDATE portal_links SET used_at = ? WHERE id = ? AND used_at IS NULL";
+    static const char use[] =
+        "UPDATE portal_links SET used_at = ? WHERE id = ? AND used_at IS NULL";
     char hash[65], now[24];
     struct db_rows r = {0}, w = {0};
 
@@ -106,20 +112,19 @@ int link_verify(struct db *db, const char *token, json_t **out, struct err *e)
     } else if (db_cell(&r, 0, "used_at")) {
         *out = invalid("used");
     } else if (strcmp(db_cell(&r, 0, "expires_at") ? db_cell(&r, 0, "expires_at") : "", now) <= 0) {
-        *out = invalid("expired");   /* both "YYYY-MM-DD HH:MM:SS" UTC: text order is time order */
+        *out = invalid("expired"); /* both "YYYY-MM-DD HH:MM:SS" UTC: text order is time order */
     } else {
         const struct db_val u[] = {ACT__TXT(now), DB_I(db_cell_int(&r, 0, "id", 0))};
         if (db_exec(db, use, u, 2, &w, e)) {
             db_rows_free(&r);
             return db_fail(e, "portal_links use");
         }
-        *out = w.changes == 1
-                   ? json_pack("{s:b, s:I, s:s?, s:s?, s:s?}", "valid", 1, "user_id",
-                               (json_int_t)db_cell_int(&r, 0, "user_id", 0), "first_name",
-                               db_cell(&r, 0, "first_name"), "link_type",
-                               db_cell(&r, 0, "link_type"), "expires_at",
-                               db_cell(&r, 0, "expires_at"))
-                   : invalid("used");   /* lost a race with another click */
+        *out = w.changes == 1 ? json_pack("{s:b, s:I, s:s?, s:s?, s:s?}", "valid", 1, "user_id",
+                                          (json_int_t)db_cell_int(&r, 0, "user_id", 0),
+                                          "first_name", db_cell(&r, 0, "first_name"), "link_type",
+                                          db_cell(&r, 0, "link_type"), "expires_at",
+                                          db_cell(&r, 0, "expires_at"))
+                              : invalid("used"); /* lost a race with another click */
         db_rows_free(&w);
     }
     db_rows_free(&r);

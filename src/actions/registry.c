@@ -23,6 +23,7 @@
     (ACT_READS_DB | ACT_WRITES_DB | ACT_SENDS | ACT_SIDE_EFFECT | ACT_NEEDS_CALLER |               \
      ACT_NEEDS_VERIFIED)
 
+/* clang-format off */
 static const struct act_def act_table[] = {
 /*    name                     flags                                   description           schema                  handler             precheck */
     { "check_claim_details",   F_LOOKUP,                               act__claim_desc,      act__claim_schema,      act__claim_run,     NULL },
@@ -35,6 +36,7 @@ static const struct act_def act_table[] = {
     { "send_portal_link",      F_SEND,                                 act__portal_desc,     act__portal_schema,     act__portal_run,    act__link_precheck },
     { "send_review_link",      F_SEND,                                 act__review_desc,     act__review_schema,     act__review_run,    act__review_precheck },
 };
+/* clang-format on */
 
 #define ACT_N ((int)(sizeof act_table / sizeof act_table[0]))
 
@@ -54,7 +56,7 @@ const struct act_def *act_find(const char *name)
 
     if (!name)
         return NULL;
-    while (lo <= hi) {   /* the table is sorted: binary search */
+    while (lo <= hi) { /* the table is sorted: binary search */
         int mid = (lo + hi) / 2, c = strcmp(name, act_table[mid].name);
         if (!c)
             return &act_table[mid];
@@ -75,8 +77,9 @@ static int check_row(const struct act_def *d, const struct act_def *prev, struct
         return err_set(e, ERR_INTERNAL, NULL, "action table: row '%s' incomplete",
                        d->name ? d->name : "?");
     if (prev && strcmp(prev->name, d->name) >= 0)
-        return err_set(e, ERR_INTERNAL, NULL, "action table: '%s' after '%s' (unsorted or duplicate)",
-                       d->name, prev->name);
+        return err_set(e, ERR_INTERNAL, NULL,
+                       "action table: '%s' after '%s' (unsorted or duplicate)", d->name,
+                       prev->name);
     s = json_loads(d->schema, 0, &je);
     const char *type = s ? json_string_value(json_object_get(s, "type")) : NULL;
     if (!s || !json_is_object(s) || !type || strcmp(type, "object") ||
@@ -107,10 +110,10 @@ json_t *act_tools_openai(void)
 
     for (int i = 0; i < ACT_N; i++) {
         json_t *params = json_loads(act_table[i].schema, 0, NULL);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o}", "type", "function", "name",
-                                             act_table[i].name, "description",
-                                             act_table[i].description, "parameters",
-                                             params ? params : json_object()));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:o}", "type", "function", "name",
+                                        act_table[i].name, "description", act_table[i].description,
+                                        "parameters", params ? params : json_object()));
     }
     return arr;
 }
@@ -136,19 +139,19 @@ static json_t *upper_type(const char *t)
  * as int64-in-strings, a needless source of 400s. */
 static json_t *to_google(json_t *s)
 {
-    static const char *const keep[] = {"description", "enum", "format", "nullable",
+    static const char *const keep[] = {"description", "enum",    "format",  "nullable",
                                        "required",    "minimum", "maximum", NULL};
     json_t *out = json_object(), *v;
     const char *k;
 
-    json_object_foreach(s, k, v) {
+    json_object_foreach(s, k, v)
+    {
         if (!strcmp(k, "type") && json_is_string(v)) {
             json_object_set_new(out, "type", upper_type(json_string_value(v)));
         } else if (!strcmp(k, "properties") && json_is_object(v)) {
             json_t *props = json_object(), *pv;
             const char *pk;
-            json_object_foreach(v, pk, pv)
-                json_object_set_new(props, pk, to_google(pv));
+            json_object_foreach(v, pk, pv) json_object_set_new(props, pk, to_google(pv));
             json_object_set_new(out, "properties", props);
         } else if (!strcmp(k, "items") && json_is_object(v)) {
             json_object_set_new(out, "items", to_google(v));
@@ -172,8 +175,8 @@ json_t *act_tools_gemini(void)
         /* BLOCKING: the model waits for the result instead of guessing (the
          * default differs between Live models, so it is always explicit). */
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o}", "name", act_table[i].name,
-                                             "description", act_table[i].description,
-                                             "behavior", "BLOCKING", "parameters", params));
+                                             "description", act_table[i].description, "behavior",
+                                             "BLOCKING", "parameters", params));
     }
     return arr;
 }

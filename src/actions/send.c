@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "sms/sms.h"
+#include "sms/texts.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -47,8 +48,9 @@ int act__user_for_call(struct act_call *c, struct act__user *u)
 static int fail_sms(struct act_call *c, const struct sms_result *r)
 {
     bool limited = !strcmp(r->error_code, "rate_limited");
-    json_object_set_new(c->data, "sms", json_pack("{s:b, s:s, s:s}", "sent", 0, "mode", r->mode,
-                                                  "status", r->status));
+    json_object_set_new(
+        c->data, "sms",
+        json_pack("{s:b, s:s, s:s}", "sent", 0, "mode", r->mode, "status", r->status));
     return act__fail(c, limited ? ERR_RATE_LIMITED : ERR_SMS_FAILED, r->say[0] ? r->say : NULL,
                      r->error_code[0] ? r->error_code : "not sent");
 }
@@ -89,8 +91,9 @@ int act__deliver(struct act_call *c, const struct act__user *u, const char *meth
     }
     log_mask_phone(u->phone, masked, sizeof masked);
     json_object_set_new(c->data, "sent_to", json_string(masked));
-    json_object_set_new(c->data, "sms", json_pack("{s:b, s:s, s:s}", "sent", 1, "mode", r.mode,
-                                                  "status", r.status));
+    json_object_set_new(
+        c->data, "sms",
+        json_pack("{s:b, s:s, s:s}", "sent", 1, "mode", r.mode, "status", r.status));
     return 0;
 }
 
@@ -109,7 +112,8 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
 {
     const struct cfg *cfg = c->env->cfg;
     const char *method = act__arg_str(c, "method");
-    char token[LINK_TOKEN_MAX], url[512], body[640], ttl[32], base[256];
+    int ttl_s = k->ttl_s ? k->ttl_s : cfg->link_ttl_s;
+    char token[LINK_TOKEN_MAX], url[512], body[SMS_TEXT_MAX], subject[120], ttl[32], base[256];
     struct act__user u;
     long long row = 0;
     bool maybe = false;
@@ -117,8 +121,8 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
 
     if ((rc = act__user_for_call(c, &u)))
         return rc;
-    if ((rc = link_create(c->db, u.id, k->link_type, method, k->ttl_s ? k->ttl_s : cfg->link_ttl_s,
-                          c->session->call_sid, token, &row, &c->err)))
+    if ((rc = link_create(c->db, u.id, k->link_type, method, ttl_s, c->session->call_sid, token,
+                          &row, &c->err)))
         return rc;
     util_strlcpy(base, k->base_url, sizeof base);
     for (size_t n = strlen(base); n && base[n - 1] == '/'; n--)
@@ -128,10 +132,14 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
                  k->extra ? k->extra : "");
     else
         snprintf(url, sizeof url, "%s", base);
-    spoken_ttl(k->ttl_s ? k->ttl_s : cfg->link_ttl_s, ttl, sizeof ttl);
-    snprintf(body, sizeof body, k->body_fmt, u.first_name[0] ? " " : "", u.first_name,
-             cfg->company_name, url, ttl);
-    rc = act__deliver(c, &u, method, k->subject, body, &maybe);
+    spoken_ttl(ttl_s, ttl, sizeof ttl);
+    int hours = k->with_token ? ttl_s / 3600 : 0; /* the words come from sms/texts.c */
+    if (!strcmp(method, "email"))
+        sms_text_link_email(subject, sizeof subject, body, sizeof body, cfg->company_name,
+                            u.first_name, k->link_type, url, hours);
+    else
+        sms_text_link(body, sizeof body, cfg->company_name, u.first_name, k->link_type, url, hours);
+    rc = act__deliver(c, &u, method, subject, body, &maybe);
     memset(token, 0, sizeof token);
     memset(url, 0, sizeof url);
     memset(body, 0, sizeof body);
@@ -143,8 +151,7 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
     }
     json_object_set_new(c->data, "method", json_string(method));
     json_object_set_new(c->data, "link_type", json_string(k->link_type));
-    json_object_set_new(c->data, "expires_in_seconds",
-                        json_integer(k->ttl_s ? k->ttl_s : cfg->link_ttl_s));
+    json_object_set_new(c->data, "expires_in_seconds", json_integer(ttl_s));
     char tail[80] = "";
     if (k->with_token)
         snprintf(tail, sizeof tail, " It works once and expires in %s.", ttl);

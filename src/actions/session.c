@@ -22,16 +22,16 @@
 #define LOG_MODULE "session"
 #include "core/log.h"
 
-#define ONCE_MAX 128   /* entries per call; the action budget keeps it far lower */
+#define ONCE_MAX 128 /* entries per call; the action budget keeps it far lower */
 
 struct once_entry {
     char *key;
-    json_t *env;                 /* NULL while the first execution runs */
+    json_t *env; /* NULL while the first execution runs */
     struct once_entry *next;
 };
 
 struct act_once {
-    pthread_cond_t cv;           /* signalled when an in-flight entry settles */
+    pthread_cond_t cv; /* signalled when an in-flight entry settles */
     struct once_entry *head;
     int n;
 };
@@ -103,7 +103,7 @@ int act__session_identify_db(struct db *db, struct act_session *s, char *first_n
     }
     rc = act__user_find(db, 0, s->caller, &u, e);
     if (rc < 0)
-        return rc;   /* not marked identified: the next action tries again */
+        return rc; /* not marked identified: the next action tries again */
     pthread_mutex_lock(&s->mu);
     /* never lower an identity already raised by check_user_details */
     if (rc == 1 && s->level < ACT_ID_CALLER) {
@@ -159,10 +159,10 @@ int act__once_begin(struct act_session *s, const char *key, json_t **earlier)
             rc = 1;
             goto out;
         }
-        pthread_cond_wait(&s->once->cv, &s->mu);   /* identical call in flight */
+        pthread_cond_wait(&s->once->cv, &s->mu); /* identical call in flight */
     }
     if (s->once->n >= ONCE_MAX) {
-        rc = 2;   /* cache full: run without exactly-once (logged by the caller) */
+        rc = 2; /* cache full: run without exactly-once (logged by the caller) */
         goto out;
     }
     x = calloc(1, sizeof *x);
@@ -186,7 +186,7 @@ void act__once_end(struct act_session *s, const char *key, const json_t *env_or_
             continue;
         if (env_or_null) {
             x->env = json_deep_copy(env_or_null);
-        } else {   /* failed: forget it so a retry runs */
+        } else { /* failed: forget it so a retry runs */
             *pp = x->next;
             free(x->key);
             free(x);

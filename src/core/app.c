@@ -18,7 +18,7 @@
 #define LOG_MODULE "app"
 #include "core/log.h"
 
-#define HEALTH_DB_WAIT_MS 1000   /* health answers quickly even when every connection is busy */
+#define HEALTH_DB_WAIT_MS 1000 /* health answers quickly even when every connection is busy */
 
 int app_env_open(struct act_env *env, const struct cfg *cfg, struct err *e)
 {
@@ -61,7 +61,7 @@ static bool db_reachable(const struct act_env *env)
         return false;
     rc = db_pool_get(env->pool, HEALTH_DB_WAIT_MS, &db, &e);
     if (rc == ERR_BUSY)
-        return true;   /* every connection in use: the database is clearly there */
+        return true; /* every connection in use: the database is clearly there */
     if (rc)
         return false;
     rc = db_ping(db, &e);
@@ -90,16 +90,16 @@ json_t *app_health_json(const struct act_env *env, const struct app_health_extra
 
     json_object_set_new(h, "status", json_string(reachable && !draining ? "ok" : "degraded"));
     json_object_set_new(h, "provider", json_string(cfg_provider_name(c->voice_provider)));
-    json_object_set_new(svc, "database",
-                        json_pack("{s:s, s:b}", "backend", ops ? ops->name : "none", "reachable",
-                                  reachable));
+    json_object_set_new(
+        svc, "database",
+        json_pack("{s:s, s:b}", "backend", ops ? ops->name : "none", "reachable", reachable));
     json_object_set_new(svc, "sms",
                         json_pack("{s:s, s:b}", "mode",
-                                  env->sms && sms_is_live(env->sms) ? "live" : "mock",
-                                  "configured", twilio));
+                                  env->sms && sms_is_live(env->sms) ? "live" : "mock", "configured",
+                                  twilio));
     json_object_set_new(svc, "openai", json_pack("{s:b}", "configured", c->openai_api_key[0] != 0));
     json_object_set_new(svc, "gemini", json_pack("{s:b}", "configured", c->gemini_api_key[0] != 0));
-    if (x)   /* what only the server knows: the provider new calls get, and each one's state */
+    if (x) /* what only the server knows: the provider new calls get, and each one's state */
         json_object_set_new(svc, "providers",
                             json_pack("{s:s, s:s, s:s}", "next",
                                       x->provider_next ? x->provider_next : "none", "openai",

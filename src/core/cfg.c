@@ -66,7 +66,8 @@ static const struct var vars[] = {
     {"TWILIO_FROM_NUMBER", V_STR, O(twilio_from_number), NULL, 0, 0},
     {"TWILIO_API_BASE", V_STR, O(twilio_api_base), "https://api.twilio.com", 0, 0},
     {"ENABLE_REAL_SMS", V_BOOL, O(enable_real_sms), "false", 0, 0},
-    {"SMS_TEST_NUMBERS", V_LIST, O(sms_test_numbers), NULL, O(n_sms_test_numbers), CFG_LIST_MAX},
+    {"SMS_TEST_NUMBERS", V_LIST, O(sms_test_numbers), NULL, O(n_sms_test_numbers),
+     CFG_LIST_MAX - 1},   /* one slot stays NULL: the list is NULL-terminated */
     {"SMS_RATE_LIMIT", V_RATE, O(sms_rate), "3/600", 0, 0},
     {"SMS_GLOBAL_RATE_LIMIT", V_RATE, O(sms_global_rate), "100/60", 0, 0},
     {"SMS_TIMEOUT", V_INT, O(sms_timeout_s), "10", 1, 120},
@@ -146,17 +147,32 @@ static char *trim(char *s)
     return s;
 }
 
-/* Parse ./.env: KEY=VALUE lines, optional `export `, '#' comments, quotes stripped. */
+/*
+ * Parse ./.env: KEY=VALUE lines, optional `export `, '#' comments, quotes
+ * stripped. A line longer than the buffer is skipped whole (with a warning
+ * naming its number, never its text), so its tail is not read as a line.
+ */
 static json_t *dotenv_read(const char *path)
 {
     FILE *f = fopen(path, "r");
     json_t *o;
-    char line[4096];
+    char line[8192];
+    int lineno = 0;
 
     if (!f)
         return NULL;
     o = json_object();
     while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            int ch;
+            while ((ch = fgetc(f)) != EOF && ch != '\n')
+                ;
+            log_warn("%s line %d is longer than %zu bytes: ignored", path, lineno,
+                     sizeof line - 2);
+            continue;
+        }
         char *k = trim(line), *eq, *v;
         if (!*k || *k == '#')
             continue;
@@ -179,6 +195,8 @@ static json_t *dotenv_read(const char *path)
         json_t *js = json_string(v);
         if (js)
             json_object_set_new(o, k, js);
+        else
+            log_warn("%s line %d: value of %s is not UTF-8: ignored", path, lineno, k);
     }
     fclose(f);
     return o;
@@ -188,8 +206,10 @@ static json_t *dotenv_read(const char *path)
 
 static int bad(struct err *e, const char *name, const char *val, const char *want)
 {
+    if (!val)
+        val = "";
     bool secretish = strstr(name, "TOKEN") || strstr(name, "PASSWORD") || strstr(name, "KEY") ||
-                     strstr(name, "SECRET");
+                     strstr(name, "SECRET") || (strstr(val, "://") && strchr(val, '@'));
     return err_set(e, ERR_CONFIG, NULL, "%s: invalid value '%s' (expected %s)", name,
                    secretish ? "<hidden>" : val, want);
 }
@@ -199,7 +219,11 @@ static int parse_int(const char *s, long *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *trim(end))
+    if (errno || end == s)
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
         return -1;
     *out = v;
     return 0;
@@ -228,12 +252,30 @@ static int parse_hhmm(const char *s, int *min)
     return n;
 }
 
+/* "Mon", "Monday", "Tues", "Thurs" ... (leading/trailing blanks and a '-' end allowed). */
 static int day_index(const char *s)
 {
-    static const char *const d[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    static const char *const d[] = {"sunday",   "monday", "tuesday", "wednesday",
+                                    "thursday", "friday", "saturday"};
+    static const char *const alt[] = {"tues", "weds", "thur", "thurs"};
+    static const int alt_d[] = {2, 3, 4, 4};
+    char w[16];
+    size_t n = 0;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    while (isalpha((unsigned char)s[n]) && n < sizeof w - 1)
+        w[n] = (char)tolower((unsigned char)s[n]), n++;
+    w[n] = '\0';
+    for (const char *t = s + n; *t && *t != '-'; t++)
+        if (!isspace((unsigned char)*t))
+            return -1;
     for (int i = 0; i < 7; i++)
-        if (strncasecmp(s, d[i], 3) == 0)
+        if ((n == 3 && !strncmp(w, d[i], 3)) || !strcmp(w, d[i]))
             return i;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(w, alt[i]))
+            return alt_d[i];
     return -1;
 }
 
@@ -241,6 +283,8 @@ static int day_index(const char *s)
 static int parse_days(const char *s, int *mask)
 {
     char buf[128], *save = NULL;
+    if (strlen(s) >= sizeof buf)
+        return -1;
     snprintf(buf, sizeof buf, "%s", s);
     *mask = 0;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -271,13 +315,18 @@ static int set_list(struct cfg *c, const struct var *v, const char *val, struct 
     int *n = (int *)((char *)c + v->min);
     char buf[2048], *save = NULL;
 
+    if (strlen(val) >= sizeof buf)
+        return bad(e, v->name, "<too long>", "a shorter comma-separated list");
     snprintf(buf, sizeof buf, "%s", val);
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *t = trim(tok);
         if (!*t)
             continue;
-        if (*n >= v->max)
-            return bad(e, v->name, val, "at most a few entries");
+        if (*n >= v->max) {
+            char want[64];
+            snprintf(want, sizeof want, "at most %d comma-separated entries", v->max);
+            return bad(e, v->name, "<too many entries>", want);
+        }
         arr[(*n)++] = xstrdup(t);
     }
     return 0;
@@ -355,8 +404,10 @@ static int set_var(struct cfg *c, const struct var *v, const char *val, struct e
     case V_LIST:
         return set_list(c, v, val, e);
     case V_HOURS: {
-        int a, z, n = parse_hhmm(val, &a);
-        if (n < 0 || val[n] != '-' || parse_hhmm(val + n + 1, &z) < 0 || z <= a)
+        int a, z = 0, n = parse_hhmm(val, &a), n2 = -1;
+        if (n >= 0 && val[n] == '-')
+            n2 = parse_hhmm(val + n + 1, &z);
+        if (n < 0 || n2 < 0 || val[n + 1 + n2] || z <= a)
             return bad(e, v->name, val, "HH:MM-HH:MM such as 09:00-18:00");
         c->bh_open_min = a, c->bh_close_min = z;
         return 0;
@@ -418,10 +469,16 @@ static int validate(struct cfg *c, const struct src *s, struct err *e)
             return bad(e, "SMS_TEST_NUMBERS", c->sms_test_numbers[i],
                        "comma-separated E.164 numbers such as +447700900123");
     for (int i = 0; i < c->n_bank_holidays; i++) {
+        static const int md[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
         int y, m, d, n = 0;
         if (sscanf(c->bank_holidays[i], "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 ||
-            c->bank_holidays[i][n] || m < 1 || m > 12 || d < 1 || d > 31)
+            c->bank_holidays[i][n] || y < 1970 || m < 1 || m > 12 || d < 1 || d > md[m - 1] ||
+            (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
             return bad(e, "BANK_HOLIDAYS", c->bank_holidays[i], "YYYY-MM-DD dates");
+        char canon[40];   /* "2026-1-5" -> "2026-01-05": when.c compares this text */
+        snprintf(canon, sizeof canon, "%04d-%02d-%02d", y, m, d);
+        free(c->bank_holidays[i]);
+        c->bank_holidays[i] = xstrdup(canon);
     }
     if (*c->twilio_from_number && !is_e164(c->twilio_from_number) &&
         strlen(c->twilio_from_number) > 11)
@@ -516,10 +573,11 @@ static int fetch_secrets(struct src *s, struct err *e)
     return rc;
 }
 
-int cfg_load_from(struct cfg *c, const char *(*get)(const char *name, void *arg), void *arg,
-                  struct err *e)
+/* dotenv: path of a .env file to read under the lookup, or NULL. */
+static int load(struct cfg *c, const char *(*get)(const char *name, void *arg), void *arg,
+                const char *dotenv, struct err *e)
 {
-    struct src s = {get, arg, dotenv_read(".env"), NULL};
+    struct src s = {get, arg, dotenv ? dotenv_read(dotenv) : NULL, NULL};
     int rc;
 
     memset(c, 0, sizeof *c);
@@ -548,9 +606,19 @@ int cfg_load_from(struct cfg *c, const char *(*get)(const char *name, void *arg)
     return rc;
 }
 
+/*
+ * The explicit lookup replaces both the environment and ./.env: tests get
+ * exactly the values they list, whatever directory they run in.
+ */
+int cfg_load_from(struct cfg *c, const char *(*get)(const char *name, void *arg), void *arg,
+                  struct err *e)
+{
+    return load(c, get, arg, NULL, e);
+}
+
 int cfg_load(struct cfg *c, struct err *e)
 {
-    return cfg_load_from(c, env_get, NULL, e);
+    return load(c, env_get, NULL, ".env", e);
 }
 
 void cfg_free(struct cfg *c)

@@ -40,8 +40,8 @@ const struct db_ops *db_backend_for(const struct cfg *cfg)
 static int no_backend(const struct cfg *cfg, struct err *e)
 {
     return err_set(e, ERR_CONFIG, NULL,
-                   "database backend not available: DB_HOST=%s selects mysql, which is not built "
-                   "into this binary (available: sqlite; unset DB_HOST to use DB_PATH)",
+                   "no database backend given (DB_HOST='%s'; available: sqlite when DB_HOST is "
+                   "unset, mysql when it is set)",
                    cfg && cfg->db_host ? cfg->db_host : "");
 }
 
@@ -53,7 +53,8 @@ int db_open(const struct db_ops *ops, struct db **out, const struct cfg *cfg, st
     if (!ops)
         return no_backend(cfg, e);
     struct db *db = NULL;
-    int rc = ops->open(&db, cfg, e);
+    struct err local = {0};
+    int rc = ops->open(&db, cfg, e ? e : &local);
     if (rc)
         return rc;
     db->ops = ops;
@@ -72,8 +73,9 @@ int db_exec(struct db *db, const char *sql, const struct db_val *args, int nargs
             struct db_rows *out, struct err *e)
 {
     assert(db && sql && out && nargs >= 0 && (nargs == 0 || args));
+    struct err local = {0};
     memset(out, 0, sizeof *out);
-    int rc = db->ops->exec(db, sql, args, nargs, out, e);
+    int rc = db->ops->exec(db, sql, args, nargs, out, e ? e : &local); /* backends get an err */
     if (rc)
         db_rows_free(out);
     return rc;
@@ -121,7 +123,8 @@ int db_kb_search(struct db *db, const char *query, const char *category, int lim
         return err_set(e, ERR_INVALID_ARGUMENTS, NULL, "kb_search: NULL query");
     if (category && !category[0])
         category = NULL;
-    int rc = db->ops->kb_search(db, query, category, limit, out, e);
+    struct err local = {0};
+    int rc = db->ops->kb_search(db, query, category, limit, out, e ? e : &local);
     if (rc)
         db_rows_free(out);
     return rc;

@@ -24,6 +24,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "db/internal.h"
 
 #include <ctype.h>
 #include <errmsg.h>
@@ -36,25 +37,24 @@
 #include <string.h>
 #include <strings.h>
 
-#define DB_MYSQL_STMT_CACHE 32          /* prepared statements kept per connection */
-#define DB_MYSQL_CELL_BUF 256           /* first fetch buffer per column, bytes */
-#define DB_MYSQL_CELL_MAX (16 << 20)    /* largest cell we accept, bytes */
-#define DB_MYSQL_ROWS_MAX 100000        /* largest result we accept, rows */
-#define DB_MYSQL_KB_WORDS 16            /* words of a search query used */
-#define DB_MYSQL_SNIPPET 160            /* snippet length, bytes (cut at a space) */
+#define DB_MYSQL_STMT_CACHE 32 /* prepared statements kept per connection */
+#define DB_MYSQL_CELL_BUF 256  /* first fetch buffer per column, bytes */
+#define DB_MYSQL_KB_WORDS 16   /* words of a search query used */
+#define DB_MYSQL_SNIPPET 160   /* snippet length, bytes (cut at a space) */
 
 struct stmt_slot {
-    char *sql;                          /* NULL = free slot */
+    char *sql; /* NULL = free slot */
     MYSQL_STMT *st;
-    unsigned long long used;            /* LRU tick */
+    unsigned long long used; /* LRU tick */
 };
 
 struct mdb {
-    struct db base;                     /* first: db.h contract */
-    const struct cfg *cfg;              /* borrowed */
-    MYSQL *my;                          /* NULL = not connected (reconnect on next use) */
-    bool in_tx;                         /* inside begin..commit/rollback */
-    int min_token;                      /* innodb_ft_min_token_size, 0 = not read yet */
+    struct db base;        /* first: db.h contract */
+    const struct cfg *cfg; /* borrowed */
+    MYSQL *my;             /* NULL = not connected (reconnect on next use) */
+    bool in_tx;            /* inside begin..commit/rollback */
+    unsigned last_errno;   /* mysql errno of the last failed statement, 0 = none */
+    int min_token;         /* innodb_ft_min_token_size, 0 = not read yet */
     unsigned long long tick;
     struct stmt_slot cache[DB_MYSQL_STMT_CACHE];
 };
@@ -64,16 +64,11 @@ struct mdb {
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static bool lib_ok;
 
-static void lib_end(void)
-{
-    mysql_library_end();
-}
-
 static void lib_init(void)
 {
+    /* No mysql_library_end at exit: worker threads may still hold connections then, and
+     * LeakSanitizer stays quiet without it (the library's globals remain reachable). */
     lib_ok = mysql_library_init(0, NULL, NULL) == 0;
-    if (lib_ok)
-        atexit(lib_end);   /* keeps LeakSanitizer quiet about the library's globals */
 }
 
 /* ---- errors ---- */
@@ -89,6 +84,7 @@ static bool is_conn_errno(unsigned no)
     case CR_UNKNOWN_HOST:
     case CR_ERR_NET_READ:
     case CR_ERR_NET_WRITE:
+    case CR_SSL_CONNECTION_ERROR: /* after connect: the TLS stream broke (peer gone) */
     case ER_CONNECTION_KILLED:
     case ER_SERVER_SHUTDOWN:
         return true;
@@ -101,7 +97,7 @@ static bool is_conn_errno(unsigned no)
 static int stmt_error(unsigned no, const char *state, const char *msg, struct err *e)
 {
     int code;
-    switch (no) {   /* the same codes the SQLite backend gives for the same mistakes */
+    switch (no) { /* the same codes the SQLite backend gives for the same mistakes */
     case ER_DUP_ENTRY:
     case ER_DUP_ENTRY_WITH_KEY_NAME:
         code = ERR_DUPLICATE;
@@ -174,12 +170,15 @@ static void set_options(MYSQL *my, const struct cfg *c)
     mysql_optionsv(my, MYSQL_OPT_CONNECT_TIMEOUT, &cto);
     mysql_optionsv(my, MYSQL_OPT_READ_TIMEOUT, &qto);
     mysql_optionsv(my, MYSQL_OPT_WRITE_TIMEOUT, &qto);
-    mysql_optionsv(my, MYSQL_OPT_RECONNECT, &off);   /* we reconnect ourselves (session state) */
+    mysql_optionsv(my, MYSQL_OPT_RECONNECT, &off); /* we reconnect ourselves (session state) */
     mysql_optionsv(my, MYSQL_OPT_LOCAL_INFILE, &off);
     mysql_optionsv(my, MYSQL_REPORT_DATA_TRUNCATION, &on);
     mysql_optionsv(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    mysql_optionsv(my, MYSQL_INIT_COMMAND, "SET time_zone='+00:00'");
-    if (c->db_host[0] != '/')   /* "localhost" too: DB_PORT applies; a path means a socket */
+    /* UTC session clock; strict mode so a too-long value is an error, never truncated */
+    mysql_optionsv(my, MYSQL_INIT_COMMAND,
+                   "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', "
+                   "NULLIF(@@SESSION.sql_mode, ''), 'STRICT_TRANS_TABLES')");
+    if (c->db_host[0] != '/') /* "localhost" too: DB_PORT applies; a path means a socket */
         mysql_optionsv(my, MYSQL_OPT_PROTOCOL, &tcp);
     if (c->db_ssl_mode != CFG_SSL_DISABLED) {
         my_bool verify = c->db_ssl_mode == CFG_SSL_VERIFY;
@@ -210,10 +209,9 @@ static int connect_error(const struct cfg *c, MYSQL *my, struct err *e)
         return err_set(e, ERR_DB_UNAVAILABLE, NULL,
                        "MySQL does not accept DB_USER (%s) from this host: %s", c->db_user, msg);
     case CR_SSL_CONNECTION_ERROR:
-        return err_set(e, ERR_DB_UNAVAILABLE, NULL,
-                       "TLS to MySQL failed (DB_SSL_MODE=%s, DB_SSL_CA=%s): %s",
-                       ssl_mode_name(c->db_ssl_mode), *c->db_ssl_ca ? c->db_ssl_ca : "(unset)",
-                       msg);
+        return err_set(
+            e, ERR_DB_UNAVAILABLE, NULL, "TLS to MySQL failed (DB_SSL_MODE=%s, DB_SSL_CA=%s): %s",
+            ssl_mode_name(c->db_ssl_mode), *c->db_ssl_ca ? c->db_ssl_ca : "(unset)", msg);
     default:
         return err_set(e, ERR_DB_UNAVAILABLE, NULL,
                        "cannot reach MySQL at DB_HOST=%s DB_PORT=%d (mysql %u): %s", c->db_host,
@@ -369,8 +367,8 @@ static void cache_put(struct mdb *m, const char *sql, MYSQL_STMT *st)
 }
 
 struct stmt_fail {
-    unsigned no;                        /* mysql errno, 0 = not a server/client error */
-    bool sent;                          /* the statement may have reached the server */
+    unsigned no; /* mysql errno, 0 = not a server/client error */
+    bool sent;   /* the statement may have reached the server */
 };
 
 static void stmt_release(struct mdb *m, MYSQL_STMT *st, bool cached)
@@ -442,30 +440,9 @@ static int bind_params(MYSQL_STMT *st, const struct db_val *args, int nargs, str
     return 0;
 }
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
-static void rows_release(struct db_rows *r)
-{
-    for (int i = 0; r->col && i < r->ncols; i++)
-        free(r->col[i]);
-    for (long i = 0; r->cell && i < (long)r->nrows * r->ncols; i++)
-        free(r->cell[i]);
-    free(r->col);
-    free(r->cell);
-    memset(r, 0, sizeof *r);
-}
-
 struct fetchbuf {
     MYSQL_BIND *b;
-    char *buf;                          /* ncols * DB_MYSQL_CELL_BUF */
+    char *buf; /* ncols * DB_MYSQL_CELL_BUF */
     unsigned long *len;
     my_bool *isnull, *trunc;
 };
@@ -502,8 +479,7 @@ static int fetchbuf_init(struct fetchbuf *fb, MYSQL_STMT *st, unsigned n, struct
 }
 
 /* One cell of the current row; refetches a value longer than the first buffer. */
-static int take_cell(MYSQL_STMT *st, struct fetchbuf *fb, unsigned c, char **out,
-                     struct err *e)
+static int take_cell(MYSQL_STMT *st, struct fetchbuf *fb, unsigned c, char **out, struct err *e)
 {
     unsigned long n = fb->len[c];
     MYSQL_BIND big;
@@ -512,12 +488,12 @@ static int take_cell(MYSQL_STMT *st, struct fetchbuf *fb, unsigned c, char **out
     if (fb->isnull[c])
         return 0;
     if (n <= DB_MYSQL_CELL_BUF) {
-        *out = dup_n(fb->buf + (size_t)c * DB_MYSQL_CELL_BUF, n);
+        *out = db__strndup(fb->buf + (size_t)c * DB_MYSQL_CELL_BUF, n);
         return *out ? 0 : err_set(e, ERR_NOMEM, NULL, "out of memory");
     }
-    if (n > DB_MYSQL_CELL_MAX)
+    if (n > DB_CELL_MAX)
         return err_set(e, ERR_INTERNAL, NULL, "a cell of %lu bytes exceeds the %d byte limit", n,
-                       DB_MYSQL_CELL_MAX);
+                       DB_CELL_MAX);
     *out = malloc(n + 1);
     if (!*out)
         return err_set(e, ERR_NOMEM, NULL, "out of memory for a %lu byte cell", n);
@@ -535,8 +511,8 @@ static int take_cell(MYSQL_STMT *st, struct fetchbuf *fb, unsigned c, char **out
     return 0;
 }
 
-static int fetch_rows(MYSQL_STMT *st, MYSQL_RES *meta, struct db_rows *out,
-                      struct stmt_fail *f, struct err *e)
+static int fetch_rows(MYSQL_STMT *st, MYSQL_RES *meta, struct db_rows *out, struct stmt_fail *f,
+                      struct err *e)
 {
     unsigned n = mysql_num_fields(meta);
     MYSQL_FIELD *fields = mysql_fetch_fields(meta);
@@ -551,9 +527,9 @@ static int fetch_rows(MYSQL_STMT *st, MYSQL_RES *meta, struct db_rows *out,
                    : stmt_error(f->no, mysql_stmt_sqlstate(st), mysql_stmt_error(st), e);
     }
     nrows = mysql_stmt_num_rows(st);
-    if (nrows > DB_MYSQL_ROWS_MAX) {
-        rc = err_set(e, ERR_INTERNAL, NULL, "%llu rows exceed the %d row limit", nrows,
-                     DB_MYSQL_ROWS_MAX);
+    if (nrows > DB_ROWS_MAX) {
+        rc =
+            err_set(e, ERR_INTERNAL, NULL, "%llu rows exceed the %d row limit", nrows, DB_ROWS_MAX);
         goto out_free;
     }
     out->ncols = (int)n;
@@ -603,7 +579,7 @@ static int run_stmt(struct mdb *m, const char *sql, const struct db_val *args, i
         goto out;
     if (mysql_stmt_execute(st)) {
         f->no = mysql_stmt_errno(st);
-        f->sent = f->no != CR_SERVER_GONE_ERROR;   /* gone = the command was never written */
+        f->sent = f->no != CR_SERVER_GONE_ERROR; /* gone = the command was never written */
         rc = is_conn_errno(f->no)
                  ? unavailable(e, "execute", f->no, mysql_stmt_error(st))
                  : stmt_error(f->no, mysql_stmt_sqlstate(st), mysql_stmt_error(st), e);
@@ -621,7 +597,7 @@ static int run_stmt(struct mdb *m, const char *sql, const struct db_val *args, i
 out:
     stmt_release(m, st, cached);
     if (rc)
-        rows_release(out);
+        db_rows_free(out);
     return rc;
 }
 
@@ -646,6 +622,7 @@ static int my_exec(struct db *db, const char *sql, const struct db_val *args, in
         }
         t0 = util_mono_ms();
         rc = run_stmt(m, sql, args, nargs, out, &f, &e1);
+        m->last_errno = f.no;
         if (!rc)
             return 0;
         if (!is_conn_errno(f.no)) {
@@ -696,7 +673,7 @@ static int my_begin(struct db *db, struct err *e)
     if (rc)
         return rc;
     rc = simple_query(m, "START TRANSACTION", e);
-    if (rc == ERR_DB_UNAVAILABLE) {   /* nothing was done yet: one fresh try is safe */
+    if (rc == ERR_DB_UNAVAILABLE) { /* nothing was done yet: one fresh try is safe */
         struct err e2 = {0};
         if (!conn_open(m, &e2) && !simple_query(m, "START TRANSACTION", &e2)) {
             if (e)
@@ -756,17 +733,29 @@ static int my_ping(struct db *db, struct err *e)
 
 /* InnoDB's default full-text stopwords: searching them finds nothing. */
 static const char *const kb_stopwords[] = {
-    "a",   "about", "an",   "are",  "as",   "at",   "be",    "by",  "com",  "de", "en", "for",
-    "from", "how",  "i",    "in",   "is",   "it",   "la",    "of",  "on",   "or", "that",
-    "the",  "this", "to",   "was",  "what", "when", "where", "who", "will", "with", "und",
-    "www",  NULL};
+    "a",    "about", "an",  "are",  "as",   "at",    "be",  "by",   "com",  "de",  "en",   "for",
+    "from", "how",   "i",   "in",   "is",   "it",    "la",  "of",   "on",   "or",  "that", "the",
+    "this", "to",    "was", "what", "when", "where", "who", "will", "with", "und", "www",  NULL};
 
-static bool kb_stopword(const char *w)
+/* Words so common in questions that, as prefix terms, they only add noise to the ranking. */
+static const char *const kb_noise[] = {
+    "you",   "your", "yours",  "our",    "ours",   "we",    "us",   "they",  "them",
+    "their", "can",  "could",  "would",  "should", "do",    "does", "did",   "have",
+    "has",   "had",  "am",     "been",   "much",   "many",  "some", "any",   "and",
+    "but",   "not",  "please", "tell",   "know",   "there", "here", "which", "want",
+    "get",   "got",  "hello",  "thanks", NULL};
+
+static bool in_list(const char *const *list, const char *w)
 {
-    for (const char *const *p = kb_stopwords; *p; p++)
+    for (const char *const *p = list; *p; p++)
         if (!strcmp(*p, w))
             return true;
     return false;
+}
+
+static bool kb_stopword(const char *w)
+{
+    return in_list(kb_stopwords, w) || in_list(kb_noise, w);
 }
 
 /* Number of characters (not bytes) of a UTF-8 word. */
@@ -824,7 +813,7 @@ static int kb_min_token(struct mdb *m)
     if (!my_exec(&m->base, "SELECT @@innodb_ft_min_token_size AS n", NULL, 0, &r, &e)) {
         if (r.nrows == 1 && r.cell[0])
             m->min_token = atoi(r.cell[0]) > 0 ? atoi(r.cell[0]) : 3;
-        rows_release(&r);
+        db_rows_free(&r);
     }
     return m->min_token;
 }
@@ -844,7 +833,7 @@ static void kb_snippets(struct db_rows *r)
         size_t cut = DB_MYSQL_SNIPPET - 3;
         while (cut > 0 && s[cut] != ' ')
             cut--;
-        if (cut == 0)   /* one long word: cut before a UTF-8 continuation byte */
+        if (cut == 0) /* one long word: cut before a UTF-8 continuation byte */
             for (cut = DB_MYSQL_SNIPPET - 3; cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80;)
                 cut--;
         memcpy(s + cut, "...", 4);
@@ -853,22 +842,21 @@ static void kb_snippets(struct db_rows *r)
 
 #define KB_COLS "SELECT id, category, title, LEFT(body, 200) AS snippet FROM knowledge_base "
 
+/* Relevance: title and body, with a match in the title counting twice more. */
+#define KB_MATCH "MATCH(title, body) AGAINST(? IN BOOLEAN MODE)"
+#define KB_RANK                                                                                    \
+    " ORDER BY " KB_MATCH " + 2 * MATCH(title) AGAINST(? IN BOOLEAN MODE) DESC, id LIMIT ?"
+
 static int kb_fulltext(struct mdb *m, const char *terms, const char *category, int limit,
                        struct db_rows *out, struct err *e)
 {
-    struct db_val a[4] = {DB_S(terms), DB_S(category), DB_S(terms), DB_I(limit)};
-    if (category)
-        return my_exec(&m->base,
-                       KB_COLS "WHERE MATCH(title, body) AGAINST(? IN BOOLEAN MODE) AND "
-                               "category = ? ORDER BY MATCH(title, body) AGAINST(? IN BOOLEAN "
-                               "MODE) DESC, id LIMIT ?",
-                       a, 4, out, e);
-    a[1] = a[2];
-    a[2] = a[3];
-    return my_exec(&m->base,
-                   KB_COLS "WHERE MATCH(title, body) AGAINST(? IN BOOLEAN MODE) ORDER BY "
-                           "MATCH(title, body) AGAINST(? IN BOOLEAN MODE) DESC, id LIMIT ?",
-                   a, 3, out, e);
+    struct db_val a[5] = {DB_S(terms), DB_S(terms), DB_S(terms), DB_I(limit)};
+    if (category) {
+        struct db_val c[5] = {DB_S(terms), DB_S(category), DB_S(terms), DB_S(terms), DB_I(limit)};
+        return my_exec(&m->base, KB_COLS "WHERE " KB_MATCH " AND category = ?" KB_RANK, c, 5, out,
+                       e);
+    }
+    return my_exec(&m->base, KB_COLS "WHERE " KB_MATCH KB_RANK, a, 4, out, e);
 }
 
 /* Words all shorter than the full-text minimum: plain substring search instead. */
@@ -902,8 +890,8 @@ static int my_kb_search(struct db *db, const char *query, const char *category, 
 {
     struct mdb *m = (struct mdb *)db;
     char words[DB_MYSQL_KB_WORDS][64], shorts[DB_MYSQL_KB_WORDS][64];
-    char terms[DB_MYSQL_KB_WORDS * 66 + 1];
-    int n, nshort = 0, min, rc;
+    char longs[DB_MYSQL_KB_WORDS][64], terms[DB_MYSQL_KB_WORDS * 66 + 1];
+    int n, nshort = 0, nlong = 0, min, rc;
     size_t tl = 0;
 
     memset(out, 0, sizeof *out);
@@ -925,13 +913,23 @@ static int my_kb_search(struct db *db, const char *query, const char *category, 
             continue;
         }
         kb_stem(words[i], min);
+        memcpy(longs[nlong++], words[i], sizeof words[i]);
         tl += (size_t)snprintf(terms + tl, sizeof terms - tl, "%s%s*", tl ? " " : "", words[i]);
     }
-    if (tl)
-        rc = kb_fulltext(m, terms, category, limit, out, e);
-    else if (nshort)
+    if (tl) {
+        struct err fe = {0};
+        rc = kb_fulltext(m, terms, category, limit, out, &fe);
+        if (rc && m->last_errno == ER_FT_MATCHING_KEY_NOT_FOUND) {
+            /* a knowledge_base that predates us, without our FULLTEXT keys: still answer */
+            log_warn("knowledge_base has no FULLTEXT index on (title, body) and (title); "
+                     "searching with LIKE (see docs/mysql.md)");
+            rc = kb_like(m, longs, nlong, category, limit, out, e);
+        } else if (rc && e && !e->code) {
+            *e = fe;
+        }
+    } else if (nshort)
         rc = kb_like(m, shorts, nshort, category, limit, out, e);
-    else   /* nothing searchable ("?" or only stopwords): no match, with the right columns */
+    else /* nothing searchable ("?" or only stopwords): no match, with the right columns */
         rc = my_exec(db, KB_COLS "WHERE 1 = 0", NULL, 0, out, e);
     if (!rc)
         kb_snippets(out);
@@ -1051,7 +1049,8 @@ static const char *const m1_sql[] = {
     " title VARCHAR(255) NOT NULL,"
     " body TEXT NOT NULL,"
     " KEY idx_knowledge_base_category (category),"
-    " FULLTEXT KEY ft_knowledge_base (title, body))" TBL,
+    " FULLTEXT KEY ft_knowledge_base (title, body),"
+    " FULLTEXT KEY ft_knowledge_base_title (title))" TBL,
 
     "CREATE TABLE IF NOT EXISTS voice_calls ("
     " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"

@@ -194,7 +194,7 @@ static int read_row(sqlite3_stmt *st, struct db_rows *out, struct err *e)
 {
     char **row = db__rows_add(out, e);
     if (!row)
-        return e ? e->code : ERR_NOMEM;
+        return e->code; /* db_exec always passes an err */
     for (int i = 0; i < out->ncols; i++) {
         if (sqlite3_column_type(st, i) == SQLITE_NULL)
             continue;
@@ -335,7 +335,7 @@ static int sq_open(struct db **out, const struct cfg *cfg, struct err *e)
     const char *path = cfg->db_path && cfg->db_path[0] ? cfg->db_path : "data/voice-ws.db";
     bool memory = !strcmp(path, ":memory:");
     if (!memory && make_parent_dirs(path, e))
-        return e ? e->code : ERR_DB_UNAVAILABLE;
+        return ERR_DB_UNAVAILABLE;
     struct sq_db *d = calloc(1, sizeof *d);
     if (!d)
         return err_set(e, ERR_NOMEM, NULL, "sqlite: out of memory");
@@ -426,8 +426,13 @@ static int kb_match_expr(const char *q, char *out, size_t outsz)
         size_t wl = (size_t)(q - w);
         if (!wl || stop_word(w, wl))
             continue;
-        if (wl > SQ_KB_TOKEN_MAX)
+        if (wl > SQ_KB_TOKEN_MAX) {
             wl = SQ_KB_TOKEN_MAX;
+            while (wl > 0 && ((unsigned char)w[wl] & 0xC0) == 0x80)
+                wl--; /* never cut a UTF-8 character in half */
+        }
+        if (!wl)
+            continue;
         int k = snprintf(out + len, outsz - len, "%s\"%.*s\"", n ? " OR " : "", (int)wl, w);
         if (k < 0 || (size_t)k >= outsz - len)
             break;

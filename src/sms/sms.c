@@ -8,9 +8,8 @@
  * Twilio, sms_twilio.c) and the single sms_messages row of every message.
  * Segment counting (GSM-7 / UCS-2) lives here too.
  *
- * Row life: one INSERT inside a short transaction reserves the message and
- * counts the window (the INSERT takes the write lock first, so concurrent
- * senders are serialised by the database); the row starts as 'unknown' for a
+ * Row life: one INSERT inside a short serialised transaction reserves the
+ * message and counts the window (see reserve()); the row starts as 'unknown' for a
  * real send (if we die mid-send the truth is "may have gone") and one UPDATE
  * records the outcome. Must not touch sockets or sessions. Worker thread;
  * struct sms is read-only after sms_new.
@@ -27,6 +26,7 @@
 #include "core/cfg.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/norm.h"
 #include "core/util.h"
 #include "db/db.h"
 #include "sms/internal.h"
@@ -91,6 +91,9 @@ int sms_new(struct sms **out, const struct cfg *cfg, struct err *e)
              cfg->app_env == CFG_ENV_PRODUCTION ? "production" : "development",
              cfg->n_sms_test_numbers, cfg->sms_rate.count, cfg->sms_rate.window_s,
              cfg->sms_global_rate.count, cfg->sms_global_rate.window_s);
+    if (cfg->app_env == CFG_ENV_PRODUCTION && !s->live)
+        log_warn("📱 [VOICE-SMS] APP_ENV=production but ENABLE_REAL_SMS is off: texts are only "
+                 "recorded (mode=mock), nobody receives them");
     if (*cfg->smtp_url && !*cfg->smtp_from)
         log_warn("📧 [VOICE-MAIL] SMTP_URL is set but SMTP_FROM is not: email is disabled");
     *out = s;
@@ -219,6 +222,23 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+/* True when s is well-formed UTF-8 (what Twilio and a utf8mb4 column accept). */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        const unsigned char *q = p;
+        unsigned long c = utf8_next(&q);
+        if (c == 0xFFFD && (p[0] != 0xEF || p[1] != 0xBF || p[2] != 0xBD))
+            return false;
+        if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF || (q - p == 2 && c < 0x80) ||
+            (q - p == 3 && c < 0x800) || (q - p == 4 && c < 0x10000))
+            return false;
+        p = q;
+    }
+    return true;
+}
+
 /* ---- destination checks ---- */
 
 static bool all_digits(const char *s, size_t n)
@@ -242,11 +262,7 @@ static const char *check_destination(const char *to, const char **say)
         *say = SAY_INVALID;
         return "invalid_number";
     }
-    if (strncmp(to, "+44", 3))
-        return NULL;
-    if (n == 13 && to[3] == '7' && to[4] != '0' && to[4] != '6')
-        return NULL; /* 071-075, 077-079 */
-    if (n == 13 && !strncmp(to, "+447624", 7))
+    if (strncmp(to, "+44", 3) || norm_is_uk_mobile(to))
         return NULL;
     if (to[3] == '1' || to[3] == '2' || to[3] == '3') {
         *say = SAY_LANDLINE;
@@ -288,6 +304,19 @@ static char *redact_body(const char *body)
             memcpy(out + o, body + i, j - i);
             o += j - i;
             i = j;
+        } else if ((unsigned char)body[i] >= 0x80) {
+            /* Copy a well-formed sequence whole; a stray byte becomes '?'. */
+            const unsigned char *p = (const unsigned char *)body + i, *q = p;
+            unsigned long c = utf8_next(&q);
+            size_t k = (size_t)(q - p);
+            bool ok = !(c == 0xFFFD && (p[0] != 0xEF || k != 3)) && !(c >= 0xD800 && c <= 0xDFFF);
+            if (ok) {
+                memcpy(out + o, p, k);
+                o += k;
+            } else {
+                out[o++] = '?';
+            }
+            i += k;
         } else {
             out[o++] = body[i++];
         }
@@ -420,9 +449,14 @@ static int over_limit(struct db *db, const struct cfg *c, const char *intended, 
 }
 
 /*
- * Write the row and apply the limits in one transaction. The INSERT is the
- * transaction's first statement, so it takes the database's write lock
- * before anything is counted: two processes cannot both see room for one.
+ * Write the row and apply the limits in one transaction, serialised across
+ * every process that shares the database: the transaction first takes a row
+ * lock that all senders contend for (an UPDATE of schema_migrations'
+ * version-1 row, which always exists and which nothing else writes at run
+ * time). SQLite's BEGIN IMMEDIATE already holds the write lock; on InnoDB an
+ * INSERT alone would not stop two REPEATABLE READ transactions from each
+ * counting the other's row as missing. The lock is held for one INSERT and
+ * two COUNTs, never across the HTTP send.
  */
 static int reserve(const struct sms *s, struct db *db, const char *intended, const char *body,
                    struct sms_result *r, struct err *e)
@@ -434,7 +468,10 @@ static int reserve(const struct sms *s, struct db *db, const char *intended, con
     int rc = db_begin(db, e);
     if (rc)
         return rc;
-    rc = insert_row(db, intended, body, r, now, e);
+    rc = db_run(db, "UPDATE schema_migrations SET version = version WHERE version = 1", NULL, 0,
+                e);
+    if (!rc)
+        rc = insert_row(db, intended, body, r, now, e);
     if (!rc)
         rc = over_limit(db, s->cfg, intended, r->row_id, &code, &say, e);
     if (!rc && code) {
@@ -521,23 +558,31 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
 {
     const char *why, *say = NULL;
     bool stop = false;
+    char intended[24];
     memset(r, 0, sizeof *r);
+    if (!s || !db) {
+        util_strlcpy(r->status, "failed", sizeof r->status);
+        util_strlcpy(r->say, SAY_DB, sizeof r->say);
+        return err_set(e, ERR_INTERNAL, SAY_DB, "sms_send: no %s", s ? "database" : "sms");
+    }
+    /* Bounded copy: whatever the caller passed fits the columns. */
+    util_strlcpy(intended, to_e164 ? to_e164 : "", sizeof intended);
     r->segments = sms_segments(body, &r->ucs2);
-    plan_route(s, to_e164, r);
+    plan_route(s, intended, r);
 
     why = check_destination(to_e164, &say);
-    if (!why && (!body || !*body || utf8_len(body) > SMS_BODY_MAX)) {
-        why = !body || !*body ? "empty_body" : "body_too_long";
+    if (!why && (!body || !*body || utf8_len(body) > SMS_BODY_MAX || !utf8_valid(body))) {
+        why = !body || !*body ? "empty_body" : !utf8_valid(body) ? "bad_encoding" : "body_too_long";
         say = SAY_EMPTY;
     }
     if (why)
-        return refuse_early(db, to_e164 ? to_e164 : "", body, r, why, say, e);
+        return refuse_early(db, intended, body, r, why, say, e);
 
     int rc = opted_out(db, r->to, &stop, e);
     if (!rc && stop)
-        return refuse_early(db, to_e164, body, r, "opted_out", SAY_OPTED_OUT, e);
+        return refuse_early(db, intended, body, r, "opted_out", SAY_OPTED_OUT, e);
     if (!rc)
-        rc = reserve(s, db, to_e164, body, r, e);
+        rc = reserve(s, db, intended, body, r, e);
     if (rc) {
         r->sent = false;
         util_strlcpy(r->status, "failed", sizeof r->status);
@@ -546,12 +591,12 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
         return rc;
     }
     if (!strcmp(r->status, "refused")) {
-        log_outcome(r, to_e164);
+        log_outcome(r, intended);
         return 0;
     }
     if (!strcmp(r->mode, "redirected"))
         log_info("📱 [VOICE-SMS] development: %s is not a test number, texting %s instead",
-                 to_e164, r->to);
+                 intended, r->to);
     deliver(s, body, r);
     if (strcmp(r->mode, "mock")) {
         struct err ue = {0};
@@ -559,6 +604,6 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
             log_error("📱 [VOICE-SMS] could not record SMS outcome id=%lld status=%s: %s",
                       r->row_id, r->status, ue.detail);
     }
-    log_outcome(r, to_e164);
+    log_outcome(r, intended);
     return 0;
 }

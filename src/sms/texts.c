@@ -71,7 +71,7 @@ int sms_text_callback(char *out, size_t outsz, const char *company, const char *
     const char *co = company_or_us(company);
     const char *when = when_text && *when_text ? when_text : "the time we agreed";
     greeting(g, sizeof g, first_name);
-    snprintf(c[0], sizeof c[0], "%s%s will call you back on %s. Reply to this number if that time no longer suits.", g, co, when);
+    snprintf(c[0], sizeof c[0], "%s%s will call you back on %s. Thank you.", g, co, when);
     snprintf(c[1], sizeof c[1], "%s%s will call you back on %s.", g, co, when);
     snprintf(c[2], sizeof c[2], "%swe'll call you back on %s.", g, when);
     snprintf(c[3], sizeof c[3], "We'll call you back on %s.", when);

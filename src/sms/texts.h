@@ -18,7 +18,7 @@
  * readable, e.g. "Tue 25 Nov at 3:00pm". first_name may be NULL/"" (then
  * "Hi,"), only its first word is used. Returns the segment count of out.
  *   "Hi Sarah, Resolve My Claim will call you back on Tue 25 Nov at 3:00pm.
- *    Reply to this number if that time no longer suits."
+ *    Thank you."
  */
 int sms_text_callback(char *out, size_t outsz, const char *company, const char *first_name,
                       const char *when_text);
@@ -27,8 +27,8 @@ int sms_text_callback(char *out, size_t outsz, const char *company, const char *
  * Secure link. link_type "portal" | "documents" | "review" (others read as
  * "portal"); ttl_hours > 0 adds "valid for N hours" where it fits (not for
  * review). Returns the segment count of out.
- *   "Hi Sarah, here is your secure Resolve My Claim portal link (valid 24
- *    hours): https://...  Please don't share it."
+ *   "Hi Sarah, here is your secure Resolve My Claim portal link (valid for 24
+ *    hours): https://... Please don't share it." (shorter when that doesn't fit)
  */
 int sms_text_link(char *out, size_t outsz, const char *company, const char *first_name,
                   const char *link_type, const char *url, int ttl_hours);
