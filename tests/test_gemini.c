@@ -217,7 +217,7 @@ static void h_start(struct h *h, const char *script, const char *version,
     info.protocols = h->protos;
     info.gid = -1;
     info.uid = -1;
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(getenv("GEM_LWS_LOG") ? atoi(getenv("GEM_LWS_LOG")) : LLL_ERR, NULL);
     h->ctx = lws_create_context(&info);
     assert_non_null(h->ctx);
     h->vh = lws_get_vhost_by_name(h->ctx, "default");
