@@ -226,12 +226,34 @@ static void test_e2e_gemini_failover_from_openai(void **state)
     gem_peer_stop(&g);
 }
 
+/* GEMINI_AFFECTIVE_DIALOG=true on gemini-3.8-live: serve refuses to start, saying why. */
+static void test_e2e_gemini_serve_refuses_affective_dialog_on_38(void **state)
+{
+    (void)state;
+    char *dir = vt_tmpdir();
+    char port[32];
+    snprintf(port, sizeof port, "PORT=%d", vt_free_port());
+    const char *env[] = {"VOICE_PROVIDER=gemini", "GEMINI_API_KEY=test-key",
+                         "GEMINI_AFFECTIVE_DIALOG=true", port, NULL};
+    const char *argv[] = {vt_bin(), "serve", NULL};
+    struct vt_run r;
+    assert_int_equal(vt_run(&r, dir, env, argv, 20), 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "GEMINI_AFFECTIVE_DIALOG=true is not available on gemini-3.8-live"));
+    assert_non_null(strstr(r.err, "2.5 native-audio"));
+    assert_null(strstr(r.err, "test-key"));
+    vt_run_free(&r);
+    vt_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e2e_gemini_call_runs_actions),
         cmocka_unit_test(test_e2e_gemini_failover_from_openai),
+        cmocka_unit_test(test_e2e_gemini_serve_refuses_affective_dialog_on_38),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,12 +183,9 @@ int prov_gemini_check_config(const struct cfg *cfg, struct err *e)
         return err_set(e, ERR_CONFIG, NULL, "GEMINI_VOICE is empty (e.g. Kore, Puck, Aoede)");
     if (cfg->gemini_affective_dialog && !prov_gemini_model_has_affective(cfg->gemini_model))
         return err_set(e, ERR_CONFIG, NULL,
-                       "GEMINI_AFFECTIVE_DIALOG=true is not available on %s: Google removed "
-                       "affective dialog from the 3.x Live models; only the Gemini 2.5 "
-                       "native-audio models offer it (e.g. "
-                       "gemini-2.5-flash-native-audio-preview-12-2025 with "
-                       "GEMINI_API_VERSION=v1alpha). Set GEMINI_AFFECTIVE_DIALOG=false or "
-                       "change GEMINI_MODEL",
+                       "GEMINI_AFFECTIVE_DIALOG=true is not available on %s (Google removed it "
+                       "from the 3.x Live models); only Gemini 2.5 native-audio models on v1alpha "
+                       "offer it. Set it to false or change GEMINI_MODEL",
                        cfg->gemini_model);
     if (cfg->gemini_affective_dialog && !uses_v1alpha(cfg))
         return err_set(e, ERR_CONFIG, NULL,
