@@ -1067,6 +1067,28 @@ static void test_gemini_standin_rejects_like_google(void **state)
     vt_run_free(&r);
 }
 
+/* The stand-in's echo mode (used by load tests): the caller's own tone comes back to the
+ * caller through both conversions, on time and at the same pitch. */
+static void test_gemini_echo_round_trip(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, "{\"echo\":true}", NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    h.feeding = true;
+    h.feed_hz = 620;
+    run_for(&h, 1000);
+    h.feeding = false;
+    run_for(&h, 200);
+    assert_int_equal(h.r.closed, 0);
+    /* 1 s in -> about 1 s back (held: < 40 ms batch + filter history) */
+    assert_true(h.r.frames >= (int)h.fed_frames - 4 && h.r.frames <= (int)h.fed_frames);
+    double dom = agent_dominant(&h.r, 160, h.r.nulaw - 160, NULL);
+    assert_true(fabs(dom - 620) <= 10);
+    h_stop(&h);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1091,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_gemini_greet_before_ready_sent_after),
         cmocka_unit_test(test_gemini_parses_every_key_and_part),
         cmocka_unit_test(test_gemini_standin_rejects_like_google),
+        cmocka_unit_test(test_gemini_echo_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
  *             (anything else: HTTP 404 at the handshake).
  *   Key: ?key=K or the x-goog-api-key header (either is accepted, as Google's front end does).
  *   --lifeline  exit when stdin reaches EOF (the C test holds the pipe).
+ *   --quiet-audio  log audio payloads as data_len only (load tests: many calls, small log).
  *   --log FILE  one JSON line per event, written synchronously:
  *     {"t":ms,"conn":n,"kind":"handshake","version":"v1beta","key_via":"query"|"header"|"none",
  *      "key_ok":bool,"path":"/ws/...(key removed)"}
@@ -56,6 +57,7 @@
  *   { "handshake_status": 403, "setup_delay_ms": 0, "no_setup_complete": false,
  *     "no_handles": false,            // never send sessionResumptionUpdate
  *     "binary": false,                // send every server message as a binary frame
+ *     "echo": false,                  // caller audio comes back at once as 24 kHz model audio
  *     "rules": [ {"on": TRIGGER, "times": 1, "conn": n, "do": [STEP, ...]} ] }
  *   TRIGGER: "setup"           after setupComplete on a connection ("conn": only that one, 1-based;
  *                              "resumed": true|false filters on whether the setup carried a handle)
@@ -97,6 +99,7 @@ const PORT = parseInt(arg('port', '0'), 10);
 const HOST = arg('host', '127.0.0.1');
 const KEY = arg('key', 'test-key');
 const LOG = arg('log', null);
+const QUIET_AUDIO = !!arg('quiet-audio', false);
 const SCRIPT = arg('script', null) ? JSON.parse(fs.readFileSync(arg('script'), 'utf8')) : {};
 if (arg('lifeline', false)) {
   process.stdin.on('end', () => process.exit(0));
@@ -106,7 +109,21 @@ if (arg('lifeline', false)) {
 const T0 = Date.now();
 const records = [];
 
+/* --quiet-audio: audio payloads are logged as their length only (load tests). */
+function squash(msg) {
+  if (!QUIET_AUDIO || !msg) return msg;
+  const a = msg.realtimeInput && msg.realtimeInput.audio;
+  if (a && typeof a.data === 'string')
+    return { realtimeInput: { audio: { mimeType: a.mimeType, data_len: a.data.length } } };
+  const parts = msg.serverContent && msg.serverContent.modelTurn && msg.serverContent.modelTurn.parts;
+  if (parts && parts.some((p) => p.inlineData))
+    return { serverContent: { modelTurn: { parts: parts.map((p) => (p.inlineData
+      ? { inlineData: { mimeType: p.inlineData.mimeType, data_len: String(p.inlineData.data).length } } : p)) } } };
+  return msg;
+}
+
 function log(rec) {
+  if (rec.msg) rec.msg = squash(rec.msg);
   rec = Object.assign({ t: Date.now() - T0 }, rec);
   records.push(rec);
   if (LOG) fs.appendFileSync(LOG, JSON.stringify(rec) + '\n');
@@ -419,8 +436,23 @@ function onRealtimeInput(c, r) {
     if (bytes.length % 2) throw bad('odd number of PCM16 bytes');
     const rate = m[1] ? parseInt(m[1], 10) : 16000;
     c.audioMs += (bytes.length / 2) * 1000 / rate;
+    if (SCRIPT.echo) echo(c, bytes, rate);
     fire(c, 'audio');
   }
+}
+
+/* Echo mode: the caller's audio comes straight back as model audio at 24 kHz (linear
+ * interpolation; test-only), e.g. for load tests measuring the round trip. */
+function echo(c, bytes, rate) {
+  const n = bytes.length / 2, m = Math.floor(n * 24000 / rate);
+  const out = Buffer.alloc(m * 2);
+  for (let i = 0; i < m; i++) {
+    const x = i * rate / 24000, k = Math.floor(x), f = x - k;
+    const a = bytes.readInt16LE(Math.min(k, n - 1) * 2), b = bytes.readInt16LE(Math.min(k + 1, n - 1) * 2);
+    out.writeInt16LE(Math.round(a + (b - a) * f), i * 2);
+  }
+  send(c, { serverContent: { modelTurn: { parts: [{ inlineData: { mimeType: 'audio/pcm;rate=24000',
+    data: out.toString('base64') } }] } } });
 }
 
 function onClientContent(c, cc) {
