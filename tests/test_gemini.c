@@ -1089,6 +1089,44 @@ static void test_gemini_echo_round_trip(void **state)
     h_stop(&h);
 }
 
+/* goAway, and the first new socket fails (1011): retried after a backoff, resumed on the
+ * third socket; meanwhile the old socket keeps carrying the caller. */
+static void test_gemini_resumption_retries_after_failed_attempt(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, "{\"fail_setup\":{\"2\":{\"code\":1011,\"reason\":\"Internal error occurred.\"}}}",
+            NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    h.feeding = true;
+    h.feed_hz = 440;
+    run_for(&h, 300);
+    assert_int_equal(gem_peer_control(&h.peer, "last", "[{\"go_away\":{\"time_left_ms\":4000}}]"),
+                     200);
+    run_for(&h, 1500);
+    h.feeding = false;
+    run_for(&h, 200);
+    assert_int_equal(h.r.closed, 0);
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.connects, 3);
+    assert_int_equal(st.resumes, 1);
+    json_t *log = gem_peer_log(&h.peer);
+    size_t n1, n3;
+    int rate;
+    int16_t *a1 = gem_peer_audio(log, 1, &n1, &rate);
+    int16_t *a3 = gem_peer_audio(log, 3, &n3, &rate);
+    double got_ms = (n1 + n3) * 1000.0 / 16000, fed_ms = h.fed_frames * 20.0;
+    assert_true(n3 > 0);
+    assert_true(got_ms > fed_ms - 60 && got_ms <= fed_ms + 1);
+    assert_int_equal(gem_peer_count_in(log, "realtimeInput", 2), 0);
+    free(a1);
+    free(a3);
+    json_decref(log);
+    h_stop(&h);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1114,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_gemini_parses_every_key_and_part),
         cmocka_unit_test(test_gemini_standin_rejects_like_google),
         cmocka_unit_test(test_gemini_echo_round_trip),
+        cmocka_unit_test(test_gemini_resumption_retries_after_failed_attempt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

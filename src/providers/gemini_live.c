@@ -706,6 +706,7 @@ static void handle_server_content(struct gem *g, json_t *sc)
 
 static void start_next(struct gem *g, bool fresh);
 static void hold_append(struct gem *g, const uint8_t *pcm, size_t n);
+static void flush_hold(struct gem *g);
 
 static void retry_cb(lws_sorted_usec_list_t *sul)
 {
@@ -740,6 +741,8 @@ static void next_failed(struct gem *g, struct gconn *c)
         fail(g, PROV_CLOSE_DROPPED, "Gemini connection lost and could not be resumed");
         return;
     }
+    if (g->cur && g->cur->setup_done)   /* the old socket still works: keep using it */
+        flush_hold(g);
     lws_sul_schedule(g->ctx, 0, &g->sul_retry, retry_cb,
                      (lws_usec_t)(200000LL << (g->resume_tries - 1)));
 }

@@ -58,6 +58,7 @@
  *     "no_handles": false,            // never send sessionResumptionUpdate
  *     "binary": false,                // send every server message as a binary frame
  *     "echo": false,                  // caller audio comes back at once as 24 kHz model audio
+ *     "fail_setup": {"2": {"code": 1011, "reason": "..."}},  // refuse the setup of connection 2
  *     "rules": [ {"on": TRIGGER, "times": 1, "conn": n, "do": [STEP, ...]} ] }
  *   TRIGGER: "setup"           after setupComplete on a connection ("conn": only that one, 1-based;
  *                              "resumed": true|false filters on whether the setup carried a handle)
@@ -395,6 +396,8 @@ function onSetup(c, s) {
       'Please use API Key or other form of API consumer identity to call this API.', 'no key');
   if (!c.keyOk) throw new Reject(1007, 'API key not valid. Please pass a valid API key.', 'wrong key');
   const model = checkSetup(s, c.version);
+  const forced = SCRIPT.fail_setup && SCRIPT.fail_setup[String(c.n)];
+  if (forced) throw new Reject(forced.code || 1011, forced.reason || 'Internal error occurred.', 'fail_setup');
   c.model = model;
   c.wantsResumption = s.sessionResumption !== undefined;
   c.aadDisabled = !!(s.realtimeInputConfig && s.realtimeInputConfig.automaticActivityDetection &&
