@@ -36,7 +36,8 @@
  * someone else's claim, then speaks (a tone) and completes its turn. */
 static const char SCRIPT[] =
     "{\"rules\":["
-    "{\"on\":\"client_content\",\"do\":[{\"tone\":{\"hz\":500,\"ms\":300,\"turn_complete\":true}}]},"
+    "{\"on\":\"client_content\",\"do\":[{\"tone\":{\"hz\":500,\"ms\":300,\"turn_complete\":true}}]}"
+    ","
     "{\"on\":\"audio\",\"ms\":400,\"do\":[{\"tool_call\":{\"id\":\"fc_req\",\"name\":"
     "\"check_requirements\",\"args\":{\"claim_reference\":\"RMC-1001\"}}}]},"
     "{\"on\":\"tool_response\",\"id\":\"fc_req\",\"do\":[{\"tool_call\":{\"id\":\"fc_other\","
@@ -119,10 +120,10 @@ static void check_call_on_gemini(struct vt_srv *s, struct gem_peer *g, json_t *r
     json_t *other = function_output(log, "fc_other");
     assert_non_null(other);
     assert_true(json_is_false(json_object_get(other, "success")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(other, "error"), "code")), "not_found");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(other, "error"), "code")),
+                        "not_found");
     char *ot = json_dumps(other, 0);
-    assert_null(strstr(ot, "Patel"));        /* nothing about the other person leaks */
+    assert_null(strstr(ot, "Patel")); /* nothing about the other person leaks */
     assert_null(strstr(ot, "signed_loa"));
     free(ot);
 
@@ -135,11 +136,13 @@ static void check_call_on_gemini(struct vt_srv *s, struct gem_peer *g, json_t *r
     free(pcm);
     json_decref(log);
 
-    assert_int_equal(vt_srv_sql_int(s, "SELECT COUNT(*) FROM voice_action_logs WHERE provider = "
-                                       "'gemini' AND action = 'check_requirements' AND success = 1"),
+    assert_int_equal(vt_srv_sql_int(s,
+                                    "SELECT COUNT(*) FROM voice_action_logs WHERE provider = "
+                                    "'gemini' AND action = 'check_requirements' AND success = 1"),
                      1);
-    assert_int_equal(vt_srv_sql_int(s, "SELECT COUNT(*) FROM voice_action_logs WHERE provider = "
-                                       "'gemini' AND action = 'check_claim_details' AND success = 0"),
+    assert_int_equal(vt_srv_sql_int(s,
+                                    "SELECT COUNT(*) FROM voice_action_logs WHERE provider = "
+                                    "'gemini' AND action = 'check_claim_details' AND success = 0"),
                      1);
 }
 
@@ -162,9 +165,14 @@ static void test_e2e_gemini_call_runs_actions(void **state)
     char url[320];
     assert_int_equal(gem_peer_start(&g, SCRIPT, "test-key"), 0);
     snprintf(url, sizeof url, "GEMINI_LIVE_URL=%s", g.url);
-    const char *env[] = {"VOICE_PROVIDER=gemini", "GEMINI_API_KEY=test-key", url,
-                         "TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
-                         "LOG_LEVEL=info", NULL};
+    const char *env[] = {"VOICE_PROVIDER=gemini",
+                         "GEMINI_API_KEY=test-key",
+                         url,
+                         "TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=" PUB,
+                         "LINK_SECRET=" SECRET,
+                         "LOG_LEVEL=info",
+                         NULL};
     assert_int_equal(vt_srv_start(&s, env), 0);
     char *spec = caller_spec(&s, 4000);
     json_t *r = vt_call_run(spec, 30);
@@ -176,7 +184,7 @@ static void test_e2e_gemini_call_runs_actions(void **state)
     assert_non_null(prov);
     assert_string_equal(prov, "gemini");
     free(prov);
-    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0);   /* clean exit, no sanitizer report */
+    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0); /* clean exit, no sanitizer report */
     gem_peer_stop(&g);
 }
 
@@ -191,9 +199,16 @@ static void test_e2e_gemini_failover_from_openai(void **state)
     assert_int_equal(vt_oai_start(&o, NULL, "sk-right"), 0);
     snprintf(gurl, sizeof gurl, "GEMINI_LIVE_URL=%s", g.url);
     snprintf(ourl, sizeof ourl, "OPENAI_REALTIME_URL=%s", o.url);
-    const char *env[] = {"VOICE_PROVIDER=auto", "OPENAI_API_KEY=sk-wrong", ourl,
-                         "GEMINI_API_KEY=test-key", gurl, "TWILIO_AUTH_TOKEN=" AUTH,
-                         "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET, "LOG_LEVEL=info", NULL};
+    const char *env[] = {"VOICE_PROVIDER=auto",
+                         "OPENAI_API_KEY=sk-wrong",
+                         ourl,
+                         "GEMINI_API_KEY=test-key",
+                         gurl,
+                         "TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=" PUB,
+                         "LINK_SECRET=" SECRET,
+                         "LOG_LEVEL=info",
+                         NULL};
     assert_int_equal(vt_srv_start(&s, env), 0);
     char *spec = caller_spec(&s, 4000);
     json_t *r = vt_call_run(spec, 30);
@@ -205,7 +220,8 @@ static void test_e2e_gemini_failover_from_openai(void **state)
     int handshakes = 0;
     size_t i;
     json_t *rec;
-    json_array_foreach(olog, i, rec) {
+    json_array_foreach(olog, i, rec)
+    {
         const char *k = json_string_value(json_object_get(rec, "kind"));
         handshakes += k && !strcmp(k, "handshake");
     }
@@ -213,7 +229,7 @@ static void test_e2e_gemini_failover_from_openai(void **state)
     json_decref(olog);
     char *slog = vt_srv_log(&s);
     assert_non_null(strstr(slog, "failing over to gemini"));
-    assert_null(strstr(slog, "sk-wrong"));       /* keys never logged */
+    assert_null(strstr(slog, "sk-wrong")); /* keys never logged */
     assert_null(strstr(slog, "test-key"));
     free(slog);
     assert_true(wait_call_row(&s));
@@ -221,7 +237,7 @@ static void test_e2e_gemini_failover_from_openai(void **state)
     assert_non_null(prov);
     assert_string_equal(prov, "gemini");
     free(prov);
-    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0);   /* clean exit, no sanitizer report */
+    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0); /* clean exit, no sanitizer report */
     vt_oai_stop(&o);
     gem_peer_stop(&g);
 }
@@ -239,7 +255,8 @@ static void test_e2e_gemini_serve_refuses_affective_dialog_on_38(void **state)
     struct vt_run r;
     assert_int_equal(vt_run(&r, dir, env, argv, 20), 0);
     assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "GEMINI_AFFECTIVE_DIALOG=true is not available on gemini-3.8-live"));
+    assert_non_null(
+        strstr(r.err, "GEMINI_AFFECTIVE_DIALOG=true is not available on gemini-3.8-live"));
     assert_non_null(strstr(r.err, "2.5 native-audio"));
     assert_null(strstr(r.err, "test-key"));
     vt_run_free(&r);

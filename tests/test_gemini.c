@@ -42,10 +42,10 @@ struct rec {
     int closed;
     enum prov_close why;
     char detail[256];
-    uint8_t *ulaw;               /* agent audio, concatenated frames */
+    uint8_t *ulaw; /* agent audio, concatenated frames */
     size_t nulaw, cap;
     int frames, bad_frames;
-    size_t ulaw_at_barge;        /* bytes received when barge_in came */
+    size_t ulaw_at_barge; /* bytes received when barge_in came */
     struct {
         char id[128], name[64], args[1024];
     } calls[MAX_CALLS];
@@ -53,7 +53,7 @@ struct rec {
     char cancels[MAX_CALLS][128];
     int ncancels;
     struct prov *p;
-    bool close_in_closed;        /* call close() from inside the closed event */
+    bool close_in_closed; /* call close() from inside the closed event */
 };
 
 static void ev_ready(void *o)
@@ -132,13 +132,13 @@ struct h {
     struct lws_protocols protos[3];
     lws_sorted_usec_list_t tick;
     struct rec r;
-    bool feeding;                /* send one 20 ms frame of caller tone per tick */
+    bool feeding; /* send one 20 ms frame of caller tone per tick */
     double feed_hz;
     size_t fed_frames;
     size_t feed_pos;
 };
 
-static struct h *H;              /* the running harness (ticker callback) */
+static struct h *H; /* the running harness (ticker callback) */
 
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
@@ -181,14 +181,25 @@ static void run_for(struct h *h, int ms)
     run_until(h, NULL, ms);
 }
 
-static bool c_ready(struct h *h) { return h->r.ready > 0 || h->r.closed > 0; }
-__attribute__((unused)) static bool c_closed(struct h *h) { return h->r.closed > 0; }
-__attribute__((unused)) static bool c_call(struct h *h) { return h->r.ncalls > 0 || h->r.closed > 0; }
-__attribute__((unused)) static bool c_barge(struct h *h) { return h->r.barge > 0 || h->r.closed > 0; }
+static bool c_ready(struct h *h)
+{
+    return h->r.ready > 0 || h->r.closed > 0;
+}
+__attribute__((unused)) static bool c_closed(struct h *h)
+{
+    return h->r.closed > 0;
+}
+__attribute__((unused)) static bool c_call(struct h *h)
+{
+    return h->r.ncalls > 0 || h->r.closed > 0;
+}
+__attribute__((unused)) static bool c_barge(struct h *h)
+{
+    return h->r.barge > 0 || h->r.closed > 0;
+}
 
 /* Start the stand-in with script, load cfg (extra KEY=VALUE entries), make the lws context. */
-static void h_start(struct h *h, const char *script, const char *version,
-                    const char *const *extra)
+static void h_start(struct h *h, const char *script, const char *version, const char *const *extra)
 {
     const char *kv[40];
     int n = 0;
@@ -199,7 +210,7 @@ static void h_start(struct h *h, const char *script, const char *version,
     assert_int_equal(gem_peer_start_ver(&h->peer, script, "test-key", version ? version : "v1beta"),
                      0);
     snprintf(url, sizeof url, "GEMINI_LIVE_URL=%s", h->peer.url);
-    for (int i = 0; extra && extra[i] && n < 30; i++)   /* first match wins: extras first */
+    for (int i = 0; extra && extra[i] && n < 30; i++) /* first match wins: extras first */
         kv[n++] = extra[i];
     kv[n++] = "GEMINI_API_KEY=test-key";
     kv[n++] = url;
@@ -256,7 +267,7 @@ static void h_stop(struct h *h)
         prov_gemini_ops.close(h->r.p);
     h->r.p = NULL;
     if (h->ctx) {
-        run_for(h, 50);         /* let the close frames go out */
+        run_for(h, 50); /* let the close frames go out */
         lws_sul_cancel(&h->tick);
         lws_context_destroy(h->ctx);
         h->ctx = NULL;
@@ -288,7 +299,8 @@ static void assert_no_reject(json_t *log)
     assert_null(rj);
 }
 
-__attribute__((unused)) static double agent_dominant(const struct rec *r, size_t from, size_t to, double *rms)
+__attribute__((unused)) static double agent_dominant(const struct rec *r, size_t from, size_t to,
+                                                     double *rms)
 {
     size_t n = to - from;
     int16_t *pcm = malloc((n + 1) * sizeof *pcm);
@@ -304,16 +316,35 @@ __attribute__((unused)) static double agent_dominant(const struct rec *r, size_t
 
 static void check_google_schema(json_t *s, const char *where)
 {
-    static const char *const allowed[] = {
-        "type", "format", "title", "description", "nullable", "enum", "items", "minItems",
-        "maxItems", "properties", "required", "minProperties", "maxProperties",
-        "propertyOrdering", "minimum", "maximum", "minLength", "maxLength", "pattern", "anyOf",
-        "default", "example", NULL};
+    static const char *const allowed[] = {"type",
+                                          "format",
+                                          "title",
+                                          "description",
+                                          "nullable",
+                                          "enum",
+                                          "items",
+                                          "minItems",
+                                          "maxItems",
+                                          "properties",
+                                          "required",
+                                          "minProperties",
+                                          "maxProperties",
+                                          "propertyOrdering",
+                                          "minimum",
+                                          "maximum",
+                                          "minLength",
+                                          "maxLength",
+                                          "pattern",
+                                          "anyOf",
+                                          "default",
+                                          "example",
+                                          NULL};
     const char *k;
     json_t *v;
 
     assert_true(json_is_object(s));
-    json_object_foreach(s, k, v) {
+    json_object_foreach(s, k, v)
+    {
         bool ok = false;
         for (int i = 0; allowed[i]; i++)
             ok |= !strcmp(k, allowed[i]);
@@ -343,7 +374,7 @@ static void test_gemini_setup_accepted_ready_after_setup_complete(void **state)
     h_start(&h, "{\"setup_delay_ms\":400}", NULL, NULL);
     h_open_ok(&h);
     run_for(&h, 200);
-    assert_int_equal(h.r.ready, 0);            /* socket open, setup sent, not confirmed */
+    assert_int_equal(h.r.ready, 0); /* socket open, setup sent, not confirmed */
     /* audio before setupComplete is not sent */
     h.feeding = true;
     h.feed_hz = 440;
@@ -367,8 +398,8 @@ static void test_gemini_setup_accepted_ready_after_setup_complete(void **state)
     assert_string_equal(json_string_value(json_object_get(setup, "model")),
                         "models/gemini-3.8-live");
     json_t *gen = json_object_get(setup, "generationConfig");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(gen, "responseModalities"), 0)),
-                        "AUDIO");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(gen, "responseModalities"), 0)), "AUDIO");
     assert_null(json_object_get(gen, "enableAffectiveDialog"));
     assert_null(json_object_get(gen, "thinkingConfig"));
     assert_null(json_object_get(setup, "proactivity"));
@@ -392,8 +423,8 @@ static void test_gemini_setup_accepted_ready_after_setup_complete(void **state)
     assert_true(json_is_false(json_object_get(aad, "disabled")));
     assert_true(json_is_object(json_object_get(setup, "inputAudioTranscription")));
     assert_true(json_is_object(json_object_get(setup, "outputAudioTranscription")));
-    assert_true(json_is_object(json_object_get(
-        json_object_get(setup, "contextWindowCompression"), "slidingWindow")));
+    assert_true(json_is_object(
+        json_object_get(json_object_get(setup, "contextWindowCompression"), "slidingWindow")));
     json_t *sr = json_object_get(setup, "sessionResumption");
     assert_true(json_is_object(sr));
     assert_int_equal(json_object_size(sr), 0);
@@ -408,9 +439,8 @@ static void test_gemini_setup_accepted_ready_after_setup_complete(void **state)
         const struct act_def *d = act_at(i);
         json_t *decl = NULL, *x;
         size_t j;
-        json_array_foreach(decls, j, x)
-            if (!strcmp(json_string_value(json_object_get(x, "name")), d->name))
-                decl = x;
+        json_array_foreach(decls, j, x) if (!strcmp(json_string_value(json_object_get(x, "name")),
+                                                    d->name)) decl = x;
         assert_non_null(decl);
         assert_string_equal(json_string_value(json_object_get(decl, "behavior")), "BLOCKING");
         assert_true(json_string_length(json_object_get(decl, "description")) > 10);
@@ -431,7 +461,8 @@ static void test_gemini_setup_accepted_ready_after_setup_complete(void **state)
     /* every client frame was a text frame */
     size_t i;
     json_t *rr;
-    json_array_foreach(log, i, rr) {
+    json_array_foreach(log, i, rr)
+    {
         const char *f = json_string_value(json_object_get(rr, "frame"));
         if (f)
             assert_string_equal(f, "text");
@@ -447,10 +478,11 @@ static void run_audio_roundtrip(const char *rate_kv, int want_rate, bool binary)
     struct h h;
     const char *extra[] = {rate_kv, NULL};
     char script[600];
-    snprintf(script, sizeof script,
-             "{\"binary\":%s,\"rules\":[{\"on\":\"audio\",\"ms\":400,\"do\":[{\"tone\":{\"hz\":1000,"
-             "\"ms\":600,\"chunk_ms\":40,\"amp\":9000,\"odd\":true,\"turn_complete\":true}}]}]}",
-             binary ? "true" : "false");
+    snprintf(
+        script, sizeof script,
+        "{\"binary\":%s,\"rules\":[{\"on\":\"audio\",\"ms\":400,\"do\":[{\"tone\":{\"hz\":1000,"
+        "\"ms\":600,\"chunk_ms\":40,\"amp\":9000,\"odd\":true,\"turn_complete\":true}}]}]}",
+        binary ? "true" : "false");
     h_start(&h, script, NULL, rate_kv ? extra : NULL);
     h_open_ok(&h);
     assert_true(run_until(&h, c_ready, 3000));
@@ -549,7 +581,7 @@ static void test_gemini_tool_call_and_result_shape(void **state)
     assert_int_equal(json_object_size(resp), 1);
     json_t *out = json_object_get(resp, "output");
     json_t *want = json_loads(env, 0, NULL);
-    assert_true(json_equal(out, want));   /* the envelope, as an object, not a string */
+    assert_true(json_equal(out, want)); /* the envelope, as an object, not a string */
     json_decref(want);
     json_decref(log);
     h_stop(&h);
@@ -575,7 +607,7 @@ static void test_gemini_cancelled_call_gets_no_response(void **state)
     run_for(&h, 300);
     assert_int_equal(h.r.closed, 0);
     json_t *log = gem_peer_log(&h.peer);
-    assert_no_reject(log);   /* the stand-in closes 1007 on a response for a cancelled id */
+    assert_no_reject(log); /* the stand-in closes 1007 on a response for a cancelled id */
     assert_int_equal(gem_peer_count_in(log, "toolResponse", 0), 0);
     json_decref(log);
     h_stop(&h);
@@ -591,15 +623,15 @@ static void test_gemini_interruption_barge_in_no_stale_audio(void **state)
     h_open_ok(&h);
     assert_true(run_until(&h, c_ready, 3000));
     /* 330 ms: 16 whole frames and 80 samples pending */
-    assert_int_equal(gem_peer_control(&h.peer, "last",
-                                      "[{\"tone\":{\"hz\":440,\"ms\":330,\"amp\":12000}}]"),
-                     200);
+    assert_int_equal(
+        gem_peer_control(&h.peer, "last", "[{\"tone\":{\"hz\":440,\"ms\":330,\"amp\":12000}}]"),
+        200);
     run_for(&h, 200);
     assert_int_equal(h.r.frames, 16);
     assert_int_equal(gem_peer_control(&h.peer, "last", "[{\"interrupted\":true}]"), 200);
     assert_true(run_until(&h, c_barge, 2000));
     assert_int_equal(h.r.barge, 1);
-    assert_int_equal(h.r.frames, 16);           /* no flush of the stale partial frame */
+    assert_int_equal(h.r.frames, 16); /* no flush of the stale partial frame */
     assert_int_equal(gem_peer_control(&h.peer, "last",
                                       "[{\"tone\":{\"hz\":1000,\"ms\":400,\"amp\":12000,"
                                       "\"turn_complete\":true}}]"),
@@ -660,10 +692,10 @@ static void test_gemini_malformed_function_calls(void **state)
                                       "\"check_claim_details\"}}]"),
                      200);
     assert_true(run_until(&h, c_call, 2000));
-    assert_string_equal(h.r.calls[0].args, "{}");   /* args missing = no arguments */
-    assert_int_equal(gem_peer_control(&h.peer, "last",
-                                      "[{\"raw\":\"x\"},{\"raw\":\"y\"},{\"raw\":\"z\"}]"),
-                     200);
+    assert_string_equal(h.r.calls[0].args, "{}"); /* args missing = no arguments */
+    assert_int_equal(
+        gem_peer_control(&h.peer, "last", "[{\"raw\":\"x\"},{\"raw\":\"y\"},{\"raw\":\"z\"}]"),
+        200);
     assert_true(run_until(&h, c_closed, 2000));
     assert_int_equal(h.r.why, PROV_CLOSE_PROTOCOL);
     h_stop(&h);
@@ -674,7 +706,7 @@ static void run_mid_call_close(const char *script, const char *steps, enum prov_
 {
     struct h h;
     h_start(&h, script, NULL, NULL);
-    h.r.close_in_closed = true;   /* the session frees the provider from inside the event */
+    h.r.close_in_closed = true; /* the session frees the provider from inside the event */
     h_open_ok(&h);
     assert_true(run_until(&h, c_ready, 3000));
     h.feeding = true;
@@ -686,7 +718,7 @@ static void run_mid_call_close(const char *script, const char *steps, enum prov_
     assert_int_equal(h.r.closed, 1);
     assert_int_equal(h.r.why, want);
     run_for(&h, 200);
-    assert_int_equal(h.r.closed, 1);              /* exactly once */
+    assert_int_equal(h.r.closed, 1); /* exactly once */
     h_stop(&h);
 }
 
@@ -701,8 +733,9 @@ static void test_gemini_provider_closing_mid_call(void **state)
                        "[{\"close\":{\"code\":1008,\"reason\":\"Operation is not implemented, "
                        "or supported, or enabled.\"}}]",
                        PROV_CLOSE_REJECTED);
-    run_mid_call_close(NULL, "[{\"close\":{\"code\":1007,\"reason\":\"Request contains an invalid "
-                             "argument.\"}}]",
+    run_mid_call_close(NULL,
+                       "[{\"close\":{\"code\":1007,\"reason\":\"Request contains an invalid "
+                       "argument.\"}}]",
                        PROV_CLOSE_PROTOCOL);
 }
 
@@ -731,7 +764,7 @@ static void test_gemini_resumption_on_go_away(void **state)
     h.feeding = false;
     run_for(&h, 200);
     assert_int_equal(h.r.closed, 0);
-    assert_int_equal(h.r.ready, 1);              /* the session saw one ready, nothing else */
+    assert_int_equal(h.r.ready, 1); /* the session saw one ready, nothing else */
     assert_int_equal(h.r.ncalls, 1);
     assert_string_equal(h.r.calls[0].id, "fc_after");
     assert_true(h.r.frames >= 10);
@@ -747,15 +780,16 @@ static void test_gemini_resumption_on_go_away(void **state)
     json_t *log = gem_peer_log(&h.peer);
     assert_no_reject(log);
     json_t *s2 = json_object_get(gem_peer_nth_in(log, "setup", 1), "setup");
-    const char *hd = json_string_value(
-        json_object_get(json_object_get(s2, "sessionResumption"), "handle"));
+    const char *hd =
+        json_string_value(json_object_get(json_object_get(s2, "sessionResumption"), "handle"));
     assert_non_null(hd);
-    assert_string_equal(hd, "h-1-2");            /* the latest resumable handle */
-    assert_int_equal(gem_peer_count_in(log, "toolResponse", 2), 1);   /* answered on socket 2 */
+    assert_string_equal(hd, "h-1-2"); /* the latest resumable handle */
+    assert_int_equal(gem_peer_count_in(log, "toolResponse", 2), 1); /* answered on socket 2 */
     /* socket 1 was closed by us, normally, before its time ran out */
     json_t *c1 = NULL, *rr;
     size_t i;
-    json_array_foreach(log, i, rr) {
+    json_array_foreach(log, i, rr)
+    {
         const char *k = json_string_value(json_object_get(rr, "kind"));
         if (k && !strcmp(k, "closed") && json_integer_value(json_object_get(rr, "conn")) == 1)
             c1 = rr;
@@ -801,8 +835,8 @@ static void test_gemini_resumption_after_drop_and_stale_handle(void **state)
     assert_int_equal(st.resumes, 1);
     assert_int_equal(h.r.closed, 0);
     /* now every handle expires, and the socket drops */
-    assert_int_equal(gem_peer_control(&h.peer, "last", "[{\"forget_handles\":true},{\"drop\":true}]"),
-                     200);
+    assert_int_equal(
+        gem_peer_control(&h.peer, "last", "[{\"forget_handles\":true},{\"drop\":true}]"), 200);
     run_for(&h, 1000);
     h.feeding = false;
     prov_gemini_get_stats(h.r.p, &st);
@@ -810,7 +844,7 @@ static void test_gemini_resumption_after_drop_and_stale_handle(void **state)
     assert_int_equal(st.fresh_restarts, 1);
     assert_int_equal(st.connects, 4);
     json_t *log = gem_peer_log(&h.peer);
-    json_t *rj = gem_peer_kind(log, "reject", 0);   /* the stale handle, as Google does */
+    json_t *rj = gem_peer_kind(log, "reject", 0); /* the stale handle, as Google does */
     assert_non_null(rj);
     assert_int_equal(json_integer_value(json_object_get(rj, "code")), 1008);
     assert_null(gem_peer_kind(log, "reject", 1));
@@ -914,7 +948,7 @@ static void test_gemini_affective_dialog_startup_error(void **state)
                          "GEMINI_MODEL=gemini-2.5-flash-native-audio-preview-12-2025", NULL};
     vt_cfg(&c, kv2);
     err_clear(&e);
-    assert_int_equal(prov_gemini_check_config(&c, &e), ERR_CONFIG);   /* v1beta */
+    assert_int_equal(prov_gemini_check_config(&c, &e), ERR_CONFIG); /* v1beta */
     assert_non_null(strstr(e.detail, "v1alpha"));
     cfg_free(&c);
 
@@ -925,15 +959,16 @@ static void test_gemini_affective_dialog_startup_error(void **state)
     err_clear(&e);
     assert_int_equal(prov_gemini_check_config(&c, &e), 0);
     json_t *s = prov_gemini_setup_json(&c, "x", NULL, NULL);
-    assert_true(json_is_true(json_object_get(
-        json_object_get(json_object_get(s, "setup"), "generationConfig"), "enableAffectiveDialog")));
+    assert_true(json_is_true(
+        json_object_get(json_object_get(json_object_get(s, "setup"), "generationConfig"),
+                        "enableAffectiveDialog")));
     json_decref(s);
     cfg_free(&c);
 
     const char *kv4[] = {"GEMINI_API_KEY=k", NULL};
     vt_cfg(&c, kv4);
     err_clear(&e);
-    assert_int_equal(prov_gemini_check_config(&c, &e), 0);   /* the defaults are fine */
+    assert_int_equal(prov_gemini_check_config(&c, &e), 0); /* the defaults are fine */
     s = prov_gemini_setup_json(&c, "x", NULL, NULL);
     assert_null(json_object_get(json_object_get(json_object_get(s, "setup"), "generationConfig"),
                                 "enableAffectiveDialog"));
@@ -1041,12 +1076,12 @@ static void test_gemini_parses_every_key_and_part(void **state)
     assert_int_equal(gem_peer_control(&h.peer, "last", steps), 200);
     run_for(&h, 300);
     assert_int_equal(h.r.closed, 0);
-    assert_int_equal(h.r.ncalls, 1);              /* toolCall next to serverContent */
+    assert_int_equal(h.r.ncalls, 1); /* toolCall next to serverContent */
     struct prov_gemini_stats st;
     prov_gemini_get_stats(h.r.p, &st);
     assert_int_equal(st.usage_total_tokens, 15);
-    assert_int_equal(st.malformed, 1);             /* the 16 kHz audio */
-    assert_int_equal(h.r.frames, 1);               /* only the non-thought 24 kHz part */
+    assert_int_equal(st.malformed, 1); /* the 16 kHz audio */
+    assert_int_equal(h.r.frames, 1);   /* only the non-thought 24 kHz part */
     h_stop(&h);
 }
 
@@ -1057,7 +1092,7 @@ static void test_gemini_standin_rejects_like_google(void **state)
     char js[512];
     struct vt_run r;
     snprintf(js, sizeof js, "%s/tests/peers/gemini_standin_check.js", vt_src());
-    const char *argv[] = {"/usr/bin/env", "node", js, NULL};   /* execve: no PATH search */
+    const char *argv[] = {"/usr/bin/env", "node", js, NULL}; /* execve: no PATH search */
     assert_int_equal(vt_run(&r, NULL, NULL, argv, 60), 0);
     if (r.status != 0)
         fprintf(stderr, "%s\n%s\n", r.out, r.err);

@@ -69,8 +69,8 @@ int gem_peer_start_ver(struct gem_peer *s, const char *script_json, const char *
             dup2(fe, 2);
         close(in[1]);
         close(out[0]);
-        execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
-               "--script", script, "--log", s->log_path, "--lifeline", (char *)NULL);
+        execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key", "--script",
+               script, "--log", s->log_path, "--lifeline", (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -202,7 +202,8 @@ json_t *gem_peer_nth_in(json_t *log, const char *key, int n)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(log, i, r) if (is_in(r, key, 0) && n-- == 0) return json_object_get(r, "msg");
+    json_array_foreach(log, i, r) if (is_in(r, key, 0) && n-- == 0) return json_object_get(r,
+                                                                                           "msg");
     return NULL;
 }
 
@@ -238,8 +239,8 @@ int16_t *gem_peer_audio(json_t *log, int conn, size_t *n, int *rate)
     {
         if (!is_in(r, "realtimeInput", conn))
             continue;
-        json_t *a = json_object_get(json_object_get(json_object_get(r, "msg"), "realtimeInput"),
-                                    "audio");
+        json_t *a =
+            json_object_get(json_object_get(json_object_get(r, "msg"), "realtimeInput"), "audio");
         const char *mime = json_string_value(json_object_get(a, "mimeType"));
         const char *data = json_string_value(json_object_get(a, "data"));
         if (!mime || !data)

@@ -20,11 +20,11 @@
 #include <sys/types.h>
 
 struct gem_peer {
-    pid_t pid;            /* node process, 0 when not running */
-    int stdin_fd;         /* lifeline pipe (write end) */
+    pid_t pid;    /* node process, 0 when not running */
+    int stdin_fd; /* lifeline pipe (write end) */
     int port;
-    char url[256];        /* ws://127.0.0.1:PORT/ws/google.ai...v1beta...BidiGenerateContent */
-    char dir[128];        /* temp dir: script.json, log.jsonl, stderr.txt */
+    char url[256]; /* ws://127.0.0.1:PORT/ws/google.ai...v1beta...BidiGenerateContent */
+    char dir[128]; /* temp dir: script.json, log.jsonl, stderr.txt */
     char log_path[192];
 };
 
