@@ -140,6 +140,9 @@ struct h {
 
 static struct h *H; /* the running harness (ticker callback) */
 
+/* TLS mode for h_start/h_open (set by the TLS test, NULL otherwise). */
+static const char *tls_ca, *tls_cert, *tls_key, *tls_url_host;
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct h *h = H;
@@ -207,9 +210,19 @@ static void h_start(struct h *h, const char *script, const char *version, const 
 
     memset(h, 0, sizeof *h);
     H = h;
-    assert_int_equal(gem_peer_start_ver(&h->peer, script, "test-key", version ? version : "v1beta"),
-                     0);
+    if (tls_cert)
+        assert_int_equal(gem_peer_start_tls(&h->peer, script, "test-key", tls_cert, tls_key), 0);
+    else
+        assert_int_equal(
+            gem_peer_start_ver(&h->peer, script, "test-key", version ? version : "v1beta"), 0);
     snprintf(url, sizeof url, "GEMINI_LIVE_URL=%s", h->peer.url);
+    if (tls_url_host) { /* same port, another name in the URL (hostname check) */
+        char *p = strstr(url, "localhost");
+        assert_non_null(p);
+        char rest[300];
+        snprintf(rest, sizeof rest, "%s", p + strlen("localhost"));
+        snprintf(p, sizeof url - (size_t)(p - url), "%s%s", tls_url_host, rest);
+    }
     for (int i = 0; extra && extra[i] && n < 30; i++) /* first match wins: extras first */
         kv[n++] = extra[i];
     kv[n++] = "GEMINI_API_KEY=test-key";
@@ -228,6 +241,10 @@ static void h_start(struct h *h, const char *script, const char *version, const 
     info.protocols = h->protos;
     info.gid = -1;
     info.uid = -1;
+    if (tls_ca) {
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = tls_ca;
+    }
     lws_set_log_level(getenv("GEM_LWS_LOG") ? atoi(getenv("GEM_LWS_LOG")) : LLL_ERR, NULL);
     h->ctx = lws_create_context(&info);
     assert_non_null(h->ctx);
@@ -246,7 +263,7 @@ static int h_open(struct h *h, struct err *e)
         .owner = &h->r,
         .instructions = "You are the claims assistant for Resolve My Claim. TESTMARKER-INSTR",
         .call_sid = "CAtest",
-        .address = NULL,
+        .address = tls_cert ? "127.0.0.1" : NULL, /* resolved off-loop in production */
     };
     return prov_gemini_ops.open(&h->r.p, &a, e);
 }
@@ -1162,6 +1179,78 @@ static void test_gemini_resumption_retries_after_failed_attempt(void **state)
     h_stop(&h);
 }
 
+static int sh(const char *dir, const char *cmd)
+{
+    char full[1200];
+    snprintf(full, sizeof full, "cd '%s' && ( %s ) >/dev/null 2>&1", dir, cmd);
+    return system(full);
+}
+
+/* wss:// like Google: TLS with certificate and hostname verification (a test CA). A
+ * certificate for another name, or from a CA we don't trust, fails to connect. */
+static void test_gemini_wss_verified_tls(void **state)
+{
+    (void)state;
+    char *dir = vt_tmpdir();
+    char ca[256], cert[256], key[256], other_ca[256];
+    assert_int_equal(
+        sh(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                "-keyout ca.key -out ca.pem -days 2 -subj /CN=vws-test-ca && "
+                "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                "-keyout srv.key -out srv.csr -subj /CN=localhost && "
+                "printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf && "
+                "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                "-out srv.pem -days 2 -extfile ext.cnf && "
+                "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                "-keyout o.key -out other-ca.pem -days 2 -subj /CN=other-ca"),
+        0);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(cert, sizeof cert, "%s/srv.pem", dir);
+    snprintf(key, sizeof key, "%s/srv.key", dir);
+    snprintf(other_ca, sizeof other_ca, "%s/other-ca.pem", dir);
+    tls_ca = ca;
+    tls_cert = cert;
+    tls_key = key;
+
+    struct h h;
+    h_start(&h,
+            "{\"rules\":[{\"on\":\"setup\",\"do\":[{\"tone\":{\"hz\":1000,\"ms\":200,"
+            "\"turn_complete\":true}}]}]}",
+            NULL, NULL);
+    assert_non_null(strstr(h.peer.url, "wss://localhost:"));
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 4000));
+    assert_int_equal(h.r.ready, 1);
+    run_for(&h, 300);
+    assert_int_equal(h.r.frames, 10);
+    h_stop(&h);
+
+    /* the certificate names localhost, the URL another host: hostname check fails */
+    tls_url_host = "wrong.example";
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_closed, 4000));
+    assert_int_equal(h.r.ready, 0);
+    assert_int_equal(h.r.why, PROV_CLOSE_CONNECT_FAILED);
+    h_stop(&h);
+    tls_url_host = NULL;
+
+    /* a CA we don't trust */
+    tls_ca = other_ca;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_closed, 4000));
+    assert_int_equal(h.r.why, PROV_CLOSE_CONNECT_FAILED);
+    json_t *log = gem_peer_log(&h.peer);
+    assert_int_equal(gem_peer_count_in(log, "setup", 0), 0); /* nothing was sent */
+    json_decref(log);
+    h_stop(&h);
+
+    tls_ca = tls_cert = tls_key = NULL;
+    vt_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1188,6 +1277,7 @@ int main(void)
         cmocka_unit_test(test_gemini_standin_rejects_like_google),
         cmocka_unit_test(test_gemini_echo_round_trip),
         cmocka_unit_test(test_gemini_resumption_retries_after_failed_attempt),
+        cmocka_unit_test(test_gemini_wss_verified_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

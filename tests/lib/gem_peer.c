@@ -38,8 +38,23 @@ int gem_peer_start(struct gem_peer *s, const char *script_json, const char *key)
     return gem_peer_start_ver(s, script_json, key, "v1beta");
 }
 
+static int start(struct gem_peer *s, const char *script_json, const char *key, const char *version,
+                 const char *cert, const char *tkey);
+
 int gem_peer_start_ver(struct gem_peer *s, const char *script_json, const char *key,
                        const char *version)
+{
+    return start(s, script_json, key, version, NULL, NULL);
+}
+
+int gem_peer_start_tls(struct gem_peer *s, const char *script_json, const char *key,
+                       const char *cert_pem, const char *key_pem)
+{
+    return start(s, script_json, key, "v1beta", cert_pem, key_pem);
+}
+
+static int start(struct gem_peer *s, const char *script_json, const char *key, const char *version,
+                 const char *cert, const char *tkey)
 {
     char script[192], errp[192], js[512], portbuf[16];
     int in[2], out[2];
@@ -69,8 +84,13 @@ int gem_peer_start_ver(struct gem_peer *s, const char *script_json, const char *
             dup2(fe, 2);
         close(in[1]);
         close(out[0]);
-        execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key", "--script",
-               script, "--log", s->log_path, "--lifeline", (char *)NULL);
+        if (cert)
+            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
+                   "--script", script, "--log", s->log_path, "--lifeline", "--tls-cert", cert,
+                   "--tls-key", tkey, (char *)NULL);
+        else
+            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
+                   "--script", script, "--log", s->log_path, "--lifeline", (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -78,9 +98,9 @@ int gem_peer_start_ver(struct gem_peer *s, const char *script_json, const char *
     s->pid = pid;
     s->stdin_fd = in[1];
     snprintf(s->url, sizeof s->url,
-             "ws://127.0.0.1:%d/ws/google.ai.generativelanguage.%s.GenerativeService."
+             "%s://%s:%d/ws/google.ai.generativelanguage.%s.GenerativeService."
              "BidiGenerateContent",
-             s->port, version);
+             cert ? "wss" : "ws", cert ? "localhost" : "127.0.0.1", s->port, version);
 
     char line[256];
     size_t n = 0;

@@ -33,6 +33,10 @@ int gem_peer_start(struct gem_peer *s, const char *script_json, const char *key)
 /* Same with the API version in the URL ("v1beta", "v1alpha"). */
 int gem_peer_start_ver(struct gem_peer *s, const char *script_json, const char *key,
                        const char *version);
+/* Same over TLS: the stand-in serves wss:// with cert/key (PEM files); the URL is
+ * wss://localhost:PORT/... (dial 127.0.0.1, verify "localhost"). */
+int gem_peer_start_tls(struct gem_peer *s, const char *script_json, const char *key,
+                       const char *cert_pem, const char *key_pem);
 /* SIGTERM, wait, remove the temp dir. Safe to call twice. */
 void gem_peer_stop(struct gem_peer *s);
 /* POST steps (JSON array text) to /control/<conn> ("last" or a number). HTTP status or -1. */

@@ -15,6 +15,7 @@
  *   Key: ?key=K or the x-goog-api-key header (either is accepted, as Google's front end does).
  *   --lifeline  exit when stdin reaches EOF (the C test holds the pipe).
  *   --quiet-audio  log audio payloads as data_len only (load tests: many calls, small log).
+ *   --tls-cert FILE --tls-key FILE  serve wss:// (TLS) instead of plain ws://.
  *   --log FILE  one JSON line per event, written synchronously:
  *     {"t":ms,"conn":n,"kind":"handshake","version":"v1beta","key_via":"query"|"header"|"none",
  *      "key_ok":bool,"path":"/ws/...(key removed)"}
@@ -614,7 +615,8 @@ async function runStep(c, st) {
 
 const PATH_RE = /^\/ws\/google\.ai\.generativelanguage\.(v1beta|v1alpha|v1)\.GenerativeService\.BidiGenerateContent$/;
 
-const server = http.createServer((req, res) => {
+const TLS_CERT = arg('tls-cert', null), TLS_KEY = arg('tls-key', null);
+const handler = (req, res) => {
   const u = new URL(req.url, 'http://x');
   if (req.method === 'GET' && u.pathname === '/health') {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -643,7 +645,11 @@ const server = http.createServer((req, res) => {
   }
   res.writeHead(404);
   res.end();
-});
+};
+/* --tls-cert/--tls-key: serve wss:// (and https) like Google, with the given certificate. */
+const server = TLS_CERT
+  ? require('https').createServer({ cert: fs.readFileSync(TLS_CERT), key: fs.readFileSync(TLS_KEY) }, handler)
+  : http.createServer(handler);
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: 16 << 20 });
 
