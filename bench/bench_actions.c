@@ -2,14 +2,17 @@
  * bench_actions.c - voice actions in process: actions per second and p50/p99
  * latency per action, audit row included, on a demo database.
  *
- *   bench_actions [--backend sqlite|mysql] [--threads N] [--iterations N]
+ *   bench_actions [--backend sqlite|mysql] [--threads N] [--iterations N] [--pool N]
  *
  * sqlite: a fresh file in a temporary directory (removed afterwards).
  * mysql: the DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME of the environment
  * (the database is migrated and gets the demo data; bench rows are added).
  * Every iteration is a new call session (so the exactly-once cache never
  * short-circuits a side effect). SMS run in mock mode with rate limits off.
- * Prints one line per metric: metric, backend, threads, value, unit.
+ * --pool sets DB_POOL_SIZE (default: max(8, threads)); with fewer connections than
+ * threads the workers queue for one (bounded by DB_POOL_WAIT_MS), which shows
+ * the pool's cost. Prints one line per metric: metric, backend, threads, pool
+ * size, value, unit.
  */
 #include "actions/action.h"
 #include "core/app.h"
@@ -85,9 +88,11 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int g_pool; /* DB_POOL_SIZE of this run, for the output lines (set once) */
+
 static void line(const char *metric, const char *backend, int threads, double v, const char *unit)
 {
-    printf("%-44s %-7s %7d %12.3f %s\n", metric, backend, threads, v, unit);
+    printf("%-44s %-7s %7d %5d %12.3f %s\n", metric, backend, threads, g_pool, v, unit);
 }
 
 static int bench_one(const struct act_env *env, const struct job *job, const char *backend,
@@ -127,8 +132,8 @@ static int bench_one(const struct act_env *env, const struct job *job, const cha
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_actions [--backend sqlite|mysql] [--threads N] [--iterations N]\n");
+    fprintf(stderr, "usage: bench_actions [--backend sqlite|mysql] [--threads N] [--iterations N] "
+                    "[--pool N]\n");
     return 2;
 }
 
@@ -146,6 +151,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc)
             backend = argv[++i];
+        else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+            g_pool = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
@@ -168,7 +175,11 @@ int main(int argc, char **argv)
     } else {
         snprintf(dbkv, sizeof dbkv, "BENCH_UNUSED=1");
     }
-    snprintf(pool, sizeof pool, "DB_POOL_SIZE=%d", threads < 8 ? 8 : threads);
+    if (g_pool < 0 || g_pool > 512)
+        return usage();
+    if (g_pool == 0)
+        g_pool = threads < 8 ? 8 : threads;
+    snprintf(pool, sizeof pool, "DB_POOL_SIZE=%d", g_pool);
     const char *const kv[] = {dbkv,
                               pool,
                               "DB_HOST=",
@@ -204,7 +215,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_actions: %s\n", e.detail);
         return 1;
     }
-    printf("%-44s %-7s %7s %12s %s\n", "metric", "backend", "threads", "value", "unit");
+    printf("%-44s %-7s %7s %5s %12s %s\n", "metric", "backend", "threads", "pool", "value", "unit");
     for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++)
         bench_one(&env, &jobs[i], backend, threads, iters);
     app_env_close(&env);

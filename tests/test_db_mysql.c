@@ -21,6 +21,7 @@
 #include "vt_db.h"
 #include "vwstest.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +772,92 @@ static void test_db_mysql_restart_over_tls_is_transparent(void **state)
     cfg_free(&c);
 }
 
+/* Run the built voice-ws against the private server's vws_own; stdout parsed as JSON. */
+static json_t *own_cli(const char *const *args, int *status, double *ms)
+{
+    char port[32], pw[160], dir[300];
+    const char *argv[8] = {vt_bin()};
+    const char *env[] = {
+        "DB_HOST=127.0.0.1", port, "DB_USER=vws", pw, "DB_NAME=vws_own", "DB_CONNECT_TIMEOUT=2",
+        "LOG_LEVEL=warn",    NULL};
+    struct vt_run r;
+    json_error_t je;
+    int n = 1;
+    snprintf(port, sizeof port, "DB_PORT=%s", g_own.port);
+    snprintf(pw, sizeof pw, "DB_PASSWORD=%s", g_own.password);
+    snprintf(dir, sizeof dir, "%s", g_own.dir); /* a cwd without a .env file */
+    for (; args[n - 1] && n < 7; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    double t0 = now_ms();
+    assert_int_equal(vt_run(&r, dir, env, argv, 60), 0);
+    *ms = now_ms() - t0;
+    *status = r.status;
+    json_t *j = json_loads(r.out, 0, &je);
+    if (!j)
+        fail_msg("voice-ws %s: stdout is not JSON (%s): %s / %s", args[0], je.text, r.out, r.err);
+    vt_run_free(&r);
+    return j;
+}
+
+static const char *health_db(json_t *h, const char *field)
+{
+    json_t *v = json_object_get(json_object_get(json_object_get(h, "services"), "database"), field);
+    return json_is_string(v) ? json_string_value(v) : json_is_true(v) ? "true" : "false";
+}
+
+static void test_db_mysql_cli_init_twice_and_health_when_down(void **state)
+{
+    (void)state;
+    int st;
+    double ms;
+    json_t *j;
+    for (int i = 0; i < 2; i++) { /* idempotent: the second run changes nothing */
+        j = own_cli((const char *const[]){"db", "init", "--demo", NULL}, &st, &ms);
+        assert_int_equal(st, 0);
+        assert_string_equal(json_string_value(json_object_get(j, "backend")), "mysql");
+        json_decref(j);
+    }
+    struct cfg c;
+    struct db *db = NULL;
+    struct err e = {0};
+    server_cfg(&c, &g_own, "vws_own", NULL);
+    assert_int_equal(db_open(&db_mysql_ops, &db, &c, &e), 0);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM users"), 2);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM user_claims"), 3);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    db_close(db);
+    cfg_free(&c);
+
+    j = own_cli((const char *const[]){"health", NULL}, &st, &ms);
+    assert_string_equal(health_db(j, "backend"), "mysql");
+    assert_string_equal(health_db(j, "reachable"), "true");
+    json_decref(j);
+
+    mariadb_sh("stop", g_own.dir);
+    j = own_cli((const char *const[]){"health", NULL}, &st, &ms);
+    assert_string_equal(health_db(j, "backend"), "mysql");
+    assert_string_equal(health_db(j, "reachable"), "false");
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "degraded");
+    assert_true(ms < 2000.0 + 2000.0);
+    json_decref(j);
+    j = own_cli((const char *const[]){"action", "check_claim_details",
+                                      "{\"claim_reference\":\"RMC-1001\"}", "--caller",
+                                      "+447700900001", NULL},
+                &st, &ms);
+    assert_int_equal(st, 3);
+    assert_true(json_is_false(json_object_get(j, "success")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                        "database_unavailable");
+    assert_true(ms < 15000.0);
+    json_decref(j);
+
+    mariadb_sh("start", g_own.dir);
+    j = own_cli((const char *const[]){"health", NULL}, &st, &ms);
+    assert_string_equal(health_db(j, "reachable"), "true");
+    json_decref(j);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -796,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_db_mysql_server_down_then_pool_recovers),
         cmocka_unit_test(test_db_mysql_restart_is_transparent_outside_transactions),
         cmocka_unit_test(test_db_mysql_restart_over_tls_is_transparent),
+        cmocka_unit_test(test_db_mysql_cli_init_twice_and_health_when_down),
     };
     int rc = cmocka_run_group_tests_name("mysql_shared_server", shared, group_setup, NULL);
     rc += cmocka_run_group_tests_name("mysql_own_server", own, own_setup, own_teardown);

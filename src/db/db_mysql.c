@@ -32,6 +32,7 @@
 #include <mysqld_error.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,8 @@ static const char *ssl_mode_name(enum cfg_ssl m)
     return m == CFG_SSL_VERIFY ? "verify" : m == CFG_SSL_REQUIRED ? "required" : "disabled";
 }
 
+static atomic_bool warned_unverified; /* the "required is not verify" warning, once */
+
 /* Configurations we refuse before touching the network. */
 static int check_cfg(const struct cfg *c, struct err *e)
 {
@@ -158,6 +161,11 @@ static int check_cfg(const struct cfg *c, struct err *e)
                        "refusing an unencrypted MySQL connection to %s in production: set "
                        "DB_SSL_MODE=verify (with DB_SSL_CA) or DB_SSL_MODE=required",
                        c->db_host);
+    if (c->app_env == CFG_ENV_PRODUCTION && c->db_ssl_mode == CFG_SSL_REQUIRED &&
+        !is_loopback(c->db_host) && !atomic_exchange(&warned_unverified, true))
+        log_warn("DB_SSL_MODE=required encrypts the MySQL connection to %s but does not check "
+                 "its certificate; DB_SSL_MODE=verify (with DB_SSL_CA) also checks who answers",
+                 c->db_host);
     return 0;
 }
 
