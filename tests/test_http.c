@@ -164,9 +164,12 @@ static void test_http_caller_id_withheld_values(void **state)
 
 /* ---- the running server ---- */
 
+/* A provider is configured (so webhooks answer with a stream) but nothing listens there:
+ * these tests are about the HTTP side, not the call. */
 static const char *const base_env[] = {
     "TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
-    "ACTIONS_API_TOKEN=act-token-123", "LOG_LEVEL=debug", NULL,
+    "ACTIONS_API_TOKEN=act-token-123", "LOG_LEVEL=debug", "OPENAI_API_KEY=sk-test",
+    "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime", NULL,
 };
 
 static int post_webhook(struct vt_srv *s, const char *body, const char *sig, char **resp)
@@ -258,6 +261,29 @@ static void test_http_webhook_withheld_caller_gets_a_stream_without_identity(voi
     const char nosid[] = "From=%2B447700900001";
     sign_body(PUB "/incoming-call", nosid, sig);
     assert_int_equal(post_webhook(&s, nosid, sig, NULL), 400);
+    vt_srv_cleanup(&s);
+}
+
+static void test_http_webhook_without_any_provider_apologises_and_books_a_callback(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], *resp = NULL;
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET, NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    sign_body(PUB "/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    assert_non_null(strstr(resp, "<Say"));
+    assert_null(strstr(resp, "<Connect>"));
+    free(resp);
+    assert_true(vt_srv_log_wait(&s, "callback requested", 3000));
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM missed_calls WHERE source = "
+                                        "'voice_fallback' AND call_sid = "
+                                        "'CA11111111111111111111111111111111'"),
+                     1);
+    /* nothing left pending: SIGTERM exits at once */
+    kill(s.pid, SIGTERM);
+    assert_int_equal(vt_srv_wait(&s, 2000), 0);
     vt_srv_cleanup(&s);
 }
 
@@ -525,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_http_caller_id_withheld_values),
         cmocka_unit_test_teardown(test_http_webhook_checks_signature_and_answers_twiml, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_webhook_withheld_caller_gets_a_stream_without_identity, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_webhook_without_any_provider_apologises_and_books_a_callback, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token, vt_peers_cleanup_all),
