@@ -46,6 +46,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <jansson.h>
@@ -418,6 +419,7 @@ struct run {
     /* server */
     pid_t pid;
     double cpu_u0, cpu_s0, cpu_u1, cpu_s1;
+    double srv_wait0, srv_wait1, bench_wait0, bench_wait1;
     long rss_base, rss_peak;
     struct rusage bench_ru0, bench_ru1;
     bool interrupted;
@@ -462,6 +464,35 @@ static int proc_cpu(pid_t pid, double *u_ms, double *s_ms)
     *u_ms = (double)ut * 1000.0 / hz;
     *s_ms = (double)stt * 1000.0 / hz;
     return 0;
+}
+
+/* Run-queue wait of all threads of pid (ms, from /proc/PID/task/TID/schedstat field 2):
+ * time the process was runnable but another task had the CPU. High = the machine, not the
+ * program, limited the run. */
+static double proc_runq_wait_ms(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return NAN;
+    double ms = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[300];
+        snprintf(p2, sizeof p2, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (!f)
+            continue;
+        unsigned long long run = 0, wait = 0;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+            ms += (double)wait / 1e6;
+        fclose(f);
+    }
+    closedir(d);
+    return ms;
 }
 
 static long proc_rss_kb(pid_t pid)
@@ -1397,6 +1428,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         r->in_window = true;
         proc_cpu(r->pid, &r->cpu_u0, &r->cpu_s0);
         getrusage(RUSAGE_SELF, &r->bench_ru0);
+        r->srv_wait0 = proc_runq_wait_ms(r->pid);
+        r->bench_wait0 = proc_runq_wait_ms(getpid());
     }
     if (r->in_window) {
         if (t >= r->next_rss) {   /* /proc/PID/status takes the server's mm lock: not too often */
@@ -1410,6 +1443,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         if (t >= r->t_stop) {
             proc_cpu(r->pid, &r->cpu_u1, &r->cpu_s1);
             getrusage(RUSAGE_SELF, &r->bench_ru1);
+            r->srv_wait1 = proc_runq_wait_ms(r->pid);
+            r->bench_wait1 = proc_runq_wait_ms(getpid());
             r->in_window = false;
             r->window_done = true;
         }
@@ -1585,6 +1620,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
         env_url,
         env_db,
         "LOG_LEVEL=warn",
+        "DRAIN_SECONDS=2",
         "APP_ENV=development",
         "ENABLE_REAL_SMS=false",
         NULL,
@@ -1795,7 +1831,9 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     metric(pfx, "server_rss_median", rss_med, "KB");
     metric(pfx, "server_rss_per_call", rss_call, "KB");
     metric(pfx, "server_rss_per_call_peak", rss_call_peak, "KB");
+    metric(pfx, "server_runqueue_wait", (r->srv_wait1 - r->srv_wait0) / (win_s * 10.0), "%window");
     metric(pfx, "bench_cpu", bench_cpu, "%core");
+    metric(pfx, "bench_runqueue_wait", (r->bench_wait1 - r->bench_wait0) / (win_s * 10.0), "%window");
     metric(pfx, "bench_timer_lag_p99", samp_q(&r->lag, 0.99), "ms");
     metric(pfx, "bench_timer_lag_max", samp_q(&r->lag, 1.0), "ms");
     metric(pfx, "window", win_s, "s");
