@@ -76,16 +76,16 @@
 
 #define FRAME_MS 20
 #define FRAME_BYTES 160
-#define NLEV 60                    /* echo levels: code 0x84 + 2k, k < 60 */
+#define NLEV 60 /* echo levels: code 0x84 + 2k, k < 60 */
 #define LEV_BASE 0x84
-#define GREET_MARK 0x08            /* greeting alphabet: negative codes */
+#define GREET_MARK 0x08 /* greeting alphabet: negative codes */
 #define GREET_SEP 0x14
-#define GREET_DIG 0x20             /* digit d (0..31) = 0x20 + 2d */
+#define GREET_DIG 0x20 /* digit d (0..31) = 0x20 + 2d */
 #define GREET_DIGITS 3
-#define PLATEAU_MS 5               /* a level must hold this long to count */
+#define PLATEAU_MS 5 /* a level must hold this long to count */
 #define TICK_US 2000
 #define MARKS_MAX 256
-#define MSG_STOP (-2)              /* struct msg seq of the Twilio stop message */
+#define MSG_STOP (-2) /* struct msg seq of the Twilio stop message */
 
 /* ---------------------------------------------------------------- utils */
 
@@ -175,10 +175,10 @@ static int lev_of(int code)
 struct msg {
     struct msg *next;
     size_t len;
-    long seq;                      /* Twilio side: caller frame number, -1 otherwise */
-    int nk;                        /* stand-in: echo levels carried */
+    long seq; /* Twilio side: caller frame number, -1 otherwise */
+    int nk;   /* stand-in: echo levels carried */
     int8_t ks[8];
-    unsigned char buf[];           /* LWS_PRE + payload */
+    unsigned char buf[]; /* LWS_PRE + payload */
 };
 
 static struct msg *msg_new(size_t cap)
@@ -193,7 +193,8 @@ static struct msg *msg_new(size_t cap)
     return m;
 }
 
-static struct msg *msg_printf(size_t cap, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static struct msg *msg_printf(size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static struct msg *msg_printf(size_t cap, const char *fmt, ...)
 {
     struct msg *m = msg_new(cap);
@@ -293,10 +294,10 @@ static int rx_add(struct rxbuf *r, struct lws *wsi, const void *in, size_t len)
  * lws's streaming LEJP parser picks out three string fields without building a tree,
  * ~3x cheaper than json_loadb (docs/loadgen.md); everything else goes to jansson. */
 struct lj {
-    char f0[64], f1[80];          /* path 0 and 1 values (truncated) */
-    char *v;                      /* path 2 value */
+    char f0[64], f1[80]; /* path 0 and 1 values (truncated) */
+    char *v;             /* path 2 value */
     size_t n0, n1, vlen, vcap;
-    bool big;                     /* path 2 value did not fit */
+    bool big; /* path 2 value did not fit */
 };
 
 static void lj_add(char *dst, size_t *n, size_t cap, const char *src, size_t len, bool *big)
@@ -317,9 +318,15 @@ static signed char lj_cb(struct lejp_ctx *ctx, char reason)
     if (!ctx->path_match || (reason != LEJPCB_VAL_STR_CHUNK && reason != LEJPCB_VAL_STR_END))
         return 0;
     switch (ctx->path_match - 1) {
-    case 0: lj_add(j->f0, &j->n0, sizeof j->f0, ctx->buf, ctx->npos, NULL); break;
-    case 1: lj_add(j->f1, &j->n1, sizeof j->f1, ctx->buf, ctx->npos, NULL); break;
-    case 2: lj_add(j->v, &j->vlen, j->vcap, ctx->buf, ctx->npos, &j->big); break;
+    case 0:
+        lj_add(j->f0, &j->n0, sizeof j->f0, ctx->buf, ctx->npos, NULL);
+        break;
+    case 1:
+        lj_add(j->f1, &j->n1, sizeof j->f1, ctx->buf, ctx->npos, NULL);
+        break;
+    case 2:
+        lj_add(j->v, &j->vlen, j->vcap, ctx->buf, ctx->npos, &j->big);
+        break;
     }
     return 0;
 }
@@ -343,13 +350,13 @@ static int lj_parse(struct lj *j, const char *const paths[3], const char *txt, s
 
 enum prov_kind { PK_OPENAI, PK_GEMINI };
 
-struct sconn {                     /* one provider socket accepted by the stand-in */
+struct sconn { /* one provider socket accepted by the stand-in */
     int id;
     struct lws *wsi;
     struct queue q;
     struct rxbuf rx;
     struct det det;
-    uint64_t in_total, out_total;  /* Gemini echo: samples in (at in_rate) and out (24 kHz) */
+    uint64_t in_total, out_total; /* Gemini echo: samples in (at in_rate) and out (24 kHz) */
     int in_rate;
     bool configured, closed;
     int resp_n, evn;
@@ -359,7 +366,7 @@ struct sconn {                     /* one provider socket accepted by the stand-
 
 struct tcall;
 
-struct tconn {                     /* per-session data of a Twilio-side socket */
+struct tconn { /* per-session data of a Twilio-side socket */
     struct tcall *c;
 };
 
@@ -371,24 +378,27 @@ struct tcall {
     char sid[40], stream_sid[40], from[20];
     char p_from[32], p_sid[48], p_token[512];
     struct lws *http, *ws;
-    char *body;                    /* webhook form body */
+    char *body; /* webhook form body */
     char sig[40];
     int http_status;
     struct rxbuf hresp;
     struct rxbuf rx;
     struct queue q;
-    double t_due;                  /* when to place the call */
+    double t_due; /* when to place the call */
     double t_start, t_first_audio, t_first_media, next_frame;
-    long seq_no;                   /* Twilio sequenceNumber */
-    long frames;                   /* caller frames sent (levels) */
-    long chunks;                   /* all media messages sent */
+    long seq_no; /* Twilio sequenceNumber */
+    long frames; /* caller frames sent (levels) */
+    long chunks; /* all media messages sent */
     long frames_cap;
     double *sent_t;
     uint8_t *echoed;
     long k_seq[NLEV];
-    long first_echo;               /* first frame echoed, -1 none */
+    long first_echo; /* first frame echoed, -1 none */
     double play_end;
-    struct { char name[48]; double due; } mk[MARKS_MAX];
+    struct {
+        char name[48];
+        double due;
+    } mk[MARKS_MAX];
     int mk_h, mk_n;
     struct det det;
     int conn_id, greet_n, greet_d[GREET_DIGITS];
@@ -453,7 +463,7 @@ static int proc_cpu(pid_t pid, double *u_ms, double *s_ms)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    char *p = strrchr(buf, ')');  /* comm may hold spaces */
+    char *p = strrchr(buf, ')'); /* comm may hold spaces */
     if (!p)
         return -1;
     unsigned long ut = 0, stt = 0;
@@ -559,7 +569,7 @@ static size_t greet_ulaw(int id, uint8_t *out)
             out[n++] = (uint8_t)codes[i];
     for (int j = 0; j < 3 * FRAME_BYTES; j++)
         out[n++] = AUD_ULAW_SILENCE;
-    return n;   /* 10 frames, 200 ms */
+    return n; /* 10 frames, 200 ms */
 }
 
 static void oai_send_event(struct sconn *s, json_t *o)
@@ -572,12 +582,12 @@ static void oai_send_event(struct sconn *s, json_t *o)
 
 static void oai_session_created(struct sconn *s)
 {
-    oai_send_event(s, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[s], s:{s:{s:{s:s, s:i}}, s:{s:{s:s, s:i}}}}}",
-                                "type", "session.created", "session", "type", "realtime", "object",
-                                "realtime.session", "id", "sess_bench", "model", "gpt-realtime",
-                                "output_modalities", "audio", "audio", "input", "format", "type",
-                                "audio/pcm", "rate", 24000, "output", "format", "type", "audio/pcm",
-                                "rate", 24000));
+    oai_send_event(
+        s, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[s], s:{s:{s:{s:s, s:i}}, s:{s:{s:s, s:i}}}}}",
+                     "type", "session.created", "session", "type", "realtime", "object",
+                     "realtime.session", "id", "sess_bench", "model", "gpt-realtime",
+                     "output_modalities", "audio", "audio", "input", "format", "type", "audio/pcm",
+                     "rate", 24000, "output", "format", "type", "audio/pcm", "rate", 24000));
 }
 
 static void oai_on_session_update(struct sconn *s, json_t *m)
@@ -593,11 +603,12 @@ static void oai_on_session_update(struct sconn *s, json_t *m)
         return;
     }
     s->configured = true;
-    oai_send_event(s, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[s], s:{s:{s:{s:s}}, s:{s:{s:s}, s:s}}}}",
-                                "type", "session.updated", "session", "type", "realtime", "object",
-                                "realtime.session", "id", "sess_bench", "model", "gpt-realtime",
-                                "output_modalities", "audio", "audio", "input", "format", "type", in,
-                                "output", "format", "type", out, "voice", "marin"));
+    oai_send_event(
+        s, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[s], s:{s:{s:{s:s}}, s:{s:{s:s}, s:s}}}}",
+                     "type", "session.updated", "session", "type", "realtime", "object",
+                     "realtime.session", "id", "sess_bench", "model", "gpt-realtime",
+                     "output_modalities", "audio", "audio", "input", "format", "type", in, "output",
+                     "format", "type", out, "voice", "marin"));
 }
 
 static void oai_on_response_create(struct sconn *s)
@@ -651,7 +662,7 @@ static void oai_on_append(struct sconn *s, const char *b64, size_t len, double t
     char iid[40];
     snprintf(iid, sizeof iid, "item_echo_%d", s->id);
     char *tb64 = NULL;
-    if (g_echo_ratio < 1.0) {     /* shorter echo: the agent never runs ahead of playback */
+    if (g_echo_ratio < 1.0) { /* shorter echo: the agent never runs ahead of playback */
         size_t keep = (size_t)((double)n * g_echo_ratio) / 3 * 3;
         if (keep < 48)
             keep = (size_t)n;
@@ -661,11 +672,12 @@ static void oai_on_append(struct sconn *s, const char *b64, size_t len, double t
             b64 = tb64;
         }
     }
-    struct msg *e = msg_printf(len + 256,
-                               "{\"type\":\"response.output_audio.delta\",\"event_id\":\"event_%d_%d\","
-                               "\"response_id\":\"resp_echo_%d\",\"item_id\":\"%s\",\"output_index\":0,"
-                               "\"content_index\":0,\"delta\":\"%.*s\"}",
-                               s->id, ++s->evn, s->id, iid, (int)len, b64);
+    struct msg *e =
+        msg_printf(len + 256,
+                   "{\"type\":\"response.output_audio.delta\",\"event_id\":\"event_%d_%d\","
+                   "\"response_id\":\"resp_echo_%d\",\"item_id\":\"%s\",\"output_index\":0,"
+                   "\"content_index\":0,\"delta\":\"%.*s\"}",
+                   s->id, ++s->evn, s->id, iid, (int)len, b64);
     if (e)
         note_levels(s, u, (size_t)n, e, t);
     sconn_send(s, e);
@@ -680,7 +692,7 @@ static void oai_on_message(struct sconn *s, const char *txt, size_t len, double 
     if (!lj_parse(&j, paths, txt, len, audio, sizeof audio) &&
         !strcmp(j.f0, "input_audio_buffer.append")) {
         if (!s->configured || !j.vlen)
-            s->bad++;             /* the server promised to hold audio until session.updated */
+            s->bad++; /* the server promised to hold audio until session.updated */
         else
             oai_on_append(s, audio, j.vlen, t);
         return;
@@ -690,7 +702,7 @@ static void oai_on_message(struct sconn *s, const char *txt, size_t len, double 
     if (!type) {
         s->bad++;
     } else if (!strcmp(type, "input_audio_buffer.append")) {
-        s->bad++;                 /* malformed for the fast path */
+        s->bad++; /* malformed for the fast path */
     } else if (!strcmp(type, "session.update")) {
         oai_on_session_update(s, m);
     } else if (!strcmp(type, "response.create")) {
@@ -715,10 +727,11 @@ static struct msg *gem_audio_msg(const int16_t *pcm, size_t n)
     if (le && b64) {
         aud_pcm_to_le(pcm, n, le);
         size_t bl = util_b64_encode(le, n * 2, b64);
-        m = msg_printf(bl + 200,
-                       "{\"serverContent\":{\"modelTurn\":{\"role\":\"model\",\"parts\":[{\"inlineData\":"
-                       "{\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"%s\"}}]}}}",
-                       b64);
+        m = msg_printf(
+            bl + 200,
+            "{\"serverContent\":{\"modelTurn\":{\"role\":\"model\",\"parts\":[{\"inlineData\":"
+            "{\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"%s\"}}]}}}",
+            b64);
     }
     free(le);
     free(b64);
@@ -734,7 +747,7 @@ static void gem_greet(struct sconn *s)
         return;
     for (size_t i = 0; i < n; i++) {
         int16_t v = aud_ulaw_to_pcm(u[i]);
-        pcm[3 * i] = pcm[3 * i + 1] = pcm[3 * i + 2] = v;   /* constant plateaus: exact at 24k */
+        pcm[3 * i] = pcm[3 * i + 1] = pcm[3 * i + 2] = v; /* constant plateaus: exact at 24k */
     }
     sconn_send(s, gem_audio_msg(pcm, n * 3));
     free(pcm);
@@ -748,7 +761,8 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
     json_t *d = json_object_get(audio, "data");
     const char *r = mime ? strstr(mime, "rate=") : NULL;
     int rate = r ? atoi(r + 5) : 0;
-    if (!mime || strncmp(mime, "audio/pcm", 9) || rate < 8000 || rate > 48000 || !json_is_string(d)) {
+    if (!mime || strncmp(mime, "audio/pcm", 9) || rate < 8000 || rate > 48000 ||
+        !json_is_string(d)) {
         s->bad++;
         return;
     }
@@ -787,7 +801,7 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
             out[no++] = in[i < ns ? i : ns - 1];
         }
         s->in_total = in1;
-        if (g_echo_ratio < 1.0)   /* see oai_on_append */
+        if (g_echo_ratio < 1.0) /* see oai_on_append */
             no = (size_t)((double)no * g_echo_ratio);
         struct msg *m = gem_audio_msg(out, no);
         if (m)
@@ -816,7 +830,8 @@ static void gem_on_message(struct sconn *s, const char *txt, size_t len, double 
         const char *model = json_string_value(json_object_get(v, "model"));
         if (s->configured || !model || strncmp(model, "models/", 7)) {
             s->bad++;
-            lws_close_reason(s->wsi, 1007, (unsigned char *)"Request contains an invalid argument.", 37);
+            lws_close_reason(s->wsi, 1007, (unsigned char *)"Request contains an invalid argument.",
+                             37);
             s->closed = true;
         } else {
             s->configured = true;
@@ -942,10 +957,12 @@ static void form_enc(char *out, size_t outsz, const char *v)
 static int tc_build_webhook(struct tcall *c)
 {
     const char *kv[][2] = {
-        {"AccountSid", ACCOUNT_SID}, {"ApiVersion", "2010-04-01"}, {"CallSid", c->sid},
-        {"CallStatus", "ringing"},   {"Called", "+442079460123"}, {"Caller", c->from},
-        {"Direction", "inbound"},    {"From", c->from},           {"FromCountry", "GB"},
-        {"To", "+442079460123"},     {"ToCountry", "GB"},
+        {"AccountSid", ACCOUNT_SID}, {"ApiVersion", "2010-04-01"},
+        {"CallSid", c->sid},         {"CallStatus", "ringing"},
+        {"Called", "+442079460123"}, {"Caller", c->from},
+        {"Direction", "inbound"},    {"From", c->from},
+        {"FromCountry", "GB"},       {"To", "+442079460123"},
+        {"ToCountry", "GB"},
     };
     enum { NKV = sizeof kv / sizeof kv[0] };
     char body[2048] = "", enc[256];
@@ -956,7 +973,7 @@ static int tc_build_webhook(struct tcall *c)
         snprintf(body + bl, sizeof body - bl, "%s%s=%s", i ? "&" : "", kv[i][0], enc);
         names[i] = kv[i][0];
     }
-    qsort(names, NKV, sizeof names[0], kv_cmp);   /* byte order */
+    qsort(names, NKV, sizeof names[0], kv_cmp); /* byte order */
     char s[4096];
     size_t sl = (size_t)snprintf(s, sizeof s, "%s/incoming-call", PUBLIC_URL);
     for (int i = 0; i < NKV; i++)
@@ -1025,7 +1042,7 @@ static void tc_open_ws(struct tcall *c)
     i.path = "/media-stream";
     i.host = "bench.voice-ws.example";
     i.origin = i.host;
-    i.protocol = NULL;            /* Twilio sends no subprotocol */
+    i.protocol = NULL; /* Twilio sends no subprotocol */
     i.local_protocol_name = "twilio";
     i.opaque_user_data = c;
     i.pwsi = &c->ws;
@@ -1087,15 +1104,19 @@ static void tc_start_stream(struct tcall *c)
 {
     double t = now_ms();
     snprintf(c->stream_sid, sizeof c->stream_sid, "MZ%032x", (unsigned)c->idx + 1);
-    tc_send(c, msg_printf(128, "{\"event\":\"connected\",\"protocol\":\"Call\",\"version\":\"1.0.0\"}"));
-    tc_send(c, msg_printf(
-                   2048,
-                   "{\"event\":\"start\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\",\"start\":{"
-                   "\"streamSid\":\"%s\",\"accountSid\":\"%s\",\"callSid\":\"%s\",\"tracks\":[\"inbound\"],"
-                   "\"customParameters\":{\"from\":\"%s\",\"callSid\":\"%s\",\"token\":\"%s\"},"
-                   "\"mediaFormat\":{\"encoding\":\"audio/x-mulaw\",\"sampleRate\":8000,\"channels\":1}}}",
-                   ++c->seq_no, c->stream_sid, c->stream_sid, ACCOUNT_SID, c->sid, c->p_from,
-                   c->p_sid[0] ? c->p_sid : c->sid, c->p_token));
+    tc_send(c, msg_printf(128,
+                          "{\"event\":\"connected\",\"protocol\":\"Call\",\"version\":\"1.0.0\"}"));
+    tc_send(
+        c,
+        msg_printf(
+            2048,
+            "{\"event\":\"start\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\",\"start\":{"
+            "\"streamSid\":\"%s\",\"accountSid\":\"%s\",\"callSid\":\"%s\",\"tracks\":[\"inbound\"]"
+            ","
+            "\"customParameters\":{\"from\":\"%s\",\"callSid\":\"%s\",\"token\":\"%s\"},"
+            "\"mediaFormat\":{\"encoding\":\"audio/x-mulaw\",\"sampleRate\":8000,\"channels\":1}}}",
+            ++c->seq_no, c->stream_sid, c->stream_sid, ACCOUNT_SID, c->sid, c->p_from,
+            c->p_sid[0] ? c->p_sid : c->sid, c->p_token));
     c->t_start = t;
     c->next_frame = t;
     c->st = TC_STREAMING;
@@ -1135,7 +1156,7 @@ static void tc_on_level(struct tcall *c, int code, double t)
     }
     /* greeting alphabet */
     if (code == GREET_MARK) {
-        if (c->t_first_audio == 0) {   /* the agent's first words: the greeting */
+        if (c->t_first_audio == 0) { /* the agent's first words: the greeting */
             c->t_first_audio = t;
             samp_add(&r->ttfa, t - c->t_start);
         }
@@ -1194,7 +1215,7 @@ static void tc_on_message(struct tcall *c, const char *txt, size_t len, double t
     if (!ev || !sid || strcmp(sid, c->stream_sid)) {
         c->violations++;
     } else if (!strcmp(ev, "media")) {
-        c->violations++;          /* not well-formed for the fast path */
+        c->violations++; /* not well-formed for the fast path */
     } else if (!strcmp(ev, "mark")) {
         const char *name = json_string_value(json_object_get(json_object_get(m, "mark"), "name"));
         c->marks_rx++;
@@ -1207,7 +1228,7 @@ static void tc_on_message(struct tcall *c, const char *txt, size_t len, double t
         }
     } else if (!strcmp(ev, "clear")) {
         c->clears++;
-        c->play_end = t;          /* everything queued is dropped; pending marks come back now */
+        c->play_end = t; /* everything queued is dropped; pending marks come back now */
         for (int i = 0; i < c->mk_n; i++)
             c->mk[(c->mk_h + i) % MARKS_MAX].due = t;
     } else {
@@ -1236,10 +1257,11 @@ static void tc_service(struct tcall *c, double t)
     }
     if (t >= r->t_close && !c->stop_queued) {
         c->stop_queued = true;
-        struct msg *m = msg_printf(256,
-                                   "{\"event\":\"stop\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
-                                   "\"stop\":{\"accountSid\":\"%s\",\"callSid\":\"%s\"}}",
-                                   ++c->seq_no, c->stream_sid, ACCOUNT_SID, c->sid);
+        struct msg *m =
+            msg_printf(256,
+                       "{\"event\":\"stop\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
+                       "\"stop\":{\"accountSid\":\"%s\",\"callSid\":\"%s\"}}",
+                       ++c->seq_no, c->stream_sid, ACCOUNT_SID, c->sid);
         if (m)
             m->seq = MSG_STOP;
         tc_send(c, m);
@@ -1374,7 +1396,7 @@ static int cb_twilio(struct lws *wsi, enum lws_callback_reasons reason, void *us
         if (was_stop) {
             c->stop_sent = true;
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-            return -1;            /* Twilio closes after stop */
+            return -1; /* Twilio closes after stop */
         }
         if (c->q.h)
             lws_callback_on_writable(wsi);
@@ -1432,7 +1454,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         r->bench_wait0 = proc_runq_wait_ms(getpid());
     }
     if (r->in_window) {
-        if (t >= r->next_rss) {   /* /proc/PID/status takes the server's mm lock: not too often */
+        if (t >= r->next_rss) { /* /proc/PID/status takes the server's mm lock: not too often */
             long rss = proc_rss_kb(r->pid);
             if (rss > r->rss_peak)
                 r->rss_peak = rss;
@@ -1692,7 +1714,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     r->t0 = t0;
     r->t_win0 = t0 + (r->ramp_s + r->settle_s) * 1000.0;
     r->t_stop = r->t_win0 + r->audio_s * 1000.0;
-    r->t_close = r->t_stop + 1000.0;   /* last echoes and marks come back */
+    r->t_close = r->t_stop + 1000.0; /* last echoes and marks come back */
     r->t_end = r->t_close + 5000.0;
     long fcap = (long)((r->t_stop - t0) / FRAME_MS) + 8;
     for (int i = 0; i < n; i++) {
@@ -1725,7 +1747,8 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
             continue;
         r->next_wait = t + 100;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
-            fprintf(stderr, "bench_relay: the server exited during the run (status %d); log:\n", st);
+            fprintf(stderr, "bench_relay: the server exited during the run (status %d); log:\n",
+                    st);
             tail_log(logp);
             r->pid = 0;
             break;
@@ -1780,15 +1803,18 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     qsort(r->rss.v, r->rss.n, sizeof(float), cmp_float);
     double win_s = r->audio_s;
     double cu = (r->cpu_u1 - r->cpu_u0) / (n * win_s), cs = (r->cpu_s1 - r->cpu_s0) / (n * win_s);
-    double bench_cpu = ((double)(r->bench_ru1.ru_utime.tv_sec - r->bench_ru0.ru_utime.tv_sec) * 1e3 +
-                        (double)(r->bench_ru1.ru_utime.tv_usec - r->bench_ru0.ru_utime.tv_usec) / 1e3 +
-                        (double)(r->bench_ru1.ru_stime.tv_sec - r->bench_ru0.ru_stime.tv_sec) * 1e3 +
-                        (double)(r->bench_ru1.ru_stime.tv_usec - r->bench_ru0.ru_stime.tv_usec) / 1e3) /
-                       (win_s * 10.0);
+    double bench_cpu =
+        ((double)(r->bench_ru1.ru_utime.tv_sec - r->bench_ru0.ru_utime.tv_sec) * 1e3 +
+         (double)(r->bench_ru1.ru_utime.tv_usec - r->bench_ru0.ru_utime.tv_usec) / 1e3 +
+         (double)(r->bench_ru1.ru_stime.tv_sec - r->bench_ru0.ru_stime.tv_sec) * 1e3 +
+         (double)(r->bench_ru1.ru_stime.tv_usec - r->bench_ru0.ru_stime.tv_usec) / 1e3) /
+        (win_s * 10.0);
     /* median over the window: the peak also holds transient queues (stalls, backlogs) */
     double rss_med = samp_q(&r->rss, 0.5);
-    double rss_call = r->rss_base > 0 && !isnan(rss_med) ? (rss_med - (double)r->rss_base) / n : NAN;
-    double rss_call_peak = r->rss_peak > 0 && r->rss_base > 0 ? (double)(r->rss_peak - r->rss_base) / n : NAN;
+    double rss_call =
+        r->rss_base > 0 && !isnan(rss_med) ? (rss_med - (double)r->rss_base) / n : NAN;
+    double rss_call_peak =
+        r->rss_peak > 0 && r->rss_base > 0 ? (double)(r->rss_peak - r->rss_base) / n : NAN;
 
     char pfx[64];
     snprintf(pfx, sizeof pfx, "relay.%s.n%d", pname, n);
@@ -1824,8 +1850,8 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     metric(pfx, "server_cpu_user_per_call", cu, "ms/s");
     metric(pfx, "server_cpu_system_per_call", cs, "ms/s");
     metric(pfx, "server_cpu_total_per_call", cu + cs, "ms/s");
-    metric(pfx, "server_cpu_total", (r->cpu_u1 - r->cpu_u0 + r->cpu_s1 - r->cpu_s0) / (win_s * 10.0),
-           "%core");
+    metric(pfx, "server_cpu_total",
+           (r->cpu_u1 - r->cpu_u0 + r->cpu_s1 - r->cpu_s0) / (win_s * 10.0), "%core");
     metric(pfx, "server_rss_idle", (double)r->rss_base, "KB");
     metric(pfx, "server_rss_peak", (double)r->rss_peak, "KB");
     metric(pfx, "server_rss_median", rss_med, "KB");
@@ -1833,7 +1859,8 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     metric(pfx, "server_rss_per_call_peak", rss_call_peak, "KB");
     metric(pfx, "server_runqueue_wait", (r->srv_wait1 - r->srv_wait0) / (win_s * 10.0), "%window");
     metric(pfx, "bench_cpu", bench_cpu, "%core");
-    metric(pfx, "bench_runqueue_wait", (r->bench_wait1 - r->bench_wait0) / (win_s * 10.0), "%window");
+    metric(pfx, "bench_runqueue_wait", (r->bench_wait1 - r->bench_wait0) / (win_s * 10.0),
+           "%window");
     metric(pfx, "bench_timer_lag_p99", samp_q(&r->lag, 0.99), "ms");
     metric(pfx, "bench_timer_lag_max", samp_q(&r->lag, 1.0), "ms");
     metric(pfx, "window", win_s, "s");
@@ -1909,11 +1936,12 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_relay [--provider openai|gemini|both] [--calls N[,N...]] [--seconds S]\n"
-            "                   [--ramp S] [--echo-ratio R] [--bin PATH] [--no-pin] [--keep]\n"
-            "  defaults: openai, 100,500,1000 calls, 10 s of audio after a ramp of N/200 s (>= 1 s),\n"
-            "  server binary $VWS_BIN or build/voice-ws\n");
+    fprintf(
+        stderr,
+        "usage: bench_relay [--provider openai|gemini|both] [--calls N[,N...]] [--seconds S]\n"
+        "                   [--ramp S] [--echo-ratio R] [--bin PATH] [--no-pin] [--keep]\n"
+        "  defaults: openai, 100,500,1000 calls, 10 s of audio after a ramp of N/200 s (>= 1 s),\n"
+        "  server binary $VWS_BIN or build/voice-ws\n");
 }
 
 int main(int argc, char **argv)
@@ -1948,7 +1976,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--calls") && v) {
             i++;
             char *s = strdup(v), *save = NULL;
-            for (char *t = strtok_r(s, ",", &save); t && o.nn < 16; t = strtok_r(NULL, ",", &save)) {
+            for (char *t = strtok_r(s, ",", &save); t && o.nn < 16;
+                 t = strtok_r(NULL, ",", &save)) {
                 int n = atoi(t);
                 if (n < 1 || n > 20000) {
                     free(s);
@@ -1988,7 +2017,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (access(o.bin, X_OK)) {
-        fprintf(stderr, "bench_relay: server binary %s not found (build it or pass --bin)\n", o.bin);
+        fprintf(stderr, "bench_relay: server binary %s not found (build it or pass --bin)\n",
+                o.bin);
         return 1;
     }
     /* File descriptors: ~2 per call on each side (Twilio socket + provider socket) plus the
@@ -2025,14 +2055,16 @@ int main(int argc, char **argv)
             nres++;
         }
     printf("\n| N | provider | latency p50 (ms) | p99 (ms) | max (ms) | dropped frames | CPU user "
-           "(ms/s/call) | CPU system (ms/s/call) | CPU total (ms/s/call) | RSS (KB/call) | first audio "
+           "(ms/s/call) | CPU system (ms/s/call) | CPU total (ms/s/call) | RSS (KB/call) | first "
+           "audio "
            "p50 (ms) | first audio p99 (ms) |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < nres; i++) {
         struct result *x = &res[i];
-        printf("| %d | %s | %.2f | %.2f | %.2f | %ld | %.3f | %.3f | %.3f | %.1f | %.0f | %.0f |%s\n",
-               x->n, x->pk == PK_OPENAI ? "openai" : "gemini", x->p50, x->p99, x->max, x->dropped,
-               x->cu, x->cs, x->ct, x->rss, x->t50, x->t99, x->ok ? "" : " (run incomplete)");
+        printf(
+            "| %d | %s | %.2f | %.2f | %.2f | %ld | %.3f | %.3f | %.3f | %.1f | %.0f | %.0f |%s\n",
+            x->n, x->pk == PK_OPENAI ? "openai" : "gemini", x->p50, x->p99, x->max, x->dropped,
+            x->cu, x->cs, x->ct, x->rss, x->t50, x->t99, x->ok ? "" : " (run incomplete)");
     }
     return rc;
 }

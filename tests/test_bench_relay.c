@@ -37,14 +37,13 @@ static void run_bench(const char *prov)
 {
     char bench[1024];
     snprintf(bench, sizeof bench, "%s/bench_relay", vt_build());
-    const char *argv[] = {bench,      "--provider", prov, "--calls",  "5",          "--seconds",
-                          "2",        "--ramp",     "0.5", "--no-pin", "--bin",      vt_bin(),
-                          NULL};
+    const char *argv[] = {bench,    "--provider", prov,       "--calls", "5",      "--seconds", "2",
+                          "--ramp", "0.5",        "--no-pin", "--bin",   vt_bin(), NULL};
     struct vt_run r;
     assert_int_equal(vt_run(&r, NULL, NULL, argv, 120), 0);
     if (r.status != 0)
-        fprintf(stderr, "bench_relay %s exit %d\nstdout:\n%s\nstderr:\n%s\n", prov, r.status,
-                r.out, r.err);
+        fprintf(stderr, "bench_relay %s exit %d\nstdout:\n%s\nstderr:\n%s\n", prov, r.status, r.out,
+                r.err);
     assert_int_equal(r.status, 0);
     const char *o = r.out;
 
