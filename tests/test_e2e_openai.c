@@ -16,6 +16,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "net/twilio.h"
 #include "oai_peer.h"
 #include "srv_peer.h"
 #include "vwstest.h"
@@ -33,6 +34,8 @@
 #define PUB "https://voice.example.co.uk"
 #define SARAH "+447700900001"
 
+static bool use_localhost;   /* provider URL by name: resolved on a worker */
+
 struct e2e {
     struct vt_oai peer;
     struct vt_srv srv;
@@ -45,7 +48,11 @@ static void e2e_start(struct e2e *t, const char *script, const char *const *extr
     int n = 0;
     assert_int_equal(vt_oai_start(&t->peer, script, "sk-test"), 0);
     vt_peers_track(t->peer.pid, NULL);
-    snprintf(t->url_env, sizeof t->url_env, "OPENAI_REALTIME_URL=%s", t->peer.url);
+    if (use_localhost)
+        snprintf(t->url_env, sizeof t->url_env, "OPENAI_REALTIME_URL=ws://localhost:%d/v1/realtime",
+                 t->peer.port);
+    else
+        snprintf(t->url_env, sizeof t->url_env, "OPENAI_REALTIME_URL=%s", t->peer.url);
     env[n++] = "TWILIO_AUTH_TOKEN=" AUTH;
     env[n++] = "PUBLIC_URL=" PUB;
     env[n++] = "LINK_SECRET=e2e-secret";
@@ -264,6 +271,63 @@ static void test_e2e_tool_call_budget_is_enforced_per_call(void **state)
     json_decref(log);
     assert_true(vt_srv_log_wait(&t.srv, "tool-call budget", 2000));
     assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s'", sid), 0);
+    e2e_stop(&t);
+}
+
+/* ---- provider start-up ---- */
+
+static void test_e2e_cold_stream_holds_caller_audio_until_ready(void **state)
+{
+    (void)state;
+    struct e2e t;
+    char tok[TW_TOKEN_MAX], extra[600];
+    const char *sid = "CA00000000000000000000000000000e12";
+    use_localhost = true;         /* and the provider host is resolved off the loop */
+    e2e_start(&t, "{}", NULL);
+    use_localhost = false;
+    /* no webhook: nothing pre-warmed, the provider connects when the stream starts */
+    tw_stream_token("e2e-secret", 10, sid, SARAH, time(NULL) + 60, tok, sizeof tok);
+    snprintf(extra, sizeof extra,
+             "\"skip_webhook\":{\"params\":{\"from\":\"" SARAH "\",\"callSid\":\"%s\","
+             "\"token\":\"%s\"}},\"duration_ms\":1500",
+             sid, tok);
+    json_t *r = call(&t, sid, extra, 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "client");
+    long long sent = vt_jint(r, "sent.media");
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
+    /* every caller frame reached the provider: the ones sent while it connected were held */
+    json_t *log = vt_oai_log(&t.peer);
+    assert_int_equal(vt_oai_count_in(log, "input_audio_buffer.append"), sent);
+    json_decref(log);
+    char *slog = vt_srv_log(&t.srv);
+    assert_non_null(strstr(slog, "resolved localhost -> 127.0.0.1"));
+    assert_non_null(strstr(slog, "(cold)"));
+    free(slog);
+    e2e_stop(&t);
+}
+
+static void test_e2e_provider_not_ready_in_time_falls_back(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e13";
+    const char *extra[] = {"PROVIDER_CONNECT_TIMEOUT_MS=800", NULL};
+    e2e_start(&t, "{\"ignore_session_update\":true}", extra);
+    json_t *r = call(&t, sid, "\"duration_ms\":5000", 30);
+    assert_string_equal(closed_by(r), "server");
+    assert_true(vt_jint(r, "ws.close_ms") < 1500);
+    assert_int_equal(vt_jint(r, "received.media"), 0);
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "not ready within PROVIDER_CONNECT_TIMEOUT_MS=800", 1000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
+                                 "source = 'voice_fallback'", sid), 1);
+    char *m = NULL;
+    vt_http(t.srv.port, "GET", "/metrics", NULL, NULL, 0, &m);
+    assert_non_null(strstr(m, "voice_provider_errors_total{provider=\"openai\",reason=\"timeout\"} 1"));
+    free(m);
     e2e_stop(&t);
 }
 
@@ -495,6 +559,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_e2e_call_greets_relays_audio_and_runs_tools, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_tool_call_budget_is_enforced_per_call, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_cold_stream_holds_caller_audio_until_ready, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_provider_not_ready_in_time_falls_back, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_barge_in_clears_and_truncates_at_heard_ms, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_provider_closing_mid_call_falls_back_with_callback, vt_peers_cleanup_all),

@@ -28,6 +28,7 @@
 #include "providers/provider.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@
 #define MARKS_MAX 256
 #define ITEM_RING 4
 #define BAD_MSG_LOG_MAX 5
+#define HOLD_FRAMES 50               /* caller audio kept while the provider connects (1 s) */
 #define DB_WAIT_MS 3000
 #define AUTO_RETRY_MS 30000.0        /* auto: skip a provider that failed this recently */
 
@@ -126,6 +128,10 @@ struct call {
     struct tool_job *tools;
     int tool_calls;
     bool budget_logged;
+
+    /* caller audio held until the provider is ready (newest HOLD_FRAMES frames) */
+    char *hold[HOLD_FRAMES];
+    int hold_head, hold_n;
 
     /* stats */
     long frames_in, frames_dropped, msgs_out;
@@ -330,6 +336,38 @@ static void queue_audio(struct call *c, const char *b64, size_t len)
     }
 }
 
+/* ---- caller audio held while the provider connects ---- */
+
+static void hold_frame(struct call *c, const char *b64, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, b64, len + 1);
+    if (c->hold_n == HOLD_FRAMES) {           /* keep the newest second: drop the oldest */
+        free(c->hold[c->hold_head]);
+        c->hold_head = (c->hold_head + 1) % HOLD_FRAMES;
+        c->hold_n--;
+        c->frames_dropped++;
+    }
+    c->hold[(c->hold_head + c->hold_n) % HOLD_FRAMES] = copy;
+    c->hold_n++;
+}
+
+/* Send (send=true) or discard what was held, oldest first. */
+static void hold_flush(struct call *c, bool send)
+{
+    while (c->hold_n > 0) {
+        char *f = c->hold[c->hold_head];
+        c->hold[c->hold_head] = NULL;
+        c->hold_head = (c->hold_head + 1) % HOLD_FRAMES;
+        c->hold_n--;
+        if (send && c->prov)
+            ops_of(c)->send_audio(c->prov, f, strlen(f));
+        free(f);
+    }
+}
+
 /* ---- provider events ---- */
 
 static void ev_ready(void *owner)
@@ -345,8 +383,9 @@ static void ev_ready(void *owner)
     pthread_mutex_lock(&c->cs->s.mu);
     util_strlcpy(c->cs->s.provider, c->served_by, sizeof c->cs->s.provider);
     pthread_mutex_unlock(&c->cs->s.mu);
-    log_info("call=%s provider %s ready in %.0f ms", c->call_sid, c->served_by,
-             util_mono_ms() - c->prov_open_ms);
+    log_info("call=%s provider %s ready in %.0f ms%s", c->call_sid, c->served_by,
+             util_mono_ms() - c->prov_open_ms, c->hold_n ? "; sending the caller audio held" : "");
+    hold_flush(c, true);
     maybe_greet(c);
 }
 
@@ -1062,6 +1101,7 @@ static void call_end(struct call *c, const char *reason)
         ops_of(c)->close(p);
     }
     c->tools = NULL;              /* running jobs find no call and only clean up */
+    hold_flush(c, false);
     free_msgs(c->bl_head);
     c->bl_head = c->bl_tail = NULL;
     if (c->conn) {
@@ -1210,7 +1250,7 @@ static void on_media(struct tw_conn *k, json_t *root)
         return;
     c->frames_in++;
     if (!c->ready || !c->prov) {
-        c->frames_dropped++;      /* held back until the provider confirms its session */
+        hold_frame(c, json_string_value(pl), json_string_length(pl));
         return;
     }
     ops_of(c)->send_audio(c->prov, json_string_value(pl), json_string_length(pl));
@@ -1336,6 +1376,8 @@ int net__media_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return on_writeable(wsi, k);
     case LWS_CALLBACK_CLOSED:
         k->closed = true;
+        if (!k->started)
+            log_info("media-stream closed before a valid start");
         if (k->call)
             call_end(k->call, k->started ? "stream_closed" : "closed_before_start");
         free_msgs(k->oq_head);

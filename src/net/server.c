@@ -73,7 +73,7 @@ static void on_signal(int sig)
     (void)sig;
     struct srv *s = sig_srv;
     if (s) {
-        s->got_signal = 1;
+        s->got_signal = s->got_signal < 2 ? s->got_signal + 1 : 2;   /* a second one: now */
         lws_cancel_service(s->ctx);
     }
 }
@@ -409,6 +409,11 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
             break;
         if (s->got_signal && !s->draining)
             start_drain(s);
+        if (s->got_signal >= 2 && !s->stop) {
+            log_warn("second signal: ending %d active calls now", s->calls_active);
+            net__calls_end_all(s, "shutdown");
+            s->stop = true;
+        }
     }
     teardown(s);
     log_info("stopped");
