@@ -53,7 +53,7 @@ struct net_msg *net_msg_new(enum net_msg_kind kind, size_t len)
 int net__submit(struct srv *s, struct pool_job *j)
 {
     if (!s->pool)
-        return ERR_BUSY;          /* shutting down */
+        return ERR_BUSY; /* shutting down */
     int rc = pool_submit(s->pool, j);
     if (rc)
         log_warn("work queue full (%d pending): job refused", pool_pending(s->pool));
@@ -73,7 +73,7 @@ static void on_signal(int sig)
     (void)sig;
     struct srv *s = sig_srv;
     if (s) {
-        s->got_signal = 1;
+        s->got_signal = s->got_signal < 2 ? s->got_signal + 1 : 2; /* a second one: now */
         lws_cancel_service(s->ctx);
     }
 }
@@ -119,7 +119,7 @@ struct dns_job {
     struct srv *s;
     int idx;
     char host[256];
-    char addr[64];                /* "" = failed */
+    char addr[64]; /* "" = failed */
 };
 
 static void dns_run(struct pool_job *j)
@@ -189,7 +189,7 @@ static void dns_init(struct srv *s, int idx, const char *url)
     char hp[256];
     if (!url || !*url || tw_url_host(url, hp, sizeof hp))
         return;
-    if (hp[0] == '[') {           /* [v6]:port */
+    if (hp[0] == '[') { /* [v6]:port */
         char *e = strchr(hp, ']');
         if (!e)
             return;
@@ -256,8 +256,8 @@ static int make_context(struct srv *s, int port, struct err *e)
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.user = s;
-    info.max_http_header_data = 4096;   /* bigger request headers are refused by lws */
-    info.timeout_secs = 10;             /* slow clients: handshake/body stalls */
+    info.max_http_header_data = 4096; /* bigger request headers are refused by lws */
+    info.timeout_secs = 10;           /* slow clients: handshake/body stalls */
     info.keepalive_timeout = 10;
     s->ctx = lws_create_context(&info);
     if (!s->ctx)
@@ -293,7 +293,7 @@ static int set_token_key(struct srv *s, struct err *e)
     if (ls && *ls) {
         size_t n = strlen(ls);
         if (n > sizeof s->token_key)
-            n = sizeof s->token_key;   /* HMAC keys longer than a block are hashed anyway */
+            n = sizeof s->token_key; /* HMAC keys longer than a block are hashed anyway */
         memcpy(s->token_key, ls, n);
         s->token_key_len = n;
         return 0;
@@ -323,8 +323,7 @@ static void print_banner(struct srv *s, int port)
     int first = net__provider_first(s);
     log_info("voice-ws listening on port %d; provider=%s (next call: %s); database=%s; sms=%s",
              port, cfg_provider_name((enum cfg_provider)s->provider_sel),
-             first >= 0 ? s->provs[first]->name : "none",
-             s->cfg->db_host[0] ? "mysql" : "sqlite",
+             first >= 0 ? s->provs[first]->name : "none", s->cfg->db_host[0] ? "mysql" : "sqlite",
              s->cfg->enable_real_sms ? "live" : "mock");
     if (s->sig_url[0])
         log_info("next: point your Twilio number's Voice webhook (A call comes in -> Webhook, "
@@ -409,6 +408,11 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
             break;
         if (s->got_signal && !s->draining)
             start_drain(s);
+        if (s->got_signal >= 2 && !s->stop) {
+            log_warn("second signal: ending %d active calls now", s->calls_active);
+            net__calls_end_all(s, "shutdown");
+            s->stop = true;
+        }
     }
     teardown(s);
     log_info("stopped");

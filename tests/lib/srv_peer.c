@@ -95,8 +95,8 @@ static char *slurp(const char *path)
 /* env: PATH/HOME/sanitizer options from ours, then extra. */
 static int build_env(char **envp, int max, const char *const *extra)
 {
-    static const char *const pass[] = {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS",
-                                       "LSAN_OPTIONS", "TMPDIR", NULL};
+    static const char *const pass[] = {
+        "PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR", NULL};
     int n = 0;
     for (const char *const *p = pass; *p; p++) {
         const char *v = getenv(*p);
