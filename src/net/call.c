@@ -1241,8 +1241,8 @@ static int on_start(struct tw_conn *k, json_t *root)
     return 0;
 }
 
-static void on_media_fields(struct tw_conn *k, const char *sid, const char *track,
-                            const char *pl, size_t pllen)
+static void on_media_fields(struct tw_conn *k, const char *sid, const char *track, const char *pl,
+                            size_t pllen)
 {
     struct call *c = k->call;
     if (!sid || strcmp(sid, c->stream_sid)) {
@@ -1273,7 +1273,7 @@ static void on_media(struct tw_conn *k, json_t *root)
 
 static int on_message(struct tw_conn *k)
 {
-    struct net_media fm;          /* the 50/s media message without jansson (tw_fast.c) */
+    struct net_media fm; /* the 50/s media message without jansson (tw_fast.c) */
     if (k->call && !net__media_fast(k->rx, k->rx_len, &fm)) {
         on_media_fields(k, fm.sid, fm.has_track ? fm.track : NULL, fm.payload, fm.plen);
         return 0;
