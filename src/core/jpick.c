@@ -1,0 +1,72 @@
+/*
+ * jpick.c - string fields out of a JSON object with lws's LEJP (see jpick.h).
+ *
+ * LEJP calls back per value with the matched path index; long strings come in chunks
+ * of LEJP_STRING_CHUNK bytes (STR_CHUNK ... STR_END), appended here. Anything the fast
+ * path should not decide (non-string value at a picked path, repeated key, value too
+ * long, NUL inside, not one complete object) makes the whole parse fail, so callers fall
+ * back to jansson and its error handling.
+ * Owns nothing; pure function of its input.
+ */
+#include "core/jpick.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+struct st {
+    struct jpick *f;
+    const char *paths[JPICK_MAX];
+    unsigned done;
+    bool bad;
+};
+
+static signed char cb(struct lejp_ctx *ctx, char reason)
+{
+    struct st *s = ctx->user;
+    if (!ctx->path_match || !(reason & LEJP_FLAG_CB_IS_VALUE))
+        return 0;
+    int k = ctx->path_match - 1;
+    struct jpick *f = &s->f[k];
+    if (reason != LEJPCB_VAL_STR_CHUNK && reason != LEJPCB_VAL_STR_END) {
+        s->bad = true; /* a number, bool or null where a string belongs */
+        return 0;
+    }
+    if (s->done & (1u << k)) {
+        s->bad = true; /* repeated key */
+        return 0;
+    }
+    if (f->len + ctx->npos >= f->cap || memchr(ctx->buf, '\0', ctx->npos)) {
+        s->bad = true;
+        return 0;
+    }
+    memcpy(f->buf + f->len, ctx->buf, ctx->npos);
+    f->len += ctx->npos;
+    f->buf[f->len] = '\0';
+    if (reason == LEJPCB_VAL_STR_END) {
+        s->done |= 1u << k;
+        f->found = true;
+    }
+    return 0;
+}
+
+int jpick(const char *txt, size_t len, struct jpick *f, int n)
+{
+    struct st s;
+    memset(&s, 0, sizeof s);
+    if (!txt || !len || len > 0x7fffffff || n < 1 || n > JPICK_MAX || txt[0] != '{')
+        return -1;
+    for (int i = 0; i < n; i++) {
+        if (!f[i].buf || !f[i].cap)
+            return -1;
+        f[i].len = 0;
+        f[i].found = false;
+        f[i].buf[0] = '\0';
+        s.paths[i] = f[i].path;
+    }
+    s.f = f;
+    struct lejp_ctx ctx;
+    lejp_construct(&ctx, cb, &s, s.paths, (unsigned char)n);
+    int r = lejp_parse(&ctx, (const unsigned char *)txt, (int)len);
+    lejp_destruct(&ctx);
+    return r == 0 && !s.bad ? 0 : -1; /* r > 0: bytes after the object */
+}
