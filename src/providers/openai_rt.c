@@ -27,6 +27,7 @@
 #include "actions/action.h"
 #include "core/cfg.h"
 #include "core/err.h"
+#include "core/jpick.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -725,25 +726,45 @@ static void on_error(struct oai *p, json_t *m)
 
 /* ---- receiving: dispatch ---- */
 
+static void on_audio_fields(struct oai *p, const char *item, const char *b64, size_t n)
+{
+    struct oai_item *it = *item ? item_get(p, item) : NULL;
+    if (it && it->dropped)
+        return; /* late audio of an item the caller talked over */
+    if (it)
+        it->bytes += b64_decoded_len(b64, n);
+    util_strlcpy(p->last_item, item, sizeof p->last_item);
+    if (p->ev->audio)
+        p->ev->audio(p->owner, b64, n, item);
+}
+
 static void on_audio_delta(struct oai *p, json_t *m)
 {
-    const char *item = jstr_or(m, "item_id", "");
     json_t *d = json_object_get(m, "delta");
     if (!json_is_string(d)) {
         p->bad++;
         log_warn("call=%s output_audio.delta without delta", p->call_sid);
         return;
     }
-    struct oai_item *it = *item ? item_get(p, item) : NULL;
-    if (it && it->dropped)
-        return; /* late audio of an item the caller talked over */
-    const char *b64 = json_string_value(d);
-    size_t n = json_string_length(d);
-    if (it)
-        it->bytes += b64_decoded_len(b64, n);
-    util_strlcpy(p->last_item, item, sizeof p->last_item);
-    if (p->ev->audio)
-        p->ev->audio(p->owner, b64, n, item);
+    on_audio_fields(p, jstr_or(m, "item_id", ""), json_string_value(d), json_string_length(d));
+}
+
+/* The audio delta is most of the traffic (50+/s per call): picked with core/jpick (LEJP)
+ * instead of json_loadb (4.5-5 us, docs/loadgen.md). Returns false when the message is
+ * anything else or unusual: then it takes the general path. */
+static bool on_message_fast(struct oai *p, const char *text, size_t len)
+{
+    char type[32], item[OAI_ID_MAX], delta[16384];
+    struct jpick f[] = {
+        {"type", type, sizeof type, 0, false},
+        {"item_id", item, sizeof item, 0, false},
+        {"delta", delta, sizeof delta, 0, false},
+    };
+    if (len > sizeof delta + 1024 || jpick(text, len, f, 3) || !f[0].found ||
+        strcmp(type, "response.output_audio.delta") || !f[2].found)
+        return false;
+    on_audio_fields(p, f[1].found ? item : "", delta, f[2].len);
+    return true;
 }
 
 static void on_event(struct oai *p, const char *type, json_t *m)
@@ -791,6 +812,8 @@ static void on_event(struct oai *p, const char *type, json_t *m)
 
 static void on_message(struct oai *p, const char *text, size_t len)
 {
+    if (on_message_fast(p, text, len))
+        return;
     json_error_t jerr;
     json_t *m = json_loadb(text, len, 0, &jerr);
     json_t *t = m ? json_object_get(m, "type") : NULL;
