@@ -44,7 +44,7 @@
 #define CHUNK_B64 1280         /* 960 u-law bytes = 120 ms, a multiple of 4 chars */
 #define MARK_EVERY_MS 100
 #define LEAD_MS 1000.0 /* agent audio handed to Twilio ahead of playback */
-#define MARKS_MAX 256
+#define MARKS_MAX 64
 #define ITEM_RING 4
 #define BAD_MSG_LOG_MAX 5
 #define HOLD_FRAMES 50 /* caller audio kept while the provider connects (1 s) */

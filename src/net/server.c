@@ -241,7 +241,7 @@ static void build_protocols(struct srv *s)
         .name = "media",
         .callback = net__media_cb,
         .per_session_data_size = net__media_pss_size(),
-        .rx_buffer_size = 16384,
+        .rx_buffer_size = 2048,
     };
     for (int i = 0; i < NET_PROV_N; i++)
         if (s->provs[i] && s->provs[i]->protocol)

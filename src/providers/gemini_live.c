@@ -145,7 +145,7 @@ static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
                         size_t len);
 
 static const struct lws_protocols gem_protocol = {
-    GEM_PROTOCOL, gem_callback, 0, 65536, 0, NULL, 0,
+    GEM_PROTOCOL, gem_callback, 0, 4096, 0, NULL, 0,
 };
 
 /* ---- configuration checks and the setup message ---- */

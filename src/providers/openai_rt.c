@@ -149,7 +149,7 @@ static const struct lws_protocols oai_protocol = {
     .name = OAI_PROTOCOL_NAME,
     .callback = oai_callback,
     .per_session_data_size = 0,
-    .rx_buffer_size = 65536,
+    .rx_buffer_size = 4096,
     .id = 0,
     .user = NULL,
     .tx_packet_size = 0,
@@ -848,7 +848,7 @@ static int on_receive(struct oai *p, struct lws *wsi, const void *in, size_t len
         return 0;
     }
     if (p->rx_len + len + 1 > p->rx_cap) {
-        size_t cap = p->rx_cap ? p->rx_cap : 16384;
+        size_t cap = p->rx_cap ? p->rx_cap : 2048;
         while (cap < p->rx_len + len + 1)
             cap *= 2;
         if (cap > OAI_RX_MAX + 1)
