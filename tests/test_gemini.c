@@ -360,8 +360,7 @@ static void assert_no_reject(json_t *log)
     assert_null(rj);
 }
 
-static double agent_dominant(const struct rec *r, size_t from, size_t to,
-                                                     double *rms)
+static double agent_dominant(const struct rec *r, size_t from, size_t to, double *rms)
 {
     size_t n = to - from;
     int16_t *pcm = malloc((n + 1) * sizeof *pcm);
@@ -1305,6 +1304,70 @@ static void test_gemini_wss_verified_tls(void **state)
     free(dir);
 }
 
+/* Hostile or odd server messages: wrong types everywhere, huge ids, garbage base64, a second
+ * setupComplete. Nothing crashes or reads out of bounds (ASan); unknown keys and harmless
+ * oddities are tolerated; real garbage ends the call as PROTOCOL after the limit. */
+static void test_gemini_hostile_messages_never_crash(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    /* harmless: unknown keys, empty objects, extra fields, a non-resumable update */
+    assert_int_equal(
+        gem_peer_control(
+            &h.peer, "last",
+            "[{\"send\":{\"somethingNew\":{\"a\":1}}},{\"send\":{\"serverContent\":{}}},"
+            "{\"send\":{\"serverContent\":{\"generationComplete\":true,\"x\":[1]}}},"
+            "{\"send\":{\"sessionResumptionUpdate\":{\"resumable\":false}}},"
+            "{\"send\":{\"goAway\":{}}},{\"send\":{\"usageMetadata\":{}}},"
+            "{\"send\":{\"voiceActivity\":{\"voiceActivityType\":\"ACTIVITY_END\"}}}]"),
+        200);
+    run_for(&h, 300);
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.malformed, 0);
+    assert_int_equal(h.r.closed, 0);
+
+    char big[600];
+    memset(big, 'A', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *steps = malloc(8192);
+    snprintf(steps, 8192,
+             "[{\"send\":{\"toolCall\":{\"functionCalls\":\"x\"}}},"
+             "{\"calls\":[null,1,{\"id\":5},{\"id\":\"%s\",\"name\":\"x\"},"
+             "{\"id\":\"fc_n\",\"name\":5},{\"id\":\"fc_long\",\"name\":\"%s\"}]}]",
+             big, big);
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps), 200);
+    /* the calls with a usable id but a bad name are answered, never left hanging */
+    json_t *log = log_with(&h, "toolResponse", 2, 3000);
+    assert_int_equal(gem_peer_count_in(log, "toolResponse", 0), 2);
+    json_decref(log);
+    assert_int_equal(h.r.closed, 0); /* 5 malformed so far: at the limit, not over it */
+    snprintf(
+        steps, 8192,
+        "[{\"send\":{\"serverContent\":\"x\"}},"
+        "{\"send\":{\"serverContent\":{\"modelTurn\":{\"parts\":\"x\"}}}},"
+        "{\"send\":{\"serverContent\":{\"modelTurn\":{\"parts\":[1,null,{\"inlineData\":5},"
+        "{\"inlineData\":{\"mimeType\":5}},{\"inlineData\":{\"mimeType\":\"audio/pcm;rate=24000\","
+        "\"data\":5}},{\"inlineData\":{\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"QQ=\"}},"
+        "{\"inlineData\":{\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"!!!!\"}}]}}}},"
+        "{\"send\":{\"toolCallCancellation\":{\"ids\":[1,null,\"never-seen\"]}}},"
+        "{\"send\":{\"goAway\":{\"timeLeft\":5}}},"
+        "{\"send\":{\"sessionResumptionUpdate\":{\"newHandle\":5,\"resumable\":\"yes\"}}},"
+        "{\"send\":{\"usageMetadata\":{\"totalTokenCount\":\"x\"}}},"
+        "{\"send\":{\"setupComplete\":{}}},{\"raw\":\"\"},{\"raw\":\"null\"},{\"raw\":"
+        "\"\\\"s\\\"\"}]");
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps), 200);
+    free(steps);
+    assert_true(run_until(&h, c_closed, 3000));
+    assert_int_equal(h.r.why, PROV_CLOSE_PROTOCOL);
+    assert_int_equal(h.r.ncalls, 0); /* nothing with a bad id or name reached the session */
+    assert_int_equal(h.r.bad_frames, 0);
+    h_stop(&h);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1332,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_gemini_echo_round_trip),
         cmocka_unit_test(test_gemini_resumption_retries_after_failed_attempt),
         cmocka_unit_test(test_gemini_wss_verified_tls),
+        cmocka_unit_test(test_gemini_hostile_messages_never_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

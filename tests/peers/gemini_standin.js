@@ -484,7 +484,8 @@ function onToolResponse(c, tr) {
     if (c.session.cancelled.has(fr.id)) throw bad(`function response for cancelled call ${fr.id}`);
     const call = c.session.pending.get(fr.id);
     if (!call) throw bad(`function response for unknown call ${fr.id}`);
-    if (call.name !== fr.name) throw bad(`function response name ${fr.name} != ${call.name}`);
+    if (typeof fr.name !== 'string' || !fr.name) throw bad('function response without name');
+    if (call.name !== null && call.name !== fr.name) throw bad(`function response name ${fr.name} != ${call.name}`);
     c.session.pending.delete(fr.id);
   }
   for (const fr of tr.functionResponses) fire(c, 'tool_response', fr.id);
@@ -578,8 +579,9 @@ async function runStep(c, st) {
   }
   if (st.tool_call || st.calls) {
     const calls = st.calls || [st.tool_call];
-    for (const fc of calls)
-      if (fc.id) c.session.pending.set(fc.id, { name: fc.name });
+    for (const fc of calls)   // malformed entries (null, numbers, bad ids) are sent as given
+      if (fc && typeof fc.id === 'string' && fc.id)
+        c.session.pending.set(fc.id, { name: typeof fc.name === 'string' && /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/.test(fc.name) ? fc.name : null });
     send(c, { toolCall: { functionCalls: calls } });
     issueHandle(c, false);
   }
