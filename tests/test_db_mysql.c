@@ -521,6 +521,30 @@ static void test_db_mysql_kb_short_words_fall_back_to_like(void **state)
     assert_int_equal(db_kb_search(db, "uploading my documents", NULL, 3, &r, &e), 0);
     assert_true(r.nrows >= 1);
     assert_string_equal(db_cell(&r, 0, "category"), "documents");
+    db_rows_free(&r);
+    /* typographic punctuation splits words; odd or invalid text is never an error */
+    assert_int_equal(db_kb_search(db, "what\xe2\x80\x99s your fee\xe2\x80\xa6?", NULL, 3, &r, &e),
+                     0);
+    assert_true(r.nrows >= 1);
+    assert_string_equal(db_cell(&r, 0, "category"), "fees");
+    db_rows_free(&r);
+    char longword[400];
+    for (int i = 0; i < 133; i++)
+        memcpy(longword + 3 * i, "\xe2\x82\xac", 3); /* 133 euro signs: one 399-byte word */
+    longword[399] = '\0';
+    static const char *const odd[] = {"\xff\xfe fee\xc3", "\xe2\x80\x9c\xe2\x80\x94\xe2\x80\x9d",
+                                      "\xe8\xab\x8b\xe6\xb1\x82", "\xed\xa0\x80" "claim", NULL};
+    for (int i = 0; odd[i]; i++) {
+        err_clear(&e);
+        if (db_kb_search(db, odd[i], NULL, 3, &r, &e))
+            fail_msg("kb_search odd input %d: %s", i, e.detail);
+        assert_int_equal(r.ncols, 4);
+        db_rows_free(&r);
+    }
+    assert_int_equal(db_kb_search(db, longword, NULL, 3, &r, &e), 0);
+    assert_int_equal(r.nrows, 0);
+    db_rows_free(&r);
+    assert_int_equal(db_kb_search(db, "uploading my documents", NULL, 3, &r, &e), 0);
     /* snippets are short and end cleanly */
     for (int i = 0; i < r.nrows; i++)
         assert_true(strlen(db_cell(&r, i, "snippet")) <= 160);
