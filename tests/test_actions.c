@@ -27,6 +27,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "vt_db.h"
+#include "vt_sms.h"
 #include "vwstest.h"
 
 #include <pthread.h>
@@ -388,6 +389,20 @@ static void test_act_other_number_with_its_claim_verifies_that_user(void **state
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "not_found");
 }
 
+static void test_act_user_details_caller_word_means_the_signed_number(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, NULL, JAMES, 0);
+    expect_ok(
+        f, "check_user_details",
+        "{\"phone_number\":\"the number I'm calling from\",\"claim_reference\":\"RMC-2001\"}");
+    assert_int_equal(f->s.user_id, 2);
+    assert_int_equal(f->s.level, ACT_ID_VERIFIED);
+    act_session_cleanup(&f->s);
+    act_session_init(&f->s, "", "CAwithheld", "cli", 0); /* withheld: nothing to resolve to */
+    expect_code(f, "check_user_details", "{\"phone_number\":\"caller\"}", "invalid_phone_number");
+}
+
 static void test_act_withheld_caller_cannot_see_claims(void **state)
 {
     struct fx *f = *state;
@@ -624,6 +639,15 @@ static void test_act_health_json_fields(void **state)
     assert_string_equal(json_string_value(json_object_get(pr, "next")), "gemini");
     assert_string_equal(json_string_value(json_object_get(pr, "openai")), "unreachable");
     json_decref(h);
+    struct app_health_extra ok = {.calls_active = 1, .provider_next = "openai"};
+    h = app_health_json(&f->env, &ok);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
+    assert_true(json_is_false(json_object_get(h, "draining")));
+    json_decref(h);
+    struct app_health_extra none = {.provider_next = "none"};
+    h = app_health_json(&f->env, &none);
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
+    json_decref(h);
 }
 
 /* ---- links ---- */
@@ -702,6 +726,47 @@ static void test_act_portal_and_document_links_go_to_the_number_on_file(void **s
                      1);
     /* email is not configured here */
     expect_code(f, "send_portal_link", "{\"method\":\"email\"}", "not_configured");
+}
+
+static void test_act_email_link_goes_to_the_address_on_file(void **state)
+{
+    struct fx *f = *state;
+    struct vt_sms_peer peer = {0};
+    char script[600], port[16], url[64], msg[600], *dir = vt_tmpdir();
+    struct err e = {0};
+
+    snprintf(script, sizeof script, "%s/tests/peers/smtp_standin.js", vt_src());
+    peer.port = vt_free_port();
+    snprintf(port, sizeof port, "%d", peer.port);
+    snprintf(peer.log, sizeof peer.log, "%s/smtp.log", dir);
+    const char *argv[] = {"node", script, port, dir, NULL};
+    assert_int_equal(vt_sms_peer_start(&peer, argv, 20), 0);
+    snprintf(url, sizeof url, "SMTP_URL=smtp://127.0.0.1:%d", peer.port);
+    const char *const kv[] = {url, "SMTP_FROM=claims@example.co.uk", NULL};
+    fx_open(f, kv, SARAH, 0);
+
+    json_t *env =
+        run(f, "send_portal_link", "{\"method\":\"email\",\"email\":\"evil@example.net\"}");
+    assert_true(json_is_true(json_object_get(env, "success")));
+    assert_string_equal(str_at(env, "sent_to", NULL), "s***@example.com");
+    json_decref(env);
+    snprintf(msg, sizeof msg, "%s/msg-1.json", dir);
+    assert_int_equal(vt_sms_count_in_file(msg, "sarah@example.com"), 1);
+    assert_int_equal(vt_sms_count_in_file(msg, "evil@example.net"), 0);
+    snprintf(msg, sizeof msg, "%s/msg-1.eml", dir);
+    assert_int_equal(vt_sms_count_in_file(msg, "/portal?token="), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE method = 'email'"), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
+
+    /* no address on file: nothing sent, no link left behind */
+    assert_int_equal(db_run(f->db, "UPDATE users SET email = NULL WHERE id = 2", NULL, 0, &e), 0);
+    act_session_cleanup(&f->s);
+    act_session_init(&f->s, JAMES, "CAtest0002", "cli", 0);
+    expect_code(f, "send_document_link", "{\"method\":\"email\"}", "no_contact_on_file");
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 1);
+    vt_sms_peer_stop(&peer);
+    vt_rmdir(dir);
+    free(dir);
 }
 
 static void test_act_failed_send_leaves_no_link(void **state)
@@ -892,6 +957,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_unknown_action_has_no_audit_row),
     T(test_act_user_details_identity_levels),
     T(test_act_other_number_with_its_claim_verifies_that_user),
+    T(test_act_user_details_caller_word_means_the_signed_number),
     T(test_act_withheld_caller_cannot_see_claims),
     T(test_act_require_verification_asks_for_claim_reference),
     T(test_act_side_effects_happen_exactly_once),
@@ -901,6 +967,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_health_json_fields),
     T(test_act_links_store_only_hash_and_are_single_use),
     T(test_act_portal_and_document_links_go_to_the_number_on_file),
+    T(test_act_email_link_goes_to_the_address_on_file),
     T(test_act_failed_send_leaves_no_link),
     T(test_act_review_link_once_per_30_days),
     T(test_act_review_link_not_configured),

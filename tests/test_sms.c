@@ -35,7 +35,7 @@
 #define CUSTOMER "+447700900001"
 #define TESTNUM "+447700900555"
 
-static struct vt_sms_peer faults;   /* shared by the group */
+static struct vt_sms_peer faults; /* shared by the group */
 static char *group_dir;
 static int sid_seq;
 static const char *backend = "sqlite"; /* the group being run */
@@ -280,7 +280,7 @@ static void test_sms_mock_records_row_and_logs_masked(void **state)
     assert_int_equal(db_cell_int(&rw, 0, "segments", 0), 1);
     db_rows_free(&rw);
     assert_int_equal(vt_sms_count_in_file(f.logp, "📱 [VOICE-SMS] SMS sent successfully"), 1);
-    assert_int_equal(vt_sms_count_in_file(f.logp, CUSTOMER), 0);   /* masked */
+    assert_int_equal(vt_sms_count_in_file(f.logp, CUSTOMER), 0); /* masked */
     assert_int_equal(vt_sms_count_in_file(f.logp, "+44*******001"), 1);
     assert_int_equal(peer_requests(&f), 0);
     fx_close(&f);
@@ -321,8 +321,8 @@ static void test_sms_dev_redirects_to_first_test_number(void **state)
     /* The stand-in got exactly one request, and it went to the test number. */
     assert_int_equal(peer_requests(&f), 1);
     char needle[128];
-    snprintf(needle, sizeof needle, "\"sid\":\"%s\",\"scenario\":\"0201\",\"attempt\":1,\"to\":\"%s\"",
-             f.sid, TESTNUM);
+    snprintf(needle, sizeof needle,
+             "\"sid\":\"%s\",\"scenario\":\"0201\",\"attempt\":1,\"to\":\"%s\"", f.sid, TESTNUM);
     assert_int_equal(vt_sms_count_in_file(faults.log, needle), 1);
     /* A listed test number itself goes live, unredirected. */
     assert_int_equal(send_one(&f, "+447700900556", "Hi, test.", &r), 0);
@@ -344,7 +344,7 @@ static void test_sms_dev_without_test_numbers_stays_mock(void **state)
     assert_true(r.sent);
     assert_string_equal(r.mode, "mock");
     assert_row(&f, r.row_id, CUSTOMER, CUSTOMER, "mock", "mock", NULL);
-    assert_int_equal(peer_requests(&f), 0);   /* nothing left the machine */
+    assert_int_equal(peer_requests(&f), 0); /* nothing left the machine */
     fx_close(&f);
 }
 
@@ -352,8 +352,8 @@ static void test_sms_production_sends_to_real_recipient(void **state)
 {
     (void)state;
     struct fx f;
-    const char *kv[] = {"APP_ENV=production", "ENABLE_REAL_SMS=true",
-                        "SMS_TEST_NUMBERS=" TESTNUM, NULL};
+    const char *kv[] = {"APP_ENV=production", "ENABLE_REAL_SMS=true", "SMS_TEST_NUMBERS=" TESTNUM,
+                        NULL};
     fx_open(&f, "0201", kv);
     struct sms_result r;
     assert_int_equal(send_one(&f, CUSTOMER, "Hi Sarah.", &r), 0);
@@ -362,8 +362,8 @@ static void test_sms_production_sends_to_real_recipient(void **state)
     assert_string_equal(r.to, CUSTOMER);
     assert_row(&f, r.row_id, CUSTOMER, CUSTOMER, "live", "queued", NULL);
     char needle[128];
-    snprintf(needle, sizeof needle, "\"sid\":\"%s\",\"scenario\":\"0201\",\"attempt\":1,\"to\":\"%s\"",
-             f.sid, CUSTOMER);
+    snprintf(needle, sizeof needle,
+             "\"sid\":\"%s\",\"scenario\":\"0201\",\"attempt\":1,\"to\":\"%s\"", f.sid, CUSTOMER);
     assert_int_equal(vt_sms_count_in_file(faults.log, needle), 1);
     fx_close(&f);
 }
@@ -372,11 +372,14 @@ static void test_sms_production_refuses_plain_http_twilio(void **state)
 {
     (void)state;
     struct cfg c;
-    const char *kv[] = {"APP_ENV=production", "ENABLE_REAL_SMS=true",
+    const char *kv[] = {"APP_ENV=production",
+                        "ENABLE_REAL_SMS=true",
                         "TWILIO_API_BASE=http://twilio.example.com",
                         "TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000",
-                        "TWILIO_AUTH_TOKEN=" TOKEN, "TWILIO_FROM_NUMBER=" FROM,
-                        "LINK_SECRET=abcdefghijklmnopqrstuvwxyz0123456789", NULL};
+                        "TWILIO_AUTH_TOKEN=" TOKEN,
+                        "TWILIO_FROM_NUMBER=" FROM,
+                        "LINK_SECRET=abcdefghijklmnopqrstuvwxyz0123456789",
+                        NULL};
     vt_cfg(&c, kv);
     struct sms *s = NULL;
     struct err e = {0};
@@ -397,11 +400,11 @@ static void test_sms_refuses_landline_and_bad_numbers_with_a_row(void **state)
     struct {
         const char *to, *code;
     } cases[] = {
-        {"+442079460123", "landline"},    /* London */
-        {"+441632960001", "landline"},    /* 01632 fictional area */
-        {"+447000900123", "not_mobile"},  /* 070 personal number */
-        {"+447600900123", "not_mobile"},  /* 076 pager */
-        {"+448001111111", "not_mobile"},  /* freephone */
+        {"+442079460123", "landline"},   /* London */
+        {"+441632960001", "landline"},   /* 01632 fictional area */
+        {"+447000900123", "not_mobile"}, /* 070 personal number */
+        {"+447600900123", "not_mobile"}, /* 076 pager */
+        {"+448001111111", "not_mobile"}, /* freephone */
         {"07700900123", "invalid_number"},
         {"+4407700900123", "invalid_number"},
         {"+44770090012", "invalid_number"},
@@ -429,7 +432,7 @@ static void test_sms_refuses_landline_and_bad_numbers_with_a_row(void **state)
     assert_int_equal(send_one(&f, CUSTOMER, big, &r), 0);
     free(big);
     assert_string_equal(r.error_code, "body_too_long");
-    assert_int_equal(peer_requests(&f), 2);  /* only the two valid mobiles reached Twilio */
+    assert_int_equal(peer_requests(&f), 2); /* only the two valid mobiles reached Twilio */
     assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 14);
     fx_close(&f);
 }
@@ -476,9 +479,15 @@ static void test_sms_bad_input_is_refused_not_crashed(void **state)
     row(&f, r.row_id, &rw);
     assert_string_equal(db_cell(&rw, 0, "body"), "bad utf-8 ?? here");
     db_rows_free(&rw);
+    /* Overlong and surrogate encodings are not UTF-8 either. */
+    assert_int_equal(send_one(&f, CUSTOMER, "x\xc0\xafy\xed\xa0\x80z", &r), 0);
+    assert_string_equal(r.error_code, "bad_encoding");
+    row(&f, r.row_id, &rw);
+    assert_string_equal(db_cell(&rw, 0, "body"), "x??y???z");
+    db_rows_free(&rw);
     struct err e = {0};
     assert_true(sms_send(f.sms, NULL, CUSTOMER, "Hi.", &r, &e) < 0);
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 4);
+    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 5);
     fx_close(&f);
 }
 
@@ -512,7 +521,8 @@ static void test_sms_rate_limit_per_recipient(void **state)
     util_set_fake_now(1800000000LL + 601);
     assert_int_equal(send_one(&f, CUSTOMER, "Hi.", &r), 0);
     assert_true(r.sent);
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'refused'"), 2);
+    assert_int_equal(
+        count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'refused'"), 2);
     fx_close(&f);
 }
 
@@ -520,7 +530,8 @@ static void test_sms_redirected_counts_against_intended_recipient(void **state)
 {
     (void)state;
     struct fx f;
-    const char *kv[] = {"ENABLE_REAL_SMS=true", "SMS_TEST_NUMBERS=" TESTNUM, "SMS_RATE_LIMIT=2/600", NULL};
+    const char *kv[] = {"ENABLE_REAL_SMS=true", "SMS_TEST_NUMBERS=" TESTNUM, "SMS_RATE_LIMIT=2/600",
+                        NULL};
     fx_open(&f, "0201", kv);
     struct sms_result r;
     assert_int_equal(send_one(&f, CUSTOMER, "Hi.", &r), 0);
@@ -596,7 +607,7 @@ static void test_sms_rate_limit_across_two_processes(void **state)
         }
     }
     close(go[0]);
-    close(go[1]);   /* both children start at once */
+    close(go[1]); /* both children start at once */
     for (int k = 0; k < 2; k++) {
         int st;
         assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
@@ -604,9 +615,12 @@ static void test_sms_rate_limit_across_two_processes(void **state)
         assert_int_equal(WEXITSTATUS(st), 0);
     }
     assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages"), 16);
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'mock'"), 3);
-    assert_int_equal(count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'refused' "
-                                     "AND error_code = 'rate_limited'"), 13);
+    assert_int_equal(
+        count_sql(f.db, "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'mock'"), 3);
+    assert_int_equal(count_sql(f.db,
+                               "SELECT COUNT(*) AS n FROM sms_messages WHERE status = 'refused' "
+                               "AND error_code = 'rate_limited'"),
+                     13);
     fx_close(&f);
 }
 
@@ -637,7 +651,7 @@ static void test_sms_twilio_429_then_201_is_retried_after_retry_after(void **sta
     assert_true(r.sent);
     assert_string_equal(r.status, "queued");
     assert_int_equal(peer_requests(&f), 2);
-    assert_true(ms >= 950);   /* Retry-After: 1 honoured */
+    assert_true(ms >= 950); /* Retry-After: 1 honoured */
     assert_row(&f, r.row_id, CUSTOMER, CUSTOMER, "live", "queued", NULL);
     fx_close(&f);
 }
@@ -800,7 +814,9 @@ static void test_sms_twilio_21408_config_alerts_operator(void **state)
     assert_false(r.sent);
     assert_int_equal(peer_requests(&f), 1);
     assert_row(&f, r.row_id, CUSTOMER, CUSTOMER, "live", "failed", "21408");
-    assert_int_equal(vt_sms_count_in_file(f.logp, "OPERATOR: Twilio refused our sending configuration code=21408"), 1);
+    assert_int_equal(vt_sms_count_in_file(
+                         f.logp, "OPERATOR: Twilio refused our sending configuration code=21408"),
+                     1);
     assert_non_null(strstr(r.say, "problem on our side"));
     fx_close(&f);
 }
@@ -815,8 +831,10 @@ static void test_sms_twilio_20003_auth_failure_alerts_without_token(void **state
     assert_false(r.sent);
     assert_int_equal(peer_requests(&f), 1);
     assert_row(&f, r.row_id, CUSTOMER, CUSTOMER, "live", "failed", "20003");
-    assert_int_equal(vt_sms_count_in_file(f.logp, "OPERATOR ALERT: Twilio authentication failed"), 1);
-    assert_int_equal(vt_sms_count_in_file(f.logp, "error [sms_twilio] 📱 [VOICE-SMS] OPERATOR ALERT"), 1);
+    assert_int_equal(vt_sms_count_in_file(f.logp, "OPERATOR ALERT: Twilio authentication failed"),
+                     1);
+    assert_int_equal(
+        vt_sms_count_in_file(f.logp, "error [sms_twilio] 📱 [VOICE-SMS] OPERATOR ALERT"), 1);
     assert_int_equal(vt_sms_count_in_file(f.logp, "ffffffffffffffffffffffffffffffff"), 0);
     fx_close(&f);
 }
@@ -830,8 +848,7 @@ static size_t sink(char *p, size_t sz, size_t n, void *arg)
     return sz * n;
 }
 
-static long raw_post(const char *path_sid, const char *userpwd, const char *ctype,
-                     const char *body)
+static long raw_post(const char *path_sid, const char *userpwd, const char *ctype, const char *body)
 {
     char url[200];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/2010-04-01/Accounts/%s/Messages.json",
@@ -866,10 +883,12 @@ static void test_sms_faults_peer_rejects_what_twilio_rejects(void **state)
     assert_int_equal(raw_post(sid, up, NULL, good), 201);
     assert_int_equal(raw_post(sid, NULL, NULL, good), 401);
     assert_int_equal(raw_post(sid, "AC00000000000000000000000000990201:wrong", NULL, good), 401);
-    assert_int_equal(raw_post(sid, up, "application/json",
-                              "{\"To\":\"+447700900001\",\"From\":\"+442079460123\",\"Body\":\"Hi\"}"),
-                     415);
-    assert_int_equal(raw_post(sid, up, NULL, "to=%2B447700900001&from=%2B442079460123&body=Hi"), 400);
+    assert_int_equal(
+        raw_post(sid, up, "application/json",
+                 "{\"To\":\"+447700900001\",\"From\":\"+442079460123\",\"Body\":\"Hi\"}"),
+        415);
+    assert_int_equal(raw_post(sid, up, NULL, "to=%2B447700900001&from=%2B442079460123&body=Hi"),
+                     400);
     assert_int_equal(raw_post(sid, up, NULL, "To=%2B447700900001&From=%2B442079460123"), 400);
     /* A raw '+' decodes to a space: Twilio sees " 447700900001", not E.164. */
     assert_int_equal(raw_post(sid, up, NULL, "To=+447700900001&From=%2B442079460123&Body=Hi"), 400);
@@ -920,16 +939,18 @@ static void test_mail_not_configured(void **state)
 {
     (void)state;
     struct cfg c;
-    const char *kv[] = {"SMTP_URL=smtp://127.0.0.1:25", NULL};   /* no SMTP_FROM */
-    vt_cfg(&c, kv);
+    char detail[256];
+    /* SMTP_URL without a sender is refused at start, naming the variable */
+    const char *kv[] = {"SMTP_URL=smtp://127.0.0.1:25", NULL};
+    assert_int_equal(vt_cfg_try(&c, kv, detail, sizeof detail), ERR_CONFIG);
+    assert_non_null(strstr(detail, "SMTP_FROM"));
+    /* no SMTP at all: email is off and says so in words the agent can use */
+    const char *kv2[] = {NULL};
+    vt_cfg(&c, kv2);
     assert_false(mail_configured(&c));
     struct err e = {0};
     assert_int_equal(mail_send(&c, "sarah@example.com", "Hi", "Body", &e), ERR_NOT_CONFIGURED);
     assert_true(strlen(e.say) > 10);
-    cfg_free(&c);
-    const char *kv2[] = {NULL};
-    vt_cfg(&c, kv2);
-    assert_false(mail_configured(&c));
     cfg_free(&c);
 }
 
@@ -1072,12 +1093,15 @@ static void test_sms_texts_are_short_and_personal(void **state)
     assert_non_null(strstr(out, "Resolve My Claim"));
     assert_non_null(strstr(out, "Tue 25 Nov at 3:00pm"));
     n = sms_text_link(out, sizeof out, "Resolve My Claim", "Sarah", "portal",
-                      "https://portal.example.co.uk/l/Q2hLb3Z1R3VhcmQtVG9rZW4tMzItYnl0ZXMtaGVyZQ", 24);
+                      "https://portal.example.co.uk/l/Q2hLb3Z1R3VhcmQtVG9rZW4tMzItYnl0ZXMtaGVyZQ",
+                      24);
     assert_int_equal(n, 1);
-    assert_non_null(strstr(out, "https://portal.example.co.uk/l/Q2hLb3Z1R3VhcmQtVG9rZW4tMzItYnl0ZXMtaGVyZQ"));
+    assert_non_null(
+        strstr(out, "https://portal.example.co.uk/l/Q2hLb3Z1R3VhcmQtVG9rZW4tMzItYnl0ZXMtaGVyZQ"));
     assert_non_null(strstr(out, "Hi Sarah"));
-    n = sms_text_link(out, sizeof out, "Resolve My Claim", NULL, "documents",
-                      "https://portal.example.co.uk/upload/Q2hLb3Z1R3VhcmQtVG9rZW4tMzItYnl0ZXMtaGVyZQ", 24);
+    n = sms_text_link(
+        out, sizeof out, "Resolve My Claim", NULL, "documents",
+        "https://portal.example.co.uk/upload/Q2hLb3Z1R3VhcmQtVG9rZW4tMzItYnl0ZXMtaGVyZQ", 24);
     assert_int_equal(n, 1);
     assert_non_null(strstr(out, "document upload"));
     assert_non_null(strstr(out, "Hi, "));
@@ -1086,8 +1110,8 @@ static void test_sms_texts_are_short_and_personal(void **state)
     assert_int_equal(n, 1);
     assert_non_null(strstr(out, "review"));
     char subj[128], body[1024];
-    sms_text_link_email(subj, sizeof subj, body, sizeof body, "Resolve My Claim", "Sarah",
-                        "portal", "https://portal.example.co.uk/l/x", 24);
+    sms_text_link_email(subj, sizeof subj, body, sizeof body, "Resolve My Claim", "Sarah", "portal",
+                        "https://portal.example.co.uk/l/x", 24);
     assert_non_null(strstr(subj, "Resolve My Claim"));
     assert_non_null(strstr(body, "Hi Sarah,"));
     assert_non_null(strstr(body, "https://portal.example.co.uk/l/x"));
@@ -1144,9 +1168,9 @@ int main(void)
         char name[32];
         backend = names[i];
         snprintf(name, sizeof name, "sms_%s", backend);
-        failed += _cmocka_run_group_tests(name, per_backend,
-                                          sizeof per_backend / sizeof per_backend[0],
-                                          group_setup, group_teardown);
+        failed +=
+            _cmocka_run_group_tests(name, per_backend, sizeof per_backend / sizeof per_backend[0],
+                                    group_setup, group_teardown);
     }
     return failed;
 }

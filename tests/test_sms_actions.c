@@ -49,13 +49,17 @@ struct afx {
     char kvbuf[3][128];
 };
 
-static void afx_open(struct afx *f, const char *scenario, int twilio_port)
+static void afx_open_kv(struct afx *f, const char *scenario, int twilio_port, const char *extra1,
+                        const char *extra2)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->sid, sizeof f->sid, "AC%028x%s", ++seq + 1000, scenario);
     snprintf(f->kvbuf[0], sizeof f->kvbuf[0], "TWILIO_ACCOUNT_SID=%s", f->sid);
     snprintf(f->kvbuf[1], sizeof f->kvbuf[1], "TWILIO_API_BASE=http://127.0.0.1:%d", twilio_port);
-    const char *kv[] = {f->kvbuf[0],
+    const char *kv[] = {extra1 ? extra1 : "COMPANY_NAME=Resolve My Claim",
+                        extra2 ? extra2 : "COMPANY_NAME=Resolve My Claim",
+                        "MAIN_APP_URL=https://portal.example.co.uk",
+                        f->kvbuf[0],
                         f->kvbuf[1],
                         "ENABLE_REAL_SMS=true",
                         "SMS_TEST_NUMBERS=" TESTNUM,
@@ -66,13 +70,18 @@ static void afx_open(struct afx *f, const char *scenario, int twilio_port)
                         "REQUIRE_VERIFICATION=false",
                         NULL};
     vt_db_fresh(backend, &f->cfg, &f->h, kv);
-    db_close(vt_db_open(&f->cfg, true));   /* schema + demo data */
+    db_close(vt_db_open(&f->cfg, true)); /* schema + demo data */
     struct err e = {0};
     assert_int_equal(app_env_open(&f->env, &f->cfg, &e), 0);
     act_session_init(&f->sess, SARAH, "CA11111111111111111111111111111111", "cli", 0);
     char first[32] = "";
     assert_int_equal(act_session_identify(&f->env, &f->sess, first, sizeof first, &e), 0);
     assert_string_equal(first, "Sarah");
+}
+
+static void afx_open(struct afx *f, const char *scenario, int twilio_port)
+{
+    afx_open_kv(f, scenario, twilio_port, NULL, NULL);
 }
 
 static void afx_close(struct afx *f)
@@ -230,6 +239,114 @@ static void test_sms_actions_callback_kept_when_twilio_unreachable(void **state)
     afx_close(&f);
 }
 
+/* ---- secure links ---- */
+
+static json_t *run_link(struct afx *f, const char *method)
+{
+    json_t *args = json_pack("{s:s}", "method", method);
+    json_t *env = act_execute(&f->env, &f->sess, "send_portal_link", args);
+    json_decref(args);
+    assert_non_null(env);
+    return env;
+}
+
+/* Quoted-printable body decode (soft breaks, =XX), in place. */
+static void qp_decode(char *s)
+{
+    char *o = s;
+    for (char *p = s; *p;) {
+        if (p[0] == '=' && p[1] == '\r' && p[2] == '\n') {
+            p += 3;
+        } else if (p[0] == '=' && p[1] && p[2]) {
+            char hex[3] = {p[1], p[2], 0};
+            *o++ = (char)strtol(hex, NULL, 16);
+            p += 3;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+}
+
+/* An emailed link arrives at the address on file, and only its hash is stored. */
+static void test_sms_actions_portal_link_by_email(void **state)
+{
+    (void)state;
+    char *mdir = vt_tmpdir(), script[512], port[16], url[64], p[512];
+    struct vt_sms_peer smtp = {0};
+    snprintf(script, sizeof script, "%s/tests/peers/smtp_standin.js", vt_src());
+    smtp.port = vt_free_port();
+    snprintf(port, sizeof port, "%d", smtp.port);
+    snprintf(smtp.log, sizeof smtp.log, "%s/smtp.log", mdir);
+    const char *argv[] = {"node", script, port, mdir, NULL};
+    assert_int_equal(vt_sms_peer_start(&smtp, argv, 20), 0);
+    snprintf(url, sizeof url, "SMTP_URL=smtp://127.0.0.1:%d", smtp.port);
+    struct afx f;
+    afx_open_kv(&f, "0201", faults.port, url, "SMTP_FROM=claims@example.co.uk");
+    json_t *env = run_link(&f, "email");
+    assert_true(json_is_true(json_object_get(env, "success")));
+    json_decref(env);
+    snprintf(p, sizeof p, "%s/msg-1.json", mdir);
+    char *envl = vt_sms_read_file(p);
+    assert_non_null(envl);
+    assert_non_null(strstr(envl, "\"rcpt\":[\"sarah@example.com\"]"));
+    free(envl);
+    snprintf(p, sizeof p, "%s/msg-1.eml", mdir);
+    char *m = vt_sms_read_file(p);
+    assert_non_null(m);
+    char *bodyp = strstr(m, "\r\n\r\n");
+    assert_non_null(bodyp);
+    qp_decode(bodyp);
+    char *t = strstr(m, "https://portal.example.co.uk/portal?token=");
+    assert_non_null(t);
+    t += strlen("https://portal.example.co.uk/portal?token=");
+    char token[80];
+    size_t n = strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+    assert_true(n >= 40 && n < sizeof token);
+    memcpy(token, t, n);
+    token[n] = '\0';
+    free(m);
+    char hex[65], sql[200];
+    util_sha256_hex(token, n, hex);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM portal_links WHERE token_hash = '%s' AND method = 'email' "
+             "AND user_id = 1",
+             hex);
+    assert_int_equal(q_int(&f, sql), 1);
+    assert_int_equal(q_int(&f, "SELECT COUNT(*) FROM portal_links"), 1);
+    assert_int_equal(q_int(&f, "SELECT COUNT(*) FROM sms_messages"), 0);
+    afx_close(&f);
+    vt_sms_peer_stop(&smtp);
+    vt_rmdir(mdir);
+    free(mdir);
+}
+
+/* A link whose text surely didn't go is withdrawn; one that may have gone is kept. */
+static void test_sms_actions_portal_link_sms_failures(void **state)
+{
+    (void)state;
+    struct afx f;
+    afx_open(&f, "0503", faults.port);
+    json_t *env = run_link(&f, "sms");
+    assert_true(json_is_false(json_object_get(env, "success")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(env, "error"), "code")),
+                        "sms_failed");
+    assert_true(json_is_false(
+        json_object_get(json_object_get(json_object_get(env, "data"), "sms"), "sent")));
+    json_decref(env);
+    assert_int_equal(q_int(&f, "SELECT COUNT(*) FROM portal_links"), 0);
+    assert_int_equal(q_int(&f, "SELECT COUNT(*) FROM sms_messages WHERE status = 'failed'"), 1);
+    afx_close(&f);
+
+    afx_open(&f, "0500", faults.port);
+    env = run_link(&f, "sms");
+    assert_true(json_is_false(json_object_get(env, "success")));
+    json_decref(env);
+    assert_int_equal(q_int(&f, "SELECT COUNT(*) FROM portal_links"), 1);
+    assert_int_equal(q_int(&f, "SELECT COUNT(*) FROM sms_messages WHERE status = 'unknown'"), 1);
+    afx_close(&f);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -259,6 +376,8 @@ int main(void)
         cmocka_unit_test(test_sms_actions_callback_kept_when_twilio_hangs),
         cmocka_unit_test(test_sms_actions_callback_kept_when_opted_out),
         cmocka_unit_test(test_sms_actions_callback_kept_when_twilio_unreachable),
+        cmocka_unit_test(test_sms_actions_portal_link_by_email),
+        cmocka_unit_test(test_sms_actions_portal_link_sms_failures),
     };
     dir = vt_tmpdir();
     int failed = 0;
@@ -268,8 +387,8 @@ int main(void)
         char name[40];
         backend = names[i];
         snprintf(name, sizeof name, "sms_actions_%s", backend);
-        failed += _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0],
-                                          group_setup, group_teardown);
+        failed += _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], group_setup,
+                                          group_teardown);
     }
     vt_rmdir(dir);
     free(dir);

@@ -37,7 +37,7 @@
 static struct vt_sms_peer prism;
 static char *dir;
 static const char *backend = "sqlite";
-static int sends;   /* messages that must have reached Prism */
+static int sends; /* messages that must have reached Prism */
 
 static void open_env(struct vt_db *h, struct cfg *c, struct db **db, struct sms **s,
                      const char *const *extra)

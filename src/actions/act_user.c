@@ -14,6 +14,7 @@
 
 #include "core/cfg.h"
 #include "core/norm.h"
+#include "core/util.h"
 #include "db/db.h"
 
 #include <stdio.h>
@@ -32,7 +33,7 @@ const char act__user_schema[] =
     "{\"type\":\"object\",\"properties\":{"
     "\"phone_number\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":40,"
     "\"description\":\"The phone number on the account, as the caller said it (UK formats such "
-    "as 07700 900001 are fine).\"},"
+    "as 07700 900001 are fine), or the word caller for the number they are calling from.\"},"
     "\"claim_reference\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":40,"
     "\"description\":\"A claim reference such as RMC-1001, to confirm the caller's identity.\"}"
     "},\"required\":[\"phone_number\"],\"additionalProperties\":false}";
@@ -147,6 +148,18 @@ static int other_number(struct act_call *c, const struct act__user *u, const cha
     return 0;
 }
 
+/* "caller", "this number", "the number I'm calling from": the signed From,
+ * which the model cannot see. Only ever resolves to the call's own number. */
+static bool means_own_number(const char *s)
+{
+    static const char *const words[] = {
+        "caller", "this number", "calling from", "my number", "this phone", "ringing from", NULL};
+    for (int i = 0; words[i]; i++)
+        if (strcasestr(s, words[i]))
+            return true;
+    return false;
+}
+
 int act__user_run(struct act_call *c)
 {
     const char *said = act__arg_str(c, "phone_number");
@@ -155,7 +168,9 @@ int act__user_run(struct act_call *c)
     struct act__user u;
     int rc;
 
-    if (!said || norm_phone(said, phone, sizeof phone)) {
+    if (said && means_own_number(said) && c->session->caller[0])
+        util_strlcpy(phone, c->session->caller, sizeof phone);
+    else if (!said || norm_phone(said, phone, sizeof phone)) {
         json_object_set_new(c->data, "field", json_string("phone_number"));
         return act__fail(c, ERR_INVALID_PHONE, NULL, "phone number not recognised");
     }

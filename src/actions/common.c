@@ -110,7 +110,7 @@ const char *act__status_words(const char *status, char *buf, size_t n)
 {
     static const char *const map[][2] = {
         {"in_progress", "in progress"},
-        {"submitted", "submitted to the lender"},
+        {"submitted", "submitted and waiting for the lender's reply"},
         {"offer_received", "at the offer stage: we've received an offer"},
         {"offer_accepted", "at the offer stage: the offer has been accepted"},
         {"awaiting_documents", "waiting for some documents from you"},

@@ -83,8 +83,10 @@ int act__deliver(struct act_call *c, const struct act__user *u, const char *meth
     if (!u->phone[0])
         return act__fail(c, ERR_NO_CONTACT, NULL, "no phone on file");
     memset(&r, 0, sizeof r);
-    if ((rc = sms_send(c->env->sms, c->db, u->phone, body, &r, &c->err)) < 0)
+    if ((rc = sms_send(c->env->sms, c->db, u->phone, body, &r, &c->err)) < 0) {
+        *maybe_delivered = r.sent; /* sent, but its outbox row could not be written */
         return act__db_err(&c->err, "sms record");
+    }
     if (!r.sent) {
         *maybe_delivered = !strcmp(r.status, "unknown");
         return fail_sms(c, &r);
@@ -113,7 +115,7 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
     const struct cfg *cfg = c->env->cfg;
     const char *method = act__arg_str(c, "method");
     int ttl_s = k->ttl_s ? k->ttl_s : cfg->link_ttl_s;
-    char token[LINK_TOKEN_MAX], url[512], body[SMS_TEXT_MAX], subject[120], ttl[32], base[256];
+    char token[LINK_TOKEN_MAX], url[512], body[SMS_TEXT_MAX], subject[120] = "", ttl[32], base[256];
     struct act__user u;
     long long row = 0;
     bool maybe = false;

@@ -22,8 +22,8 @@
 #include <string.h>
 
 #define AWS_CONNECT_TIMEOUT_S 5L
-#define AWS_TOTAL_TIMEOUT_S 15L
-#define AWS_RESPONSE_MAX (1024 * 1024)   /* a secret is at most 64 KiB; its envelope is small */
+#define AWS_TOTAL_TIMEOUT_S 10L        /* the answer normally takes well under a second */
+#define AWS_RESPONSE_MAX (1024 * 1024) /* a secret is at most 64 KiB; its envelope is small */
 
 struct body {
     char *buf;
@@ -37,7 +37,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (b->len + n > AWS_RESPONSE_MAX) {
         b->too_big = true;
-        return 0;   /* abort the transfer */
+        return 0; /* abort the transfer */
     }
     char *nb = realloc(b->buf, b->len + n + 1);
     if (!nb)
@@ -137,7 +137,8 @@ static int parse_secret(const struct body *b, const char *secret_id, json_t **ou
                 secret_id);
         goto out;
     }
-    json_object_foreach(obj, key, val) {
+    json_object_foreach(obj, key, val)
+    {
         if (!json_is_string(val)) {
             err_set(e, ERR_CONFIG, NULL,
                     "AWS_SECRET_ID %s: the value of %s in SecretString is not a string", secret_id,
@@ -156,7 +157,8 @@ out:
 
 int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
 {
-    char url[512], sigv4[96], hdr_token[4096];
+    char url[512], sigv4[96], *hdr_token = NULL;
+    size_t hdr_token_len = 0;
     struct curl_slist *hdrs = NULL;
     struct body b = {0};
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -169,11 +171,12 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
     *out = NULL;
     if (!c || !c->secret_id || !*c->secret_id)
         return err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID is empty");
-    if (strlen(c->secret_id) > 2048)   /* the longest name or ARN AWS accepts */
+    if (strlen(c->secret_id) > 2048) /* the longest name or ARN AWS accepts */
         return err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID is longer than 2048 characters");
     if (!c->region || !region_ok(c->region))
-        return err_set(e, ERR_CONFIG, NULL, "AWS_REGION: invalid value '%s' (expected a region "
-                                            "such as eu-west-2)",
+        return err_set(e, ERR_CONFIG, NULL,
+                       "AWS_REGION: invalid value '%s' (expected a region "
+                       "such as eu-west-2)",
                        c->region ? c->region : "");
     if (!c->access_key_id || !*c->access_key_id || !c->secret_key || !*c->secret_key)
         return err_set(e, ERR_CONFIG, NULL,
@@ -212,7 +215,13 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
      */
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     if (c->session_token && *c->session_token) {
-        snprintf(hdr_token, sizeof hdr_token, "X-Amz-Security-Token: %s", c->session_token);
+        hdr_token_len = strlen(c->session_token) + 32;
+        hdr_token = malloc(hdr_token_len);
+        if (!hdr_token) {
+            rc = err_set(e, ERR_NOMEM, NULL, "AWS: out of memory");
+            goto out;
+        }
+        snprintf(hdr_token, hdr_token_len, "X-Amz-Security-Token: %s", c->session_token);
         hdrs = curl_slist_append(hdrs, hdr_token);
     }
 
@@ -250,9 +259,14 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
             rc = err_set(e, ERR_CONFIG, NULL,
                          "AWS_SECRET_ID %s: Secrets Manager answer larger than %d bytes",
                          c->secret_id, AWS_RESPONSE_MAX);
+        else if (cc == CURLE_OPERATION_TIMEDOUT)
+            rc = err_set(e, ERR_CONFIG, NULL,
+                         "AWS_SECRET_ID %s: Secrets Manager at %s did not answer within %ld s",
+                         c->secret_id, url, AWS_TOTAL_TIMEOUT_S);
         else
-            rc = err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID %s: cannot reach Secrets Manager at %s: %s",
-                         c->secret_id, url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+            rc = err_set(e, ERR_CONFIG, NULL,
+                         "AWS_SECRET_ID %s: cannot reach Secrets Manager at %s: %s", c->secret_id,
+                         url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -263,13 +277,16 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
 
 out:
     if (b.buf) {
-        memset(b.buf, 0, b.len);   /* the answer held the secret */
+        memset(b.buf, 0, b.len); /* the answer held the secret */
         free(b.buf);
     }
     if (h)
         curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
-    memset(hdr_token, 0, sizeof hdr_token);
+    if (hdr_token) {
+        memset(hdr_token, 0, hdr_token_len);
+        free(hdr_token);
+    }
     free(payload);
     json_decref(req);
     return rc;

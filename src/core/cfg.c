@@ -505,6 +505,10 @@ static int validate(struct cfg *c, const struct src *s, struct err *e)
         return bad(e, "GEMINI_LIVE_URL", c->gemini_live_url, "a wss:// URL");
     if (*c->smtp_url && strncmp(c->smtp_url, "smtp://", 7) && strncmp(c->smtp_url, "smtps://", 8))
         return bad(e, "SMTP_URL", c->smtp_url, "an smtp:// or smtps:// URL");
+    if (*c->smtp_url && !strchr(c->smtp_from, '@'))
+        return err_set(e, ERR_CONFIG, NULL,
+                       "SMTP_FROM must be a sender address such as claims@example.co.uk when "
+                       "SMTP_URL is set");
     if (c->enable_real_sms && (!*c->twilio_account_sid || !*c->twilio_auth_token ||
                                !*c->twilio_from_number))
         return err_set(e, ERR_CONFIG, NULL,
@@ -544,8 +548,20 @@ static int fetch_secrets(struct src *s, struct err *e)
 
     if (!id || !*id)
         return 0;
+    char arn_region[40] = "";
     if (!region || !*region)
         region = src_get(s, "AWS_DEFAULT_REGION");
+    if ((!region || !*region) && !strncmp(id, "arn:", 4)) {
+        /* arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME carries its region */
+        const char *p = id;
+        for (int field = 0; field < 3 && p; field++)
+            p = strchr(p, ':'), p = p ? p + 1 : NULL;
+        const char *end = p ? strchr(p, ':') : NULL;
+        if (end && end > p && (size_t)(end - p) < sizeof arn_region) {
+            memcpy(arn_region, p, (size_t)(end - p));
+            region = arn_region;
+        }
+    }
     cr.secret_id = id;
     cr.region = region ? region : "";
     cr.access_key_id = src_get(s, "AWS_ACCESS_KEY_ID");
@@ -553,7 +569,8 @@ static int fetch_secrets(struct src *s, struct err *e)
     cr.session_token = src_get(s, "AWS_SESSION_TOKEN");
     cr.endpoint_url = src_get(s, "AWS_ENDPOINT_URL");
     if (!*cr.region)
-        return err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID is set but AWS_REGION is not");
+        return err_set(e, ERR_CONFIG, NULL,
+                       "AWS_SECRET_ID is set but AWS_REGION is not (and the id is not an ARN)");
     if (!cr.access_key_id || !*cr.access_key_id || !cr.secret_key || !*cr.secret_key)
         return err_set(e, ERR_CONFIG, NULL,
                        "AWS_SECRET_ID is set but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not");

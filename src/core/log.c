@@ -263,7 +263,7 @@ static bool spoken_run(const char *s, struct prun *r)
     size_t end = 0;
 
     memset(r, 0, sizeof *r);
-    for (;;) {
+    while (r->nd < 20) {
         int d, rep;
         size_t n = digit_word_at(p, &d, &rep);
         bool group = false;
@@ -307,12 +307,17 @@ static bool spoken_run(const char *s, struct prun *r)
     return true;
 }
 
-/* If an email address starts at s (s at the local part's first char), its length. */
-static size_t email_run(const char *s, size_t *at)
+/*
+ * If an email address starts at s (s at the local part's first char), its
+ * length. *scanned is how far the local part reached: no address can start
+ * before that point either, which keeps the scan linear ("a.a.a.a...").
+ */
+static size_t email_run(const char *s, size_t *at, size_t *scanned)
 {
     size_t i = 0;
     while (is_email_local((unsigned char)s[i]))
         i++;
+    *scanned = i;
     if (i == 0 || s[i] != '@')
         return 0;
     *at = i;
@@ -332,7 +337,7 @@ static size_t email_run(const char *s, size_t *at)
 size_t log_mask_text(const char *in, char *out, size_t outsz)
 {
     size_t o = 0;
-    const char *s = in;
+    const char *s = in, *no_email_before = in;
     struct prun r;
 
     if (!outsz)
@@ -346,8 +351,11 @@ size_t log_mask_text(const char *in, char *out, size_t outsz)
         /* digits after "x-" continue a hyphenated token (a UUID's last group, RMC-1001) */
         bool num_boundary = boundary && !(s - in >= 2 && s[-1] == '-' &&
                                           isalnum((unsigned char)s[-2]));
-        if (boundary && is_email_local((unsigned char)*s) && *s != '.' && *s != '+') {
-            size_t at = 0, len = email_run(s, &at);
+        if (boundary && s >= no_email_before && is_email_local((unsigned char)*s) && *s != '.' &&
+            *s != '+') {
+            size_t at = 0, scanned = 0, len = email_run(s, &at, &scanned);
+            if (!len)
+                no_email_before = s + scanned;
             if (len) {
                 o = put(out, o, outsz, s[0]);
                 o = puts_(out, o, outsz, "***");

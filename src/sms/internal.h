@@ -14,14 +14,14 @@ struct cfg;
 
 /* Outcome of one Twilio send (all attempts). */
 struct sms__tw_result {
-    char status[16];       /* queued | failed | unknown */
-    char sid[40];          /* SM... from a 201, "" otherwise */
-    char error_code[16];   /* Twilio code ("21211"), "http_500", "timeout", ... ; "" on 201 */
-    char say[240];         /* sentence for the agent when not queued */
-    int http_status;       /* last HTTP status, 0 = no response */
-    int attempts;          /* HTTP requests made (1..3) */
-    int segments;          /* num_segments from the 201 body, 0 = not given */
-    bool opted_out;        /* 21610: recipient replied STOP */
+    char status[16];     /* queued | failed | unknown */
+    char sid[40];        /* SM... from a 201, "" otherwise */
+    char error_code[16]; /* Twilio code ("21211"), "http_500", "timeout", ... ; "" on 201 */
+    char say[240];       /* sentence for the agent when not queued */
+    int http_status;     /* last HTTP status, 0 = no response */
+    int attempts;        /* HTTP requests made (1..3) */
+    int segments;        /* num_segments from the 201 body, 0 = not given */
+    bool opted_out;      /* 21610: recipient replied STOP */
 };
 
 /*

@@ -23,7 +23,7 @@
 #include "core/util.h"
 #include "sms/sms.h"
 
-#define MAIL_MAX (64 * 1024)       /* whole message, headers included */
+#define MAIL_MAX (64 * 1024) /* whole message, headers included */
 #define MAIL_CONNECT_TIMEOUT_S 5
 #define MAIL_TIMEOUT_S 20
 
@@ -73,8 +73,7 @@ static void from_addr(const char *from, char *out, size_t outsz)
 static bool plausible_address(const char *a)
 {
     const char *at = a ? strchr(a, '@') : NULL;
-    if (!at || at == a || !at[1] || strchr(at + 1, '@') || !strchr(at + 1, '.') ||
-        strlen(a) > 254)
+    if (!at || at == a || !at[1] || strchr(at + 1, '@') || !strchr(at + 1, '.') || strlen(a) > 254)
         return false;
     for (const char *p = a; *p; p++)
         if ((unsigned char)*p <= ' ' || strchr("<>,;:\"()[]\\", *p))
@@ -193,8 +192,7 @@ static size_t on_read(char *dst, size_t size, size_t n, void *arg)
     return k;
 }
 
-static CURLcode smtp_send(const struct cfg *cfg, const char *to, const struct mbuf *m,
-                          char *errbuf)
+static CURLcode smtp_send(const struct cfg *cfg, const char *to, const struct mbuf *m, char *errbuf)
 {
     char from[256], from_env[260];
     from_addr(cfg->smtp_from, from, sizeof from);
@@ -207,7 +205,8 @@ static CURLcode smtp_send(const struct cfg *cfg, const char *to, const struct mb
     bool tls_required = cfg->app_env == CFG_ENV_PRODUCTION;
     curl_easy_setopt(h, CURLOPT_URL, cfg->smtp_url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    curl_easy_setopt(h, CURLOPT_USE_SSL, tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
+    curl_easy_setopt(h, CURLOPT_USE_SSL,
+                     tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
     if (*cfg->smtp_user) {
         curl_easy_setopt(h, CURLOPT_USERNAME, cfg->smtp_user);
         curl_easy_setopt(h, CURLOPT_PASSWORD, cfg->smtp_password);

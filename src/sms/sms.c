@@ -31,29 +31,28 @@
 #include "db/db.h"
 #include "sms/internal.h"
 
-#define SMS_BODY_MAX 1600          /* Twilio refuses longer bodies (21617) */
+#define SMS_BODY_MAX 1600                /* Twilio refuses longer bodies (21617) */
 #define SMS_OPTOUT_WINDOW_S (30 * 86400) /* a STOP seen this recently blocks sends */
 
 struct sms {
-    const struct cfg *cfg;         /* borrowed */
-    bool live;                     /* ENABLE_REAL_SMS and Twilio configured */
+    const struct cfg *cfg; /* borrowed */
+    bool live;             /* ENABLE_REAL_SMS and Twilio configured */
 };
 
 /* Sentences for the agent (British English, no numbers read out). */
 #define SAY_RATE_RECIPIENT                                                                         \
-    "I've already sent you a few texts in the last few minutes, so I won't send another just "    \
+    "I've already sent you a few texts in the last few minutes, so I won't send another just "     \
     "now. Please check your messages, and I can try again a little later."
 #define SAY_RATE_GLOBAL                                                                            \
-    "Our text service is very busy right now, so I couldn't send that text. I can try again in "  \
+    "Our text service is very busy right now, so I couldn't send that text. I can try again in "   \
     "a few minutes."
 #define SAY_INVALID "The number we have on file doesn't look right, so I can't send a text to it."
-#define SAY_LANDLINE                                                                               \
-    "The number we have on file is a landline, so I can't send a text to it."
+#define SAY_LANDLINE "The number we have on file is a landline, so I can't send a text to it."
 #define SAY_NOT_MOBILE                                                                             \
     "The number we have on file isn't a mobile number, so I can't send a text to it."
 #define SAY_EMPTY "I couldn't send the text message just now."
 #define SAY_OPTED_OUT                                                                              \
-    "That number has opted out of our texts by replying STOP, so I can't text it. Texting START " \
+    "That number has opted out of our texts by replying STOP, so I can't text it. Texting START "  \
     "to us turns them back on."
 #define SAY_DB "I couldn't send the text message just now."
 
@@ -62,7 +61,7 @@ struct sms {
 /* Plain http:// to Twilio would carry the auth token in clear: only for a loopback stand-in. */
 static bool base_is_safe(const char *base)
 {
-    static const char *const ok[] = {"https://", "http://127.0.0.1:", "http://127.0.0.1/",
+    static const char *const ok[] = {"https://",          "http://127.0.0.1:", "http://127.0.0.1/",
                                      "http://localhost:", "http://localhost/", "http://[::1]:"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (!strncmp(base, ok[i], strlen(ok[i])))
@@ -120,7 +119,11 @@ static unsigned long utf8_next(const unsigned char **p)
 {
     const unsigned char *s = *p;
     unsigned long c = s[0];
-    int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+    int n = c < 0x80             ? 0
+            : (c & 0xE0) == 0xC0 ? 1
+            : (c & 0xF0) == 0xE0 ? 2
+            : (c & 0xF8) == 0xF0 ? 3
+                                 : -1;
     if (n < 0) {
         *p = s + 1;
         return 0xFFFD;
@@ -222,19 +225,28 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static size_t utf8_seq_ok(const unsigned char *p)
+{
+    const unsigned char *q = p;
+    unsigned long c = utf8_next(&q);
+    size_t k = (size_t)(q - p);
+    if (c == 0xFFFD && !(k == 3 && p[0] == 0xEF))
+        return 0; /* utf8_next's marker for a bad byte, not a real U+FFFD */
+    if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF || (k == 2 && c < 0x80) ||
+        (k == 3 && c < 0x800) || (k == 4 && c < 0x10000))
+        return 0;
+    return k;
+}
+
 /* True when s is well-formed UTF-8 (what Twilio and a utf8mb4 column accept). */
 static bool utf8_valid(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        const unsigned char *q = p;
-        unsigned long c = utf8_next(&q);
-        if (c == 0xFFFD && (p[0] != 0xEF || p[1] != 0xBF || p[2] != 0xBD))
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = utf8_seq_ok(p);
+        if (!k)
             return false;
-        if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF || (q - p == 2 && c < 0x80) ||
-            (q - p == 3 && c < 0x800) || (q - p == 4 && c < 0x10000))
-            return false;
-        p = q;
+        p += k;
     }
     return true;
 }
@@ -305,18 +317,16 @@ static char *redact_body(const char *body)
             o += j - i;
             i = j;
         } else if ((unsigned char)body[i] >= 0x80) {
-            /* Copy a well-formed sequence whole; a stray byte becomes '?'. */
-            const unsigned char *p = (const unsigned char *)body + i, *q = p;
-            unsigned long c = utf8_next(&q);
-            size_t k = (size_t)(q - p);
-            bool ok = !(c == 0xFFFD && (p[0] != 0xEF || k != 3)) && !(c >= 0xD800 && c <= 0xDFFF);
-            if (ok) {
-                memcpy(out + o, p, k);
+            /* Copy a well-formed sequence whole; a bad byte becomes '?'. */
+            size_t k = utf8_seq_ok((const unsigned char *)body + i);
+            if (k) {
+                memcpy(out + o, body + i, k);
                 o += k;
+                i += k;
             } else {
                 out[o++] = '?';
+                i++;
             }
-            i += k;
         } else {
             out[o++] = body[i++];
         }
@@ -333,8 +343,8 @@ static void set_refused(struct sms_result *r, const char *code, const char *say)
     util_strlcpy(r->say, say, sizeof r->say);
 }
 
-static int insert_row(struct db *db, const char *intended, const char *body,
-                      struct sms_result *r, const char *created, struct err *e)
+static int insert_row(struct db *db, const char *intended, const char *body, struct sms_result *r,
+                      const char *created, struct err *e)
 {
     static const char sql[] =
         "INSERT INTO sms_messages (to_number, intended_to, body, mode, status, provider_sid, "
@@ -342,9 +352,14 @@ static int insert_row(struct db *db, const char *intended, const char *body,
     char *stored = redact_body(body ? body : "");
     if (!stored)
         return err_set(e, ERR_NOMEM, SAY_DB, "sms: out of memory");
-    struct db_val a[] = {DB_S(r->to), DB_S(intended), DB_S(stored), DB_S(r->mode),
-                         DB_S(r->status), DB_S(r->provider_sid[0] ? r->provider_sid : NULL),
-                         DB_S(r->error_code[0] ? r->error_code : NULL), DB_I(r->segments),
+    struct db_val a[] = {DB_S(r->to),
+                         DB_S(intended),
+                         DB_S(stored),
+                         DB_S(r->mode),
+                         DB_S(r->status),
+                         DB_S(r->provider_sid[0] ? r->provider_sid : NULL),
+                         DB_S(r->error_code[0] ? r->error_code : NULL),
+                         DB_I(r->segments),
                          DB_S(created)};
     struct db_rows rows = {0};
     int rc = db_exec(db, sql, a, 9, &rows, e);
@@ -365,8 +380,8 @@ static int update_row(struct db *db, const struct sms_result *r, struct err *e)
     return db_run(db, sql, a, 5, e);
 }
 
-static int count_rows(struct db *db, const char *sql, const struct db_val *a, int na,
-                      long long *n, struct err *e)
+static int count_rows(struct db *db, const char *sql, const struct db_val *a, int na, long long *n,
+                      struct err *e)
 {
     struct db_rows rows = {0};
     int rc = db_exec(db, sql, a, na, &rows, e);
@@ -468,8 +483,7 @@ static int reserve(const struct sms *s, struct db *db, const char *intended, con
     int rc = db_begin(db, e);
     if (rc)
         return rc;
-    rc = db_run(db, "UPDATE schema_migrations SET version = version WHERE version = 1", NULL, 0,
-                e);
+    rc = db_run(db, "UPDATE schema_migrations SET version = version WHERE version = 1", NULL, 0, e);
     if (!rc)
         rc = insert_row(db, intended, body, r, now, e);
     if (!rc)
@@ -525,8 +539,8 @@ static void deliver(const struct sms *s, const char *body, struct sms_result *r)
 }
 
 /* A message refused before reservation (bad number, empty body, opted out). */
-static int refuse_early(struct db *db, const char *intended, const char *body,
-                        struct sms_result *r, const char *code, const char *say, struct err *e)
+static int refuse_early(struct db *db, const char *intended, const char *body, struct sms_result *r,
+                        const char *code, const char *say, struct err *e)
 {
     char now[32];
     db_utc_text(util_now(), now, sizeof now);
@@ -549,8 +563,8 @@ static void log_outcome(const struct sms_result *r, const char *intended)
                  r->mode, r->to, r->provider_sid[0] ? r->provider_sid : "-", r->segments,
                  r->row_id);
     else
-        log_warn("📱 [VOICE-SMS] SMS not sent: status=%s reason=%s mode=%s to=%s id=%lld",
-                 r->status, r->error_code, r->mode, r->to, r->row_id);
+        log_warn("📱 [VOICE-SMS] SMS not sent: status=%s reason=%s mode=%s to=%s id=%lld", r->status,
+                 r->error_code, r->mode, r->to, r->row_id);
 }
 
 int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body,
@@ -595,14 +609,14 @@ int sms_send(struct sms *s, struct db *db, const char *to_e164, const char *body
         return 0;
     }
     if (!strcmp(r->mode, "redirected"))
-        log_info("📱 [VOICE-SMS] development: %s is not a test number, texting %s instead",
-                 intended, r->to);
+        log_info("📱 [VOICE-SMS] development: %s is not a test number, texting %s instead", intended,
+                 r->to);
     deliver(s, body, r);
     if (strcmp(r->mode, "mock")) {
         struct err ue = {0};
         if (update_row(db, r, &ue))
-            log_error("📱 [VOICE-SMS] could not record SMS outcome id=%lld status=%s: %s",
-                      r->row_id, r->status, ue.detail);
+            log_error("📱 [VOICE-SMS] could not record SMS outcome id=%lld status=%s: %s", r->row_id,
+                      r->status, ue.detail);
     }
     log_outcome(r, intended);
     return 0;

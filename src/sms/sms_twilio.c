@@ -32,19 +32,19 @@
 #define TW_ATTEMPTS_MAX 3
 #define TW_BACKOFF_BASE_MS 100
 #define TW_BACKOFF_CAP_MS 3000
-#define TW_RESP_MAX (64 * 1024)   /* a Messages.json answer is < 2 KB */
+#define TW_RESP_MAX (64 * 1024) /* a Messages.json answer is < 2 KB */
 #define TW_CONNECT_TIMEOUT_S 5
 
 #define SAY_BUSY                                                                                   \
-    "Our text service is busy at the moment, so the message didn't go. I can try again in a "     \
+    "Our text service is busy at the moment, so the message didn't go. I can try again in a "      \
     "few minutes."
 #define SAY_UNKNOWN                                                                                \
-    "I'm not sure whether that text went through. If it hasn't arrived in a few minutes, let me " \
+    "I'm not sure whether that text went through. If it hasn't arrived in a few minutes, let me "  \
     "know and I'll look into it."
 #define SAY_INVALID                                                                                \
     "The number we have on file can't receive texts, so the message couldn't be sent."
 #define SAY_OPTED_OUT                                                                              \
-    "That number has opted out of our texts by replying STOP, so I can't text it. Texting START " \
+    "That number has opted out of our texts by replying STOP, so I can't text it. Texting START "  \
     "to us turns them back on."
 #define SAY_OURS                                                                                   \
     "I couldn't send the text because of a problem on our side. I've let the team know."
@@ -76,8 +76,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 
 /* ---- errors ---- */
 
-static void set_out(struct sms__tw_result *o, const char *status, const char *code,
-                    const char *say)
+static void set_out(struct sms__tw_result *o, const char *status, const char *code, const char *say)
 {
     util_strlcpy(o->status, status, sizeof o->status);
     util_strlcpy(o->error_code, code, sizeof o->error_code);
@@ -116,8 +115,8 @@ void sms__twilio_map_error(long code, int http, struct sms__tw_result *o)
     } else {
         set_out(o, "failed", ec, SAY_FAILED);
         if (code == 20404 || (code >= 21602 && code <= 21604) || code == 21617 || http == 404)
-            log_error("📱 [VOICE-SMS] OPERATOR: Twilio rejected our request code=%ld http=%d",
-                      code, http);
+            log_error("📱 [VOICE-SMS] OPERATOR: Twilio rejected our request code=%ld http=%d", code,
+                      http);
     }
 }
 
@@ -214,8 +213,8 @@ static CURLcode attempt(CURL *h, const struct tw_req *q, struct tw_buf *b, long 
     curl_easy_setopt(h, CURLOPT_PASSWORD, q->cfg->twilio_auth_token);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     long total = q->cfg->sms_timeout_s;
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, total < TW_CONNECT_TIMEOUT_S ? total
-                                                                             : (long)TW_CONNECT_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                     total < TW_CONNECT_TIMEOUT_S ? total : (long)TW_CONNECT_TIMEOUT_S);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, total);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "voice-ws/1.0");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);

@@ -96,15 +96,18 @@ int sms_text_link(char *out, size_t outsz, const char *company, const char *firs
     bool review = link_type && !strcmp(link_type, "review");
     greeting(g, sizeof g, first_name);
     if (ttl_hours > 0 && !review)
-        snprintf(valid, sizeof valid, " (valid for %d hour%s)", ttl_hours, ttl_hours == 1 ? "" : "s");
+        snprintf(valid, sizeof valid, " (valid for %d hour%s)", ttl_hours,
+                 ttl_hours == 1 ? "" : "s");
     if (review) {
-        snprintf(c[0], sizeof c[0], "%sthank you for choosing %s. We'd love your review: %s", g, co, u);
+        snprintf(c[0], sizeof c[0], "%sthank you for choosing %s. We'd love your review: %s", g, co,
+                 u);
         snprintf(c[1], sizeof c[1], "%splease review %s: %s", g, co, u);
         snprintf(c[2], sizeof c[2], "Please review us: %s", u);
         c[3][0] = c[4][0] = '\0';
         return pick(out, outsz, c, 3);
     }
-    snprintf(c[0], sizeof c[0], "%shere is your secure %s %s link%s: %s Please don't share it.", g, co, noun, valid, u);
+    snprintf(c[0], sizeof c[0], "%shere is your secure %s %s link%s: %s Please don't share it.", g,
+             co, noun, valid, u);
     snprintf(c[1], sizeof c[1], "%shere is your secure %s %s link%s: %s", g, co, noun, valid, u);
     snprintf(c[2], sizeof c[2], "%syour secure %s link%s: %s", g, noun, valid, u);
     snprintf(c[3], sizeof c[3], "%syour secure %s link: %s", g, noun, u);

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define SMS_TEXT_MAX 480           /* out buffers: room for 3 segments */
+#define SMS_TEXT_MAX 480 /* out buffers: room for 3 segments */
 
 /*
  * Callback confirmation. when_text is already in UK local time and

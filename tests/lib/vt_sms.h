@@ -10,9 +10,9 @@
 #include <sys/types.h>
 
 struct vt_sms_peer {
-    pid_t pid;           /* 0 = not running */
+    pid_t pid; /* 0 = not running */
     int port;
-    char log[512];       /* stdout+stderr of the peer */
+    char log[512]; /* stdout+stderr of the peer */
 };
 
 /*

@@ -20,6 +20,7 @@
 //   - body not JSON / no SecretId                -> 400 ValidationException
 //   - unknown secret                             -> 400 ResourceNotFoundException
 //   - otherwise 200 {ARN, Name, VersionId, SecretString, VersionStages, CreatedDate}
+//   - SecretId "hang": no answer at all (to prove the client's timeouts)
 //
 // Usage: node aws_secrets_standin.js PORT CONFIG.json
 //        node aws_secrets_standin.js --selftest   (AWS's get-vanilla vector)
@@ -216,6 +217,10 @@ const server = http.createServer((req, res) => {
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
     const body = Buffer.concat(chunks);
+    if (body.includes('"SecretId":"hang"')) {   // scripted: never answer (client timeouts)
+      process.stdout.write('REQ {"type":"hang"}\n');
+      return;
+    }
     let r;
     try {
       r = check(req, req.rawHeaders, body);
@@ -241,4 +246,4 @@ const server = http.createServer((req, res) => {
 server.listen(port, '127.0.0.1', () => {
   process.stdout.write(`READY ${server.address().port}\n`);
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => process.exit(0));   // hung requests must not hold the exit
