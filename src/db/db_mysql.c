@@ -614,6 +614,7 @@ static int my_exec(struct db *db, const char *sql, const struct db_val *args, in
 {
     struct mdb *m = (struct mdb *)db;
     memset(out, 0, sizeof *out);
+    m->last_errno = 0;
     for (int attempt = 0;; attempt++) {
         struct stmt_fail f = {0};
         struct err e1 = {0};
@@ -674,21 +675,22 @@ static int simple_query(struct mdb *m, const char *q, struct err *e)
 static int my_begin(struct db *db, struct err *e)
 {
     struct mdb *m = (struct mdb *)db;
+    struct err e1 = {0};
     int rc;
     if (m->in_tx)
         return err_set(e, ERR_INTERNAL, NULL, "begin inside a transaction");
     rc = ensure_conn(m, e);
     if (rc)
         return rc;
-    rc = simple_query(m, "START TRANSACTION", e);
+    rc = simple_query(m, "START TRANSACTION", &e1);
     if (rc == ERR_DB_UNAVAILABLE) { /* nothing was done yet: one fresh try is safe */
-        struct err e2 = {0};
-        if (!conn_open(m, &e2) && !simple_query(m, "START TRANSACTION", &e2)) {
-            if (e)
-                err_clear(e);
-            rc = 0;
-        }
+        err_clear(&e1);
+        rc = conn_open(m, &e1);
+        if (!rc)
+            rc = simple_query(m, "START TRANSACTION", &e1);
     }
+    if (rc && e && !e->code)
+        *e = e1;
     m->in_tx = rc == 0;
     return rc;
 }
