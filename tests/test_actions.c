@@ -321,6 +321,15 @@ static void test_act_bad_arguments_are_refused_and_audited(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM users"), 2);
     /* unknown extra arguments are ignored, never used */
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\",\"user_id\":2}");
+    /* providers send "" for no arguments: the same as {} */
+    expect_code(f, "search_knowledge_base", "", "invalid_arguments");
+    /* optional arguments are type-checked too; null means absent */
+    expect_code(f, "send_portal_link", "{\"method\":\"sms\",\"link_type\":5}", "invalid_arguments");
+    expect_ok(f, "send_portal_link", "{\"method\":\"sms\",\"link_type\":null}");
+    /* duplicate keys are not guessed between */
+    expect_code(f, "check_claim_details",
+                "{\"claim_reference\":\"RMC-1001\",\"claim_reference\":\"RMC-2001\"}",
+                "invalid_arguments");
     /* invalid_arguments tells the agent which field */
     json_t *env = run(f, "check_claim_details", "{}");
     assert_string_equal(str_at(env, "field", NULL), "claim_reference");
@@ -645,7 +654,7 @@ static void test_act_health_json_fields(void **state)
     assert_true(json_is_false(json_object_get(h, "draining")));
     json_decref(h);
     struct app_health_extra none = {.provider_next = "none"};
-    h = app_health_json(&f->env, &none);   /* same status as `voice-ws health` */
+    h = app_health_json(&f->env, &none); /* same status as `voice-ws health` */
     assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
     json_decref(h);
 }
