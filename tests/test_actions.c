@@ -956,6 +956,42 @@ static void test_act_knowledge_base_top_three(void **state)
     expect_ok(f, "search_knowledge_base", "{\"query\":\"\\\"*) OR 1=1 --\"}");
 }
 
+/* Every action x odd inputs: always an envelope, never a crash, one audit row each. */
+static void test_act_garbage_arguments_never_crash(void **state)
+{
+    struct fx *f = *state;
+    static const char *const junk[] = {
+        "{\"claim_reference\":\"RMC-1001\",\"method\":\"sms\",\"query\":\"\\u0000\"}",
+        "{\"phone_number\":{\"a\":[1,2,{\"b\":null}]}}",
+        "{\"preferred_time\":\"\\ud83d\\ude00 tomorrow\",\"reason\":\"\\u2028\"}",
+        "{\"query\":\"\\\"\\\"\\\"*:()^-NEAR\",\"category\":\"fees\"}",
+        "{\"method\":\"SMS\"}",
+        "{\"phone_number\":\"+44 (0) 7700 900 001 ext 5\",\"claim_reference\":\"RMC-1001 and "
+        "RMC-1002\"}",
+        "{\"preferred_time\":\"2026-13-45T25:61\",\"reason\":\"x\"}",
+        "[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]",
+        "1e999",
+        "{\"claim_reference\":true,\"phone_number\":-1,\"method\":1.5,\"query\":[]}",
+        "not json at all",
+    };
+    char big[2400];
+    long long n = 0;
+
+    memset(big, 0, sizeof big);
+    snprintf(big, sizeof big, "{\"query\":\"%02000d\",\"reason\":\"%0300d\"}", 1, 2);
+    fx_open(f, NULL, SARAH, 0);
+    for (int a = 0; a < act_count(); a++) {
+        for (size_t j = 0; j < sizeof junk / sizeof junk[0]; j++) {
+            json_decref(run(f, act_at(a)->name, junk[j]));
+            n++;
+        }
+        json_decref(run(f, act_at(a)->name, big));
+        n++;
+    }
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), n);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM users"), 2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -985,6 +1021,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_callback_sms_failure_keeps_the_callback),
     T(test_act_callback_for_unknown_caller_uses_their_number),
     T(test_act_knowledge_base_top_three),
+    T(test_act_garbage_arguments_never_crash),
 };
 
 static const struct CMUnitTest once_only[] = {
