@@ -45,8 +45,8 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static int start_peer(struct vt_sms_peer *p, const char *name, const char *session_token,
-                      char *url, size_t urlsz)
+static int start_peer(struct vt_sms_peer *p, const char *name, const char *session_token, char *url,
+                      size_t urlsz)
 {
     char script[PATH_MAX], conf[PATH_MAX], port[16], json[2048];
     snprintf(script, sizeof script, "%s/tests/peers/aws_secrets_standin.js", vt_src());
@@ -148,13 +148,21 @@ static void test_values(void **state)
 {
     (void)state;
     struct cfg c;
-    static const char *const kv[] = {
-        "PORT= 8081 ",          "LOG_FORMAT=JSON",        "LOG_LEVEL=debug",
-        "APP_ENV=dev",          "ENABLE_REAL_SMS=no",     "SMS_RATE_LIMIT=off",
-        "DB_SSL_MODE=verify",   "VOICE_PROVIDER=gemini",  "BUSINESS_HOURS=08:30-17:30",
-        "BUSINESS_DAYS=Mon,Wed,Fri-Sat", "BANK_HOLIDAYS=2026-1-5, 2026-12-24",
-        "SMS_TEST_NUMBERS=+447700900001,+447700900002",  "PUBLIC_URL=https://voice.example.com//",
-        "REQUIRE_VERIFICATION=yes", NULL};
+    static const char *const kv[] = {"PORT= 8081 ",
+                                     "LOG_FORMAT=JSON",
+                                     "LOG_LEVEL=debug",
+                                     "APP_ENV=dev",
+                                     "ENABLE_REAL_SMS=no",
+                                     "SMS_RATE_LIMIT=off",
+                                     "DB_SSL_MODE=verify",
+                                     "VOICE_PROVIDER=gemini",
+                                     "BUSINESS_HOURS=08:30-17:30",
+                                     "BUSINESS_DAYS=Mon,Wed,Fri-Sat",
+                                     "BANK_HOLIDAYS=2026-1-5, 2026-12-24",
+                                     "SMS_TEST_NUMBERS=+447700900001,+447700900002",
+                                     "PUBLIC_URL=https://voice.example.com//",
+                                     "REQUIRE_VERIFICATION=yes",
+                                     NULL};
     vt_cfg(&c, kv);
     assert_int_equal(c.port, 8081);
     assert_true(c.log_json);
@@ -166,7 +174,7 @@ static void test_values(void **state)
     assert_int_equal(c.bh_close_min, 1050);
     assert_int_equal(c.bh_days_mask, (1 << 1) | (1 << 3) | (1 << 5) | (1 << 6));
     assert_int_equal(c.n_bank_holidays, 2);
-    assert_string_equal(c.bank_holidays[0], "2026-01-05");   /* normalised for when.c */
+    assert_string_equal(c.bank_holidays[0], "2026-01-05"); /* normalised for when.c */
     assert_string_equal(c.bank_holidays[1], "2026-12-24");
     assert_null(c.bank_holidays[2]);
     assert_int_equal(c.n_sms_test_numbers, 2);
@@ -179,8 +187,8 @@ static void test_values(void **state)
 }
 
 struct bad_row {
-    const char *kv;      /* one KEY=VALUE */
-    const char *names;   /* the variable the detail must name */
+    const char *kv;    /* one KEY=VALUE */
+    const char *names; /* the variable the detail must name */
 };
 
 static const struct bad_row bad_rows[] = {
@@ -229,7 +237,8 @@ static const struct bad_row bad_rows[] = {
     {"OPENAI_REALTIME_URL=https://api.openai.com/v1/realtime", "OPENAI_REALTIME_URL"},
     {"GEMINI_LIVE_URL=http://x", "GEMINI_LIVE_URL"},
     {"SMTP_URL=ftp://mail.example.com", "SMTP_URL"},
-    {"ENABLE_REAL_SMS=true", "ENABLE_REAL_SMS"},   /* without Twilio credentials */
+    {"SMTP_URL=smtp://mail.example.com:2525", "SMTP_FROM"}, /* without a sender */
+    {"ENABLE_REAL_SMS=true", "ENABLE_REAL_SMS"}, /* without Twilio credentials */
 };
 
 static void test_invalid_values(void **state)
@@ -306,7 +315,7 @@ static void test_production(void **state)
                                              "LINK_SECRET=short", NULL};
     assert_int_equal(vt_cfg_try(&c, short_link, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "LINK_SECRET"));
-    assert_null(strstr(detail, "short"));   /* the value itself is not repeated */
+    assert_null(strstr(detail, "short")); /* the value itself is not repeated */
 
     static const char *const http_url[] = {"APP_ENV=production", "TWILIO_AUTH_TOKEN=abc",
                                            "LINK_SECRET=" SECRET_LINK,
@@ -318,7 +327,7 @@ static void test_production(void **state)
                                      "LINK_SECRET=" SECRET_LINK, NULL};
     assert_int_equal(vt_cfg_try(&c, ok, detail, sizeof detail), 0);
     assert_int_equal(c.app_env, CFG_ENV_PRODUCTION);
-    assert_true(c.require_verification);   /* on by default in production */
+    assert_true(c.require_verification); /* on by default in production */
     cfg_free(&c);
 
     static const char *const off[] = {"APP_ENV=prod", "TWILIO_AUTH_TOKEN=abc",
@@ -344,10 +353,9 @@ static void test_hume_retired(void **state)
 
 /* ---- .env ---- */
 
-static const char *const touched[] = {"APP_ENV",       "PORT",           "WORKERS",
-                                      "COMPANY_NAME",  "LOG_LEVEL",      "LOG_FORMAT",
-                                      "SMS_RATE_LIMIT", "DRAIN_SECONDS", "AWS_SECRET_ID",
-                                      "VOICE_PROVIDER", "LONG",           NULL};
+static const char *const touched[] = {
+    "APP_ENV",        "PORT",          "WORKERS",       "COMPANY_NAME",   "LOG_LEVEL", "LOG_FORMAT",
+    "SMS_RATE_LIMIT", "DRAIN_SECONDS", "AWS_SECRET_ID", "VOICE_PROVIDER", "LONG",      NULL};
 
 static void test_dotenv(void **state)
 {
@@ -375,7 +383,7 @@ static void test_dotenv(void **state)
     assert_non_null(getcwd(cwd, sizeof cwd));
     for (const char *const *p = touched; *p; p++)
         unsetenv(*p);
-    setenv("PORT", "9002", 1);   /* the environment wins over .env */
+    setenv("PORT", "9002", 1); /* the environment wins over .env */
     assert_int_equal(chdir(dir), 0);
     const char *logp = vt_sms_log_capture(dir);
 
@@ -389,7 +397,7 @@ static void test_dotenv(void **state)
     assert_int_equal(c.log_level, LOG_DEBUG);
     assert_int_equal(c.sms_rate.count, 5);
     assert_int_equal(c.sms_rate.window_s, 60);
-    assert_int_equal(c.drain_seconds, 7);          /* read after the overlong line */
+    assert_int_equal(c.drain_seconds, 7); /* read after the overlong line */
     assert_int_equal(c.voice_provider, CFG_PROV_OPENAI);
     cfg_free(&c);
     char *logtxt = vt_sms_read_file(logp);
@@ -453,8 +461,7 @@ static int aws_try(const char *const *kv, struct cfg *c, char *detail, size_t de
     return rc;
 }
 
-#define AWS_KV(url)                                                                                \
-    "AWS_REGION=" REGION, "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, url
+#define AWS_KV(url) "AWS_REGION=" REGION, "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, url
 
 static void test_aws_overrides_env(void **state)
 {
@@ -463,8 +470,13 @@ static void test_aws_overrides_env(void **state)
     char detail[256] = "", ep[96];
     snprintf(ep, sizeof ep, "AWS_ENDPOINT_URL=%s", endpoint);
     /* production needs TWILIO_AUTH_TOKEN and LINK_SECRET: only the secret has them */
-    const char *kv[] = {"AWS_SECRET_ID=voice-ws/test", AWS_KV(ep), "APP_ENV=production",
-                        "PORT=8081", "TWILIO_AUTH_TOKEN=from-env", "WORKERS=6", NULL};
+    const char *kv[] = {"AWS_SECRET_ID=voice-ws/test",
+                        AWS_KV(ep),
+                        "APP_ENV=production",
+                        "PORT=8081",
+                        "TWILIO_AUTH_TOKEN=from-env",
+                        "WORKERS=6",
+                        NULL};
     int rc = aws_try(kv, &c, detail, sizeof detail);
     if (rc)
         fail_msg("AWS load failed: %s", detail);
@@ -472,15 +484,19 @@ static void test_aws_overrides_env(void **state)
     assert_string_equal(c.twilio_auth_token, SECRET_TWILIO); /* secret > env */
     assert_string_equal(c.link_secret, SECRET_LINK);
     assert_string_equal(c.company_name, "From AWS Ltd");
-    assert_int_equal(c.workers, 6);                          /* env where the secret is silent */
+    assert_int_equal(c.workers, 6); /* env where the secret is silent */
     assert_true(c.require_verification);
     cfg_free(&c);
     assert_true(vt_sms_count_in_file(peer.log, "\"status\":200") >= 1);
     assert_true(vt_sms_count_in_file(peer.log, "content-type;host;x-amz-date;x-amz-target") >= 1);
 
     /* AWS_DEFAULT_REGION when AWS_REGION is unset */
-    const char *kv2[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_DEFAULT_REGION=" REGION,
-                         "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, ep, NULL};
+    const char *kv2[] = {"AWS_SECRET_ID=voice-ws/test",
+                         "AWS_DEFAULT_REGION=" REGION,
+                         "AWS_ACCESS_KEY_ID=" AK,
+                         "AWS_SECRET_ACCESS_KEY=" SK,
+                         ep,
+                         NULL};
     rc = aws_try(kv2, &c, detail, sizeof detail);
     if (rc)
         fail_msg("AWS load with AWS_DEFAULT_REGION failed: %s", detail);
@@ -506,25 +522,34 @@ static void test_aws_refusals(void **state)
     snprintf(ep, sizeof ep, "AWS_ENDPOINT_URL=%s", endpoint);
 
     /* wrong secret key: the stand-in recomputes the signature and refuses */
-    const char *wrong_key[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=" REGION,
+    const char *wrong_key[] = {"AWS_SECRET_ID=voice-ws/test",
+                               "AWS_REGION=" REGION,
                                "AWS_ACCESS_KEY_ID=" AK,
-                               "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYWRONGKEY", ep,
+                               "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYWRONGKEY",
+                               ep,
                                NULL};
     assert_int_equal(aws_try(wrong_key, &c, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "AWS_SECRET_ID voice-ws/test"));
     assert_non_null(strstr(detail, "HTTP 400 InvalidSignatureException"));
     assert_null(strstr(detail, "WRONGKEY"));
-    assert_null(strstr(detail, "Canonical"));   /* AWS's long message is not copied */
+    assert_null(strstr(detail, "Canonical")); /* AWS's long message is not copied */
 
     /* the region is part of what is signed */
-    const char *wrong_region[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=us-east-1",
-                                  "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, ep, NULL};
+    const char *wrong_region[] = {"AWS_SECRET_ID=voice-ws/test",
+                                  "AWS_REGION=us-east-1",
+                                  "AWS_ACCESS_KEY_ID=" AK,
+                                  "AWS_SECRET_ACCESS_KEY=" SK,
+                                  ep,
+                                  NULL};
     assert_int_equal(aws_try(wrong_region, &c, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "InvalidSignatureException"));
 
-    const char *unknown_ak[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=" REGION,
-                                "AWS_ACCESS_KEY_ID=AKIAUNKNOWN0000000", "AWS_SECRET_ACCESS_KEY=" SK,
-                                ep, NULL};
+    const char *unknown_ak[] = {"AWS_SECRET_ID=voice-ws/test",
+                                "AWS_REGION=" REGION,
+                                "AWS_ACCESS_KEY_ID=AKIAUNKNOWN0000000",
+                                "AWS_SECRET_ACCESS_KEY=" SK,
+                                ep,
+                                NULL};
     assert_int_equal(aws_try(unknown_ak, &c, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "HTTP 400 UnrecognizedClientException"));
 
@@ -569,8 +594,12 @@ static void test_aws_refusals(void **state)
                                "AWS_SECRET_ACCESS_KEY=" SK, ep, NULL};
     assert_int_equal(aws_try(no_region, &c, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "AWS_REGION"));
-    const char *bad_region[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=eu-west-2/../x",
-                                "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=" SK, ep, NULL};
+    const char *bad_region[] = {"AWS_SECRET_ID=voice-ws/test",
+                                "AWS_REGION=eu-west-2/../x",
+                                "AWS_ACCESS_KEY_ID=" AK,
+                                "AWS_SECRET_ACCESS_KEY=" SK,
+                                ep,
+                                NULL};
     assert_int_equal(aws_try(bad_region, &c, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "AWS_REGION"));
     const char *no_keys[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=" REGION, ep, NULL};
@@ -597,9 +626,9 @@ static void test_aws_session_token(void **state)
     assert_string_equal(c.twilio_auth_token, SECRET_TWILIO);
     cfg_free(&c);
     /* the token header was sent and signed */
-    assert_true(vt_sms_count_in_file(
-                    peer_tok.log, "content-type;host;x-amz-date;x-amz-security-token;x-amz-target") >=
-                1);
+    assert_true(
+        vt_sms_count_in_file(
+            peer_tok.log, "content-type;host;x-amz-date;x-amz-security-token;x-amz-target") >= 1);
 
     const char *without[] = {"AWS_SECRET_ID=voice-ws/test", AWS_KV(ep), NULL};
     assert_int_equal(aws_try(without, &c, detail, sizeof detail), ERR_CONFIG);
@@ -696,7 +725,7 @@ static void test_binary(void **state)
     snprintf(ep, sizeof ep, "AWS_ENDPOINT_URL=%s", endpoint);
     write_file(path, "VOICE_PROVIDER=openai\n");
     const char *env2[] = {"AWS_SECRET_ID=voice-ws/test", AWS_KV(ep), "VOICE_PROVIDER=auto",
-                          "APP_ENV=production", dbp, NULL};
+                          "APP_ENV=production",          dbp,        NULL};
     j = run_health(dir, env2, &r);
     if (!j)
         fail_msg("health with AWS failed: %s", r.err);
@@ -708,8 +737,12 @@ static void test_binary(void **state)
     vt_run_free(&r);
 
     /* a wrong key stops the start with a clear line, and no secret */
-    const char *env3[] = {"AWS_SECRET_ID=voice-ws/test", "AWS_REGION=" REGION,
-                          "AWS_ACCESS_KEY_ID=" AK, "AWS_SECRET_ACCESS_KEY=not-the-key", ep, dbp,
+    const char *env3[] = {"AWS_SECRET_ID=voice-ws/test",
+                          "AWS_REGION=" REGION,
+                          "AWS_ACCESS_KEY_ID=" AK,
+                          "AWS_SECRET_ACCESS_KEY=not-the-key",
+                          ep,
+                          dbp,
                           NULL};
     j = run_health(dir, env3, &r);
     assert_null(j);
@@ -726,11 +759,11 @@ static void test_binary(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_invalid_values),  cmocka_unit_test(test_lists),
-        cmocka_unit_test(test_production),      cmocka_unit_test(test_hume_retired),
-        cmocka_unit_test(test_dotenv),          cmocka_unit_test(test_aws_overrides_env),
-        cmocka_unit_test(test_aws_refusals),    cmocka_unit_test(test_aws_session_token),
+        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_invalid_values),   cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_production),       cmocka_unit_test(test_hume_retired),
+        cmocka_unit_test(test_dotenv),           cmocka_unit_test(test_aws_overrides_env),
+        cmocka_unit_test(test_aws_refusals),     cmocka_unit_test(test_aws_session_token),
         cmocka_unit_test(test_standin_selftest), cmocka_unit_test(test_binary),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -71,10 +71,14 @@ static const struct mrow mask_rows[] = {
     {"2026-11-24T10:00:00.123Z started", "2026-11-24T10:00:00.123Z started"},
     {"callback_time 2026-11-25 15:00:00 UTC", "callback_time 2026-11-25 15:00:00 UTC"},
     {"at 2026-01-05 09:30:00", "at 2026-01-05 09:30:00"},
-    {"call CA11111111111111111111111111111111 ended", "call CA11111111111111111111111111111111 ended"},
-    {"MessageSid SM0123456789abcdef0123456789abcdef", "MessageSid SM0123456789abcdef0123456789abcdef"},
-    {"streamSid MZ18ad3ab5a668481ce02b83e7395059f0", "streamSid MZ18ad3ab5a668481ce02b83e7395059f0"},
-    {"AccountSid AC00000000000000000000000000000000", "AccountSid AC00000000000000000000000000000000"},
+    {"call CA11111111111111111111111111111111 ended",
+     "call CA11111111111111111111111111111111 ended"},
+    {"MessageSid SM0123456789abcdef0123456789abcdef",
+     "MessageSid SM0123456789abcdef0123456789abcdef"},
+    {"streamSid MZ18ad3ab5a668481ce02b83e7395059f0",
+     "streamSid MZ18ad3ab5a668481ce02b83e7395059f0"},
+    {"AccountSid AC00000000000000000000000000000000",
+     "AccountSid AC00000000000000000000000000000000"},
     {"\xe2\x9c\x85 [VOICE-ACTION] Completed check_claim_details (12 ms)",
      "\xe2\x9c\x85 [VOICE-ACTION] Completed check_claim_details (12 ms)"},
     {"execution_time_ms=1234", "execution_time_ms=1234"},
@@ -84,7 +88,8 @@ static const struct mrow mask_rows[] = {
     {"ts_ms 1764000000123", "ts_ms 1764000000123"},
     {"took 0.000123456789 s", "took 0.000123456789 s"},
     {"port 8080, pid 12345, 127.0.0.1:8080", "port 8080, pid 12345, 127.0.0.1:8080"},
-    {"request 550e8400-e29b-41d4-a716-446655440000", "request 550e8400-e29b-41d4-a716-446655440000"},
+    {"request 550e8400-e29b-41d4-a716-446655440000",
+     "request 550e8400-e29b-41d4-a716-446655440000"},
     {"sequenceNumber 123456 chunk 7 ts 2380", "sequenceNumber 123456 chunk 7 ts 2380"},
     {"sha 1234567890abcdef1234567890abcdef", "sha 1234567890abcdef1234567890abcdef"},
     {"id 12345678901234567890", "id 12345678901234567890"},
@@ -141,7 +146,8 @@ static void test_mask_bounds(void **state)
     for (int k = 0; k < 10; k++)
         log_mask_text(hostile, hout, sizeof hout);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / 10;
+    double ms =
+        ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / 10;
     if (ms > 5.0)
         fail_msg("masking a hostile 4 KB line took %.2f ms", ms);
     /* hostile bytes: no crash, no over-read */
@@ -153,11 +159,16 @@ static void test_mask_bounds(void **state)
 }
 
 static const struct mrow phone_rows[] = {
-    {"+447700900001", "+44*******001"}, {"07700900001", "*******001"},
-    {"+14155552671", "+1*******671"},   {"+442079460123", "+44*******123"},
-    {"anonymous", "anonymous"},         {"withheld", "withheld"},
-    {"", ""},                           {"12345", "*****"},
-    {"+44770", "+*****"},               {"client:alice", "client:alice"},
+    {"+447700900001", "+44*******001"},
+    {"07700900001", "*******001"},
+    {"+14155552671", "+1*******671"},
+    {"+442079460123", "+44*******123"},
+    {"anonymous", "anonymous"},
+    {"withheld", "withheld"},
+    {"", ""},
+    {"12345", "*****"},
+    {"+44770", "+*****"},
+    {"client:alice", "client:alice"},
 };
 
 static void test_mask_phone(void **state)
@@ -167,8 +178,7 @@ static void test_mask_phone(void **state)
     for (size_t i = 0; i < sizeof phone_rows / sizeof phone_rows[0]; i++) {
         log_mask_phone(phone_rows[i].in, out, sizeof out);
         if (strcmp(out, phone_rows[i].want))
-            fail_msg("log_mask_phone(%s) = %s, want %s", phone_rows[i].in, out,
-                     phone_rows[i].want);
+            fail_msg("log_mask_phone(%s) = %s, want %s", phone_rows[i].in, out, phone_rows[i].want);
     }
     log_mask_phone(NULL, out, sizeof out);
     assert_string_equal(out, "");
@@ -234,9 +244,8 @@ static void test_text_lines(void **state)
     const char *line = txt;
     while (*line) {
         int y, mo, d, h, mi, sec, ms;
-        assert_int_equal(sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec,
-                                &ms),
-                         7);
+        assert_int_equal(
+            sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms), 7);
         line = strchr(line, '\n') + 1;
     }
     free(txt);
@@ -272,7 +281,7 @@ static void test_json_lines(void **state)
 {
     (void)state;
     char big[5000];
-    memset(big, '\x01', sizeof big - 1);   /* escapes to \u0001: six times longer */
+    memset(big, '\x01', sizeof big - 1); /* escapes to \u0001: six times longer */
     big[sizeof big - 1] = '\0';
 
     log_setup(LOG_DEBUG, true);
@@ -316,7 +325,7 @@ static void test_json_lines(void **state)
             break;
         case 3:
             assert_string_equal(lv, "error");
-            assert_true(strlen(msg) > 100);   /* shortened to fit, still one valid line */
+            assert_true(strlen(msg) > 100); /* shortened to fit, still one valid line */
             assert_true(msg[0] == '\x01');
             break;
         case 4:

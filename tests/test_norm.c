@@ -19,7 +19,7 @@
 
 struct row {
     const char *in;
-    const char *want;   /* NULL = refused */
+    const char *want; /* NULL = refused */
 };
 
 static const struct row phone_rows[] = {
@@ -56,8 +56,7 @@ static const struct row phone_rows[] = {
     {"oh 7700 nine double oh double oh one", "+447700900001"},
     {"double-oh four four seven seven double oh nine double oh double oh one", "+447700900001"},
     {"oh seven seven double 0 900 001", "+447700900001"},
-    {"nought seven seven double nought nine double nought double nought one",
-     "+447700900001"},
+    {"nought seven seven double nought nine double nought double nought one", "+447700900001"},
     /* landlines */
     {"020 7946 0123", "+442079460123"},
     {"(020) 7946 0123", "+442079460123"},
@@ -65,7 +64,7 @@ static const struct row phone_rows[] = {
     {"+44 20 7946 0123", "+442079460123"},
     {"01632 960123", "+441632960123"},
     {"oh two oh seven nine four six oh one two three", "+442079460123"},
-    {"016977 2345", "+44169772345"},   /* one of the few 9-digit national numbers */
+    {"016977 2345", "+44169772345"}, /* one of the few 9-digit national numbers */
     {"0800 123 456", "+44800123456"},
     /* international: kept as E.164 */
     {"+1 415 555 2671", "+14155552671"},
@@ -82,32 +81,34 @@ static const struct row phone_rows[] = {
     {"unknown", NULL},
     {"12345", NULL},
     {"999", NULL},
-    {"0770090000", NULL},           /* 10 digits with a 0: one short */
-    {"077009000012", NULL},          /* 12 digits with a 0: one too many */
+    {"0770090000", NULL},   /* 10 digits with a 0: one short */
+    {"077009000012", NULL}, /* 12 digits with a 0: one too many */
     {"07700 9000o1x", NULL},
     {"07700 900abc", NULL},
-    {"O7700 900001", NULL},          /* letter O glued to digits: a typo, not "oh" */
+    {"O7700 900001", NULL}, /* letter O glued to digits: a typo, not "oh" */
     {"call me on 07700 900001", NULL},
     {"07700 900001 ext 5", NULL},
     {"+44 7700 900001 9999999", NULL},
-    {"+1234567890123456", NULL},     /* 16 digits: too long for E.164 */
+    {"+1234567890123456", NULL}, /* 16 digits: too long for E.164 */
     {"0770090000100000000000000000", NULL},
     {"+44", NULL},
     {"+", NULL},
     {"++447700900001", NULL},
     {"07700+900001", NULL},
-    {"+44 4700 900001", NULL},       /* 04 is not allocated */
+    {"+44 4700 900001", NULL}, /* 04 is not allocated */
     {"+44 00 7700 900001", NULL},
     {"+0 7700 900001", NULL},
     {"oh seven seven double", NULL},
     {"double double seven", NULL},
     {"seven hundred", NULL},
     {"07700;900001", NULL},
-    {"07700\x01" "900001", NULL},
-    {"4155552671", NULL},            /* a US number without +1 is not assumed UK */
-    {"2079460123", NULL},            /* only 7 is accepted without its trunk zero */
+    {"07700\x01"
+     "900001",
+     NULL},
+    {"4155552671", NULL}, /* a US number without +1 is not assumed UK */
+    {"2079460123", NULL}, /* only 7 is accepted without its trunk zero */
     {"44770090000", NULL},
-    {"+44 770 090 000", NULL},       /* a mobile needs 10 national digits */
+    {"+44 770 090 000", NULL}, /* a mobile needs 10 national digits */
 };
 
 static void test_phone_rows(void **state)
@@ -162,11 +163,11 @@ struct mrow {
 };
 
 static const struct mrow mobile_rows[] = {
-    {"+447700900001", 1}, {"+447123456789", 1}, {"+447512345678", 1}, {"+447912345678", 1},
-    {"+447812345678", 1}, {"+447412345678", 1}, {"+447624123456", 1}, /* Isle of Man */
-    {"+447012345678", 0}, /* 070 personal numbers */
-    {"+447612345678", 0}, /* 076 pagers */
-    {"+442079460123", 0}, {"+441632960123", 0}, {"+14155552671", 0},  {"+44770090000", 0},
+    {"+447700900001", 1},  {"+447123456789", 1}, {"+447512345678", 1}, {"+447912345678", 1},
+    {"+447812345678", 1},  {"+447412345678", 1}, {"+447624123456", 1}, /* Isle of Man */
+    {"+447012345678", 0},                                              /* 070 personal numbers */
+    {"+447612345678", 0},                                              /* 076 pagers */
+    {"+442079460123", 0},  {"+441632960123", 0}, {"+14155552671", 0},  {"+44770090000", 0},
     {"+4477009000011", 0}, {"07700900001", 0},   {"+44770090000a", 0}, {"", 0},
 };
 
@@ -213,7 +214,7 @@ static const struct row claim_rows[] = {
     {"RMC-1001; DROP TABLE", NULL},
     {"RMC-1001'--", NULL},
     {"RMC-1001 OR 1=1", NULL},
-    {"1001", NULL},          /* digits alone are not a reference (see norm.c) */
+    {"1001", NULL}, /* digits alone are not a reference (see norm.c) */
     {"one zero zero one", NULL},
     {"RMC", NULL},
     {"RMC-", NULL},

@@ -38,13 +38,13 @@ static long long U(const char *s)
 
 /* ---- phrases ---- */
 
-#define TUE "2026-11-24 10:00"     /* Tuesday, GMT */
+#define TUE "2026-11-24 10:00" /* Tuesday, GMT */
 
 struct prow {
-    const char *now;     /* UTC */
+    const char *now; /* UTC */
     const char *text;
-    const char *want;    /* UTC, NULL = ERR_BAD_TIME */
-    int explicit_time;   /* -1 = don't care */
+    const char *want;  /* UTC, NULL = ERR_BAD_TIME */
+    int explicit_time; /* -1 = don't care */
 };
 
 static const struct prow phrase_rows[] = {
@@ -54,10 +54,10 @@ static const struct prow phrase_rows[] = {
     {TUE, "2026-11-25T15:00:00+01:00", "2026-11-25 14:00", 1},
     {TUE, "2026-11-25T15:00:00-0500", "2026-11-25 20:00", 1},
     {TUE, "2026-11-25T15:00+05", "2026-11-25 10:00", 1},
-    {TUE, "2026-11-25T15:00:00", "2026-11-25 15:00", 1},      /* naive = London, GMT */
-    {TUE, "2026-07-01T15:00:00", "2026-07-01 14:00", 1},      /* naive = London, BST */
+    {TUE, "2026-11-25T15:00:00", "2026-11-25 15:00", 1}, /* naive = London, GMT */
+    {TUE, "2026-07-01T15:00:00", "2026-07-01 14:00", 1}, /* naive = London, BST */
     {TUE, "2026-07-01 15:00", "2026-07-01 14:00", 1},
-    {TUE, "2026-11-25", "2026-11-25 10:00", 0},               /* date only: default time */
+    {TUE, "2026-11-25", "2026-11-25 10:00", 0}, /* date only: default time */
     {TUE, "2026-07-01", "2026-07-01 09:00", 0},
     {TUE, "  2026-11-25T15:00:00Z  ", "2026-11-25 15:00", 1},
     /* days and clock times */
@@ -70,7 +70,7 @@ static const struct prow phrase_rows[] = {
     {TUE, "today at 4.30pm", "2026-11-24 16:30", 1},
     {TUE, "today", "2026-11-24 10:15", 0},
     {TUE, "3pm", "2026-11-24 15:00", 1},
-    {TUE, "9am", "2026-11-25 09:00", 1},                      /* passed today: tomorrow */
+    {TUE, "9am", "2026-11-25 09:00", 1}, /* passed today: tomorrow */
     {TUE, "15:30", "2026-11-24 15:30", 1},
     {TUE, "15:30 hours", "2026-11-24 15:30", 1},
     {TUE, "noon", "2026-11-24 12:00", 1},
@@ -79,7 +79,7 @@ static const struct prow phrase_rows[] = {
     {TUE, "12", "2026-11-24 12:00", 1},
     {TUE, "half past four", "2026-11-24 16:30", 1},
     {TUE, "quarter past 9", "2026-11-25 09:15", 1},
-    {TUE, "half four tomorrow", "2026-11-25 16:30", 1},      /* British: half past four */
+    {TUE, "half four tomorrow", "2026-11-25 16:30", 1}, /* British: half past four */
     {TUE, "at half 9", "2026-11-25 09:30", 1},
     {TUE, "3:30 tomorrow afternoon", "2026-11-25 15:30", 1},
     {TUE, "quarter to five on Friday", "2026-11-27 16:45", 1},
@@ -137,22 +137,22 @@ static const struct prow phrase_rows[] = {
     {TUE, "by the end of the day", "2026-11-24 17:00", 0},
     {TUE, "tomorrow at lunchtime", "2026-11-25 13:00", 0},
     {TUE, "first thing tomorrow", "2026-11-25 09:00", 0},
-    {TUE, "morning", "2026-11-25 10:00", 0},                  /* 10:00 passed today */
+    {TUE, "morning", "2026-11-25 10:00", 0}, /* 10:00 passed today */
     {TUE, "afternoon", "2026-11-24 14:00", 0},
-    {"2026-11-24 15:00", "this afternoon", "2026-11-24 15:15", 0},   /* afternoon not over */
-    {"2026-11-24 16:50", "this afternoon", "2026-11-24 14:00", 0},   /* over: the caller refuses */
+    {"2026-11-24 15:00", "this afternoon", "2026-11-24 15:15", 0}, /* afternoon not over */
+    {"2026-11-24 16:50", "this afternoon", "2026-11-24 14:00", 0}, /* over: the caller refuses */
     /* day names (today is Tuesday) */
     {TUE, "Friday", "2026-11-27 10:00", 0},
     {TUE, "on Friday at 2", "2026-11-27 14:00", 1},
     {TUE, "fri 2pm", "2026-11-27 14:00", 1},
     {TUE, "next Tuesday at 10", "2026-12-01 10:00", 1},
-    {TUE, "next Wednesday", "2026-11-25 10:00", 0},           /* first Wednesday after today */
+    {TUE, "next Wednesday", "2026-11-25 10:00", 0}, /* first Wednesday after today */
     {TUE, "this Thursday at 11", "2026-11-26 11:00", 1},
     {TUE, "this coming Monday", "2026-11-30 10:00", 0},
-    {TUE, "Tuesday", "2026-12-01 10:00", 0},                  /* today's name: next week */
-    {TUE, "Tuesday at 4pm", "2026-11-24 16:00", 1},           /* ... unless later today */
-    {TUE, "Tuesday at 9am", "2026-12-01 09:00", 1},           /* 9am today has gone */
-    {TUE, "next Tuesday at 4pm", "2026-12-01 16:00", 1},      /* "next" never means today */
+    {TUE, "Tuesday", "2026-12-01 10:00", 0},             /* today's name: next week */
+    {TUE, "Tuesday at 4pm", "2026-11-24 16:00", 1},      /* ... unless later today */
+    {TUE, "Tuesday at 9am", "2026-12-01 09:00", 1},      /* 9am today has gone */
+    {TUE, "next Tuesday at 4pm", "2026-12-01 16:00", 1}, /* "next" never means today */
     {TUE, "Tuesday afternoon", "2026-11-24 14:00", 0},
     /* dates */
     {TUE, "on the 3rd of December at 11am", "2026-12-03 11:00", 1},
@@ -167,9 +167,9 @@ static const struct prow phrase_rows[] = {
     {TUE, "the 30th at 4pm", "2026-11-30 16:00", 1},
     {TUE, "25/12", "2026-12-25 10:00", 0},
     {TUE, "02/01/2027 at 10am", "2027-01-02 10:00", 1},
-    {TUE, "23 November", "2027-11-23 10:00", 0},              /* passed: next year */
-    {TUE, "24 November at 9am", "2026-11-24 09:00", 1},       /* today, past: the caller refuses */
-    {TUE, "1 July at 3pm", "2027-07-01 14:00", 1},            /* BST */
+    {TUE, "23 November", "2027-11-23 10:00", 0},        /* passed: next year */
+    {TUE, "24 November at 9am", "2026-11-24 09:00", 1}, /* today, past: the caller refuses */
+    {TUE, "1 July at 3pm", "2027-07-01 14:00", 1},      /* BST */
     /* asap */
     {TUE, "asap", "2026-11-24 10:15", 0},
     {TUE, "ASAP", "2026-11-24 10:15", 0},
@@ -178,12 +178,12 @@ static const struct prow phrase_rows[] = {
     {TUE, "right now please", "2026-11-24 10:15", 0},
     {TUE, "straight away", "2026-11-24 10:15", 0},
     /* across the clock changes */
-    {"2026-03-28 12:00", "tomorrow at 9am", "2026-03-29 08:00", 1},   /* Sat -> Sun, BST */
-    {"2026-10-24 12:00", "tomorrow at 9am", "2026-10-25 09:00", 1},   /* Sat -> Sun, GMT */
-    {"2026-03-28 23:30", "in two hours", "2026-03-29 01:30", 1},      /* instants, not wall clock */
+    {"2026-03-28 12:00", "tomorrow at 9am", "2026-03-29 08:00", 1}, /* Sat -> Sun, BST */
+    {"2026-10-24 12:00", "tomorrow at 9am", "2026-10-25 09:00", 1}, /* Sat -> Sun, GMT */
+    {"2026-03-28 23:30", "in two hours", "2026-03-29 01:30", 1},    /* instants, not wall clock */
     {"2026-03-28 23:30", "tomorrow at 10", "2026-03-29 09:00", 1},
     {"2026-03-29 00:30", "tomorrow at 10", "2026-03-30 09:00", 1},
-    {"2026-07-01 23:30", "tomorrow at 3pm", "2026-07-03 14:00", 1},   /* 00:30 BST on the 2nd */
+    {"2026-07-01 23:30", "tomorrow at 3pm", "2026-07-03 14:00", 1}, /* 00:30 BST on the 2nd */
     {"2026-07-01 23:30", "today at 3pm", "2026-07-02 14:00", 1},
     {"2026-03-28 12:00", "tomorrow at 01:30", "2026-03-29 01:30", 1}, /* gap: 02:30 BST */
     {"2026-03-28 12:00", "tomorrow at 02:30", "2026-03-29 01:30", 1},
@@ -212,7 +212,7 @@ static const struct prow phrase_rows[] = {
     {TUE, "3pm 4pm", NULL, 0},
     {TUE, "31 November", NULL, 0},
     {TUE, "the 32nd", NULL, 0},
-    {TUE, "Friday the 3rd of December", NULL, 0},             /* the 3rd is a Thursday */
+    {TUE, "Friday the 3rd of December", NULL, 0}, /* the 3rd is a Thursday */
     {TUE, "next", NULL, 0},
     {TUE, "tomorrow at 3pm; DROP TABLE", NULL, 0},
     {TUE, "2026-13-01", NULL, 0},
@@ -221,9 +221,10 @@ static const struct prow phrase_rows[] = {
     {TUE, "2026-11-25T15:00:00X", NULL, 0},
     {TUE, "2026-11-25 at 3pm", NULL, 0},
     {TUE, "in 5000 hours", NULL, 0},
-    {TUE, "tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm "
-          "tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm "
-          "tomorrow at 3pm",
+    {TUE,
+     "tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm "
+     "tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm tomorrow at 3pm "
+     "tomorrow at 3pm",
      NULL, 0},
 };
 
@@ -322,8 +323,8 @@ static void test_uk_offset(void **state)
         time_t lt = (time_t)(t + off);
         struct tm tm;
         gmtime_r(&lt, &tm);
-        long long back = when_uk_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                                        tm.tm_hour, tm.tm_min);
+        long long back =
+            when_uk_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
         if (back != t && !(t >= U("2026-10-25 01:00") && t < U("2026-10-25 02:00")))
             fail_msg("round trip failed at %lld", t);
     }
@@ -337,12 +338,10 @@ struct bh {
 
 /* gov.uk, England and Wales */
 static const struct bh holidays_2025_2027[] = {
-    {2025, 1, 1},  {2025, 4, 18}, {2025, 4, 21}, {2025, 5, 5},   {2025, 5, 26}, {2025, 8, 25},
-    {2025, 12, 25}, {2025, 12, 26},
-    {2026, 1, 1},  {2026, 4, 3},  {2026, 4, 6},  {2026, 5, 4},   {2026, 5, 25}, {2026, 8, 31},
-    {2026, 12, 25}, {2026, 12, 28},
-    {2027, 1, 1},  {2027, 3, 26}, {2027, 3, 29}, {2027, 5, 3},   {2027, 5, 31}, {2027, 8, 30},
-    {2027, 12, 27}, {2027, 12, 28},
+    {2025, 1, 1},   {2025, 4, 18},  {2025, 4, 21},  {2025, 5, 5},   {2025, 5, 26},  {2025, 8, 25},
+    {2025, 12, 25}, {2025, 12, 26}, {2026, 1, 1},   {2026, 4, 3},   {2026, 4, 6},   {2026, 5, 4},
+    {2026, 5, 25},  {2026, 8, 31},  {2026, 12, 25}, {2026, 12, 28}, {2027, 1, 1},   {2027, 3, 26},
+    {2027, 3, 29},  {2027, 5, 3},   {2027, 5, 31},  {2027, 8, 30},  {2027, 12, 27}, {2027, 12, 28},
 };
 
 static bool listed(const struct bh *list, size_t n, int y, int m, int d)
@@ -368,14 +367,14 @@ static void test_bank_holidays(void **state)
                      when_is_bank_holiday(y, m, d, NULL));
     }
     /* substitute days in other years */
-    assert_true(when_is_bank_holiday(2022, 1, 3, NULL));    /* 1 Jan on Saturday */
+    assert_true(when_is_bank_holiday(2022, 1, 3, NULL)); /* 1 Jan on Saturday */
     assert_false(when_is_bank_holiday(2022, 1, 1, NULL));
-    assert_true(when_is_bank_holiday(2023, 1, 2, NULL));    /* 1 Jan on Sunday */
-    assert_true(when_is_bank_holiday(2020, 12, 28, NULL));  /* Christmas Friday: Boxing Monday */
+    assert_true(when_is_bank_holiday(2023, 1, 2, NULL));   /* 1 Jan on Sunday */
+    assert_true(when_is_bank_holiday(2020, 12, 28, NULL)); /* Christmas Friday: Boxing Monday */
     assert_false(when_is_bank_holiday(2020, 12, 26, NULL));
-    assert_true(when_is_bank_holiday(2021, 12, 27, NULL));  /* Christmas Saturday */
+    assert_true(when_is_bank_holiday(2021, 12, 27, NULL)); /* Christmas Saturday */
     assert_true(when_is_bank_holiday(2021, 12, 28, NULL));
-    assert_true(when_is_bank_holiday(2022, 12, 26, NULL));  /* Christmas Sunday */
+    assert_true(when_is_bank_holiday(2022, 12, 26, NULL)); /* Christmas Sunday */
     assert_true(when_is_bank_holiday(2022, 12, 27, NULL));
     assert_false(when_is_bank_holiday(2022, 12, 25, NULL)); /* a Sunday, not the holiday itself */
     /* Easter: Good Friday and Easter Monday in other years */
@@ -403,8 +402,8 @@ static void test_bank_holidays(void **state)
 /* ---- business hours ---- */
 
 struct srow {
-    const char *t;       /* UTC */
-    const char *want;    /* next slot, UTC */
+    const char *t;    /* UTC */
+    const char *want; /* next slot, UTC */
 };
 
 static void check_slots(const struct when_hours *h, const struct srow *rows, size_t n)
@@ -424,25 +423,25 @@ static void check_slots(const struct when_hours *h, const struct srow *rows, siz
 static void test_next_slot(void **state)
 {
     (void)state;
-    struct when_hours h = {540, 1080, 0x3e, NULL};   /* Mon-Fri 09:00-18:00 */
+    struct when_hours h = {540, 1080, 0x3e, NULL}; /* Mon-Fri 09:00-18:00 */
     static const struct srow rows[] = {
-        {"2026-11-24 10:00", "2026-11-24 10:00"},   /* Tue, open */
-        {"2026-11-24 09:00", "2026-11-24 09:00"},   /* opening minute is in */
+        {"2026-11-24 10:00", "2026-11-24 10:00"}, /* Tue, open */
+        {"2026-11-24 09:00", "2026-11-24 09:00"}, /* opening minute is in */
         {"2026-11-24 17:59", "2026-11-24 17:59"},
-        {"2026-11-24 18:00", "2026-11-25 09:00"},   /* closing time is out */
-        {"2026-11-25 07:00", "2026-11-25 09:00"},   /* early: same day */
-        {"2026-11-27 19:00", "2026-11-30 09:00"},   /* Fri evening: Monday */
-        {"2026-11-28 12:00", "2026-11-30 09:00"},   /* Saturday */
+        {"2026-11-24 18:00", "2026-11-25 09:00"}, /* closing time is out */
+        {"2026-11-25 07:00", "2026-11-25 09:00"}, /* early: same day */
+        {"2026-11-27 19:00", "2026-11-30 09:00"}, /* Fri evening: Monday */
+        {"2026-11-28 12:00", "2026-11-30 09:00"}, /* Saturday */
         {"2026-12-24 17:30", "2026-12-24 17:30"},
-        {"2026-12-24 18:30", "2026-12-29 09:00"},   /* 25 Fri, weekend, 28 Boxing substitute */
-        {"2026-04-02 17:00", "2026-04-07 08:00"},   /* 18:00 BST Thu: Easter; Tue 09:00 BST */
-        {"2026-03-27 18:30", "2026-03-30 08:00"},   /* across spring change: 09:00 BST */
-        {"2026-10-23 17:30", "2026-10-26 09:00"},   /* 18:30 BST Fri: Mon 09:00 GMT */
-        {"2026-07-01 07:59", "2026-07-01 08:00"},   /* 08:59 BST: opens at 09:00 BST */
+        {"2026-12-24 18:30", "2026-12-29 09:00"}, /* 25 Fri, weekend, 28 Boxing substitute */
+        {"2026-04-02 17:00", "2026-04-07 08:00"}, /* 18:00 BST Thu: Easter; Tue 09:00 BST */
+        {"2026-03-27 18:30", "2026-03-30 08:00"}, /* across spring change: 09:00 BST */
+        {"2026-10-23 17:30", "2026-10-26 09:00"}, /* 18:30 BST Fri: Mon 09:00 GMT */
+        {"2026-07-01 07:59", "2026-07-01 08:00"}, /* 08:59 BST: opens at 09:00 BST */
         {"2026-07-01 08:00", "2026-07-01 08:00"},
-        {"2026-07-01 16:59", "2026-07-01 16:59"},   /* 17:59 BST */
-        {"2026-07-01 17:00", "2026-07-02 08:00"},   /* 18:00 BST: closed */
-        {"2026-12-31 20:00", "2027-01-04 09:00"},   /* Fri 1 Jan holiday, weekend: Monday */
+        {"2026-07-01 16:59", "2026-07-01 16:59"}, /* 17:59 BST */
+        {"2026-07-01 17:00", "2026-07-02 08:00"}, /* 18:00 BST: closed */
+        {"2026-12-31 20:00", "2027-01-04 09:00"}, /* Fri 1 Jan holiday, weekend: Monday */
     };
     check_slots(&h, rows, sizeof rows / sizeof rows[0]);
 
@@ -450,7 +449,7 @@ static void test_next_slot(void **state)
     static const char *const extra[] = {"2026-11-25", NULL};
     struct when_hours h2 = {600, 960, (1 << 1) | (1 << 3) | (1 << 5), extra};
     static const struct srow rows2[] = {
-        {"2026-11-24 11:00", "2026-11-27 10:00"},   /* Tue closed, Wed holiday: Fri */
+        {"2026-11-24 11:00", "2026-11-27 10:00"}, /* Tue closed, Wed holiday: Fri */
         {"2026-11-27 15:59", "2026-11-27 15:59"},
         {"2026-11-27 16:00", "2026-11-30 10:00"},
     };
@@ -474,7 +473,8 @@ static void test_hours_from_cfg(void **state)
     assert_false(when_is_bank_holiday(2026, 11, 27, &h));
     /* Fri 17:00 closed, Sat 28 is an extra holiday, Sunday closed: Monday 08:30 */
     assert_true(when_next_slot(U("2026-11-27 17:00"), &h) == U("2026-11-30 08:30"));
-    assert_true(when_next_slot(U("2026-11-21 12:00"), &h) == U("2026-11-21 12:00"));  /* a Saturday */
+    assert_true(when_next_slot(U("2026-11-21 12:00"), &h) ==
+                U("2026-11-21 12:00")); /* a Saturday */
     cfg_free(&c);
 
     /* defaults: Mon-Fri 09:00-18:00, no extra holidays */
@@ -503,8 +503,8 @@ static void test_format(void **state)
         {"2026-11-25 12:45", "Wednesday 25 November at 12:45pm"},
         {"2026-11-25 00:00", "Wednesday 25 November at midnight"},
         {"2026-11-25 00:30", "Wednesday 25 November at 12:30am"},
-        {"2026-07-01 14:30", "Wednesday 1 July at 3:30pm"},        /* BST */
-        {"2026-07-01 23:30", "Thursday 2 July at 12:30am"},        /* next local day */
+        {"2026-07-01 14:30", "Wednesday 1 July at 3:30pm"}, /* BST */
+        {"2026-07-01 23:30", "Thursday 2 July at 12:30am"}, /* next local day */
         {"2026-03-29 08:00", "Sunday 29 March at 9am"},
         {"2026-10-25 09:00", "Sunday 25 October at 9am"},
     };
@@ -531,9 +531,9 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_phrases),       cmocka_unit_test(test_parse_edges),
-        cmocka_unit_test(test_uk_offset),     cmocka_unit_test(test_bank_holidays),
-        cmocka_unit_test(test_next_slot),     cmocka_unit_test(test_hours_from_cfg),
+        cmocka_unit_test(test_phrases),   cmocka_unit_test(test_parse_edges),
+        cmocka_unit_test(test_uk_offset), cmocka_unit_test(test_bank_holidays),
+        cmocka_unit_test(test_next_slot), cmocka_unit_test(test_hours_from_cfg),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,8 +22,8 @@
 #include <string.h>
 
 #define AWS_CONNECT_TIMEOUT_S 5L
-#define AWS_TOTAL_TIMEOUT_S 10L   /* the answer normally takes well under a second */
-#define AWS_RESPONSE_MAX (1024 * 1024)   /* a secret is at most 64 KiB; its envelope is small */
+#define AWS_TOTAL_TIMEOUT_S 10L        /* the answer normally takes well under a second */
+#define AWS_RESPONSE_MAX (1024 * 1024) /* a secret is at most 64 KiB; its envelope is small */
 
 struct body {
     char *buf;
@@ -37,7 +37,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (b->len + n > AWS_RESPONSE_MAX) {
         b->too_big = true;
-        return 0;   /* abort the transfer */
+        return 0; /* abort the transfer */
     }
     char *nb = realloc(b->buf, b->len + n + 1);
     if (!nb)
@@ -137,7 +137,8 @@ static int parse_secret(const struct body *b, const char *secret_id, json_t **ou
                 secret_id);
         goto out;
     }
-    json_object_foreach(obj, key, val) {
+    json_object_foreach(obj, key, val)
+    {
         if (!json_is_string(val)) {
             err_set(e, ERR_CONFIG, NULL,
                     "AWS_SECRET_ID %s: the value of %s in SecretString is not a string", secret_id,
@@ -170,11 +171,12 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
     *out = NULL;
     if (!c || !c->secret_id || !*c->secret_id)
         return err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID is empty");
-    if (strlen(c->secret_id) > 2048)   /* the longest name or ARN AWS accepts */
+    if (strlen(c->secret_id) > 2048) /* the longest name or ARN AWS accepts */
         return err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID is longer than 2048 characters");
     if (!c->region || !region_ok(c->region))
-        return err_set(e, ERR_CONFIG, NULL, "AWS_REGION: invalid value '%s' (expected a region "
-                                            "such as eu-west-2)",
+        return err_set(e, ERR_CONFIG, NULL,
+                       "AWS_REGION: invalid value '%s' (expected a region "
+                       "such as eu-west-2)",
                        c->region ? c->region : "");
     if (!c->access_key_id || !*c->access_key_id || !c->secret_key || !*c->secret_key)
         return err_set(e, ERR_CONFIG, NULL,
@@ -262,8 +264,9 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
                          "AWS_SECRET_ID %s: Secrets Manager at %s did not answer within %ld s",
                          c->secret_id, url, AWS_TOTAL_TIMEOUT_S);
         else
-            rc = err_set(e, ERR_CONFIG, NULL, "AWS_SECRET_ID %s: cannot reach Secrets Manager at %s: %s",
-                         c->secret_id, url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+            rc = err_set(e, ERR_CONFIG, NULL,
+                         "AWS_SECRET_ID %s: cannot reach Secrets Manager at %s: %s", c->secret_id,
+                         url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -274,7 +277,7 @@ int aws_secret_fetch(const struct aws_creds *c, json_t **out, struct err *e)
 
 out:
     if (b.buf) {
-        memset(b.buf, 0, b.len);   /* the answer held the secret */
+        memset(b.buf, 0, b.len); /* the answer held the secret */
         free(b.buf);
     }
     if (h)

@@ -505,6 +505,10 @@ static int validate(struct cfg *c, const struct src *s, struct err *e)
         return bad(e, "GEMINI_LIVE_URL", c->gemini_live_url, "a wss:// URL");
     if (*c->smtp_url && strncmp(c->smtp_url, "smtp://", 7) && strncmp(c->smtp_url, "smtps://", 8))
         return bad(e, "SMTP_URL", c->smtp_url, "an smtp:// or smtps:// URL");
+    if (*c->smtp_url && !strchr(c->smtp_from, '@'))
+        return err_set(e, ERR_CONFIG, NULL,
+                       "SMTP_FROM must be a sender address such as claims@example.co.uk when "
+                       "SMTP_URL is set");
     if (c->enable_real_sms && (!*c->twilio_account_sid || !*c->twilio_auth_token ||
                                !*c->twilio_from_number))
         return err_set(e, ERR_CONFIG, NULL,

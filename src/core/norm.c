@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NORM_IN_MAX 160     /* longer input is not a phone number or a reference */
-#define NORM_DIGITS_MAX 20  /* scanned digits; E.164 allows 15 */
+#define NORM_IN_MAX 160    /* longer input is not a phone number or a reference */
+#define NORM_DIGITS_MAX 20 /* scanned digits; E.164 allows 15 */
 
 /* ---- spoken digits ---- */
 
@@ -29,9 +29,9 @@ static int digit_word(const char *w)
         const char *w;
         int d;
     } words[] = {
-        {"zero", 0}, {"oh", 0},    {"o", 0},     {"nought", 0}, {"nil", 0},  {"one", 1},
-        {"two", 2},  {"three", 3}, {"four", 4},  {"five", 5},   {"six", 6},  {"seven", 7},
-        {"eight", 8}, {"nine", 9},
+        {"zero", 0}, {"oh", 0},    {"o", 0},     {"nought", 0}, {"nil", 0},
+        {"one", 1},  {"two", 2},   {"three", 3}, {"four", 4},   {"five", 5},
+        {"six", 6},  {"seven", 7}, {"eight", 8}, {"nine", 9},
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (!strcmp(w, words[i].w))
@@ -58,7 +58,7 @@ static bool filler_word(const char *w)
 struct digits {
     char d[NORM_DIGITS_MAX + 1];
     int n;
-    int repeat;      /* pending "double"/"treble" for the next digit */
+    int repeat; /* pending "double"/"treble" for the next digit */
     bool overflow;
 };
 
@@ -112,7 +112,7 @@ static bool feed_word(struct digits *ds, const char *w)
         return digits_add(ds, (char)('0' + d));
     if ((r = repeat_word(w))) {
         if (ds->repeat)
-            return false;   /* "double double" */
+            return false; /* "double double" */
         ds->repeat = r;
         return true;
     }
@@ -207,14 +207,14 @@ int norm_phone(const char *in, char *out, size_t outsz)
     d = ds.d;
     n = (size_t)ds.n;
 
-    if (!plus && n > 2 && d[0] == '0' && d[1] == '0') {   /* 0044..., 001...: international prefix */
+    if (!plus && n > 2 && d[0] == '0' && d[1] == '0') { /* 0044..., 001...: international prefix */
         plus = true;
         d += 2, n -= 2;
     }
     if (plus) {
         if (n >= 2 && d[0] == '4' && d[1] == '4') {
             d += 2;
-            if (*d == '0')   /* "+44 (0)20...", "+4407...": the stray trunk zero is dropped */
+            if (*d == '0') /* "+44 (0)20...", "+4407...": the stray trunk zero is dropped */
                 d++;
             return put_uk(d, out, outsz);
         }
@@ -224,13 +224,13 @@ int norm_phone(const char *in, char *out, size_t outsz)
         snprintf(out, outsz, "+%s", d);
         return 0;
     }
-    if (n == 12 && d[0] == '4' && d[1] == '4')            /* 447700900001 */
+    if (n == 12 && d[0] == '4' && d[1] == '4') /* 447700900001 */
         return put_uk(d + 2, out, outsz);
-    if (n == 13 && !strncmp(d, "440", 3))                 /* 4407700900001 */
+    if (n == 13 && !strncmp(d, "440", 3)) /* 4407700900001 */
         return put_uk(d + 3, out, outsz);
-    if ((n == 11 || n == 10) && d[0] == '0')              /* 07700 900001 (10: 9-digit NSN areas) */
+    if ((n == 11 || n == 10) && d[0] == '0') /* 07700 900001 (10: 9-digit NSN areas) */
         return put_uk(d + 1, out, outsz);
-    if (n == 10 && d[0] == '7')                           /* 7700900001: trunk 0 dropped */
+    if (n == 10 && d[0] == '7') /* 7700900001: trunk 0 dropped */
         return put_uk(d, out, outsz);
     return ERR_INVALID_PHONE;
 }
@@ -311,7 +311,7 @@ int norm_claim_ref(const char *in, char *out, size_t outsz)
             if (!read_word(in, &p, w, sizeof w) || !feed_word(&ds, w))
                 return ERR_INVALID_CLAIM_REF;
         } else {
-            return ERR_INVALID_CLAIM_REF;   /* ';', quotes, anything else */
+            return ERR_INVALID_CLAIM_REF; /* ';', quotes, anything else */
         }
     }
     if (ds.repeat || ds.overflow || ds.n < CLAIM_DIGITS_MIN || ds.n > CLAIM_DIGITS_MAX)

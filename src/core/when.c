@@ -123,7 +123,7 @@ int when_uk_offset(long long t)
 {
     int y, m, d;
     civil_from_days(floordiv(t, DAY_S), &y, &m, &d);
-    long long start = last_wday(y, 3, 0) * DAY_S + 3600;   /* 01:00 UTC */
+    long long start = last_wday(y, 3, 0) * DAY_S + 3600; /* 01:00 UTC */
     long long end = last_wday(y, 10, 0) * DAY_S + 3600;
     return t >= start && t < end ? 3600 : 0;
 }
@@ -132,7 +132,7 @@ long long when_uk_to_utc(int y, int mon, int d, int h, int min)
 {
     long long local = days_from_civil(y, mon, d) * DAY_S + (long long)h * 3600 + min * 60LL;
     if (when_uk_offset(local - 3600) == 3600)
-        return local - 3600;   /* BST (also the first of the repeated autumn hour) */
+        return local - 3600; /* BST (also the first of the repeated autumn hour) */
     /* GMT, or the spring gap: read with the GMT offset, i.e. moved forward an hour. */
     return local;
 }
@@ -174,13 +174,13 @@ static long long easter_sunday(int y)
  */
 static const struct {
     int y, m, d;
-    bool add;        /* true: an extra holiday; false: a computed one that did not happen */
+    bool add; /* true: an extra holiday; false: a computed one that did not happen */
 } bh_oneoff[] = {
-    {2020, 5, 4, false}, {2020, 5, 8, true},    /* VE Day: early May moved to Friday */
-    {2022, 5, 30, false}, {2022, 6, 2, true},   /* Platinum Jubilee: spring moved ... */
-    {2022, 6, 3, true},                         /* ... and an extra day */
-    {2022, 9, 19, true},                        /* State funeral of Queen Elizabeth II */
-    {2023, 5, 8, true},                         /* Coronation of King Charles III */
+    {2020, 5, 4, false},  {2020, 5, 8, true}, /* VE Day: early May moved to Friday */
+    {2022, 5, 30, false}, {2022, 6, 2, true}, /* Platinum Jubilee: spring moved ... */
+    {2022, 6, 3, true},                       /* ... and an extra day */
+    {2022, 9, 19, true},                      /* State funeral of Queen Elizabeth II */
+    {2023, 5, 8, true},                       /* Coronation of King Charles III */
 };
 
 static bool bh_computed(int y, long long day)
@@ -192,10 +192,10 @@ static bool bh_computed(int y, long long day)
     /* New Year's Day, or the Monday after when it falls at a weekend. */
     if (day == ny + (wny == 6 ? 2 : wny == 0 ? 1 : 0))
         return true;
-    if (day == easter - 2 || day == easter + 1)          /* Good Friday, Easter Monday */
+    if (day == easter - 2 || day == easter + 1) /* Good Friday, Easter Monday */
         return true;
     if (day == first_wday(y, 5, 1) || day == last_wday(y, 5, 1) || day == last_wday(y, 8, 1))
-        return true;                                     /* early May, spring, summer */
+        return true; /* early May, spring, summer */
     /*
      * Christmas and Boxing Day: a day at a weekend moves to the next weekday
      * not already a holiday. Sat 25 -> Mon 27 + Tue 28; Sun 25 -> Mon 26 (Boxing)
@@ -282,9 +282,9 @@ long long when_next_slot(long long t, const struct when_hours *h)
 
 static const char *const wday_names[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                          "Thursday", "Friday", "Saturday"};
-static const char *const month_names[] = {"January", "February", "March",     "April",
-                                          "May",     "June",     "July",      "August",
-                                          "September", "October", "November", "December"};
+static const char *const month_names[] = {"January",   "February", "March",    "April",
+                                          "May",       "June",     "July",     "August",
+                                          "September", "October",  "November", "December"};
 
 void when_format_spoken(long long t, char *out, size_t outsz)
 {
@@ -374,7 +374,7 @@ static int parse_iso(const char *s, long long *out, bool *explicit_time)
             if (!isdigit((unsigned char)*p))
                 return -1;
             while (isdigit((unsigned char)*p))
-                p++;   /* fractions of a second are dropped */
+                p++; /* fractions of a second are dropped */
         }
     }
     if (*p == 'Z' || *p == 'z') {
@@ -393,7 +393,7 @@ static int parse_iso(const char *s, long long *out, bool *explicit_time)
     if (*p || h > 23 || mi > 59 || sec > 60 || oh > 18 || om > 59)
         return -1;
     if (sec == 60)
-        sec = 59;   /* a leap second is the last second of its minute */
+        sec = 59; /* a leap second is the last second of its minute */
     if (have_off)
         *out = days_from_civil(y, mo, d) * DAY_S + h * 3600LL + mi * 60LL + sec -
                sign * (oh * 3600LL + om * 60LL);
@@ -425,8 +425,9 @@ static bool all_digits(const char *s)
     return true;
 }
 
-static const char *const fillers[] = {"at", "on", "the", "of", "around", "about", "approximately",
-                                      "roughly", "by", "for", "please", "say", "maybe", NULL};
+static const char *const fillers[] = {
+    "at",      "on", "the", "of",     "around", "about", "approximately",
+    "roughly", "by", "for", "please", "say",    "maybe", NULL};
 
 static bool is_filler(const char *w)
 {
@@ -474,7 +475,7 @@ static bool tokenize(const char *text, struct ps *p)
             continue;
         }
         if (c == '.' && n && isdigit((unsigned char)buf[n - 1]) && isdigit((unsigned char)s[1]))
-            buf[n++] = ':';   /* 4.30 */
+            buf[n++] = ':'; /* 4.30 */
         else if (isalnum(c) || c == ':' || c == '/' || c == '\'')
             buf[n++] = (char)c;
         else if (isspace(c) || c == ',' || c == '.' || c == '-' || c == '!' || c == '?' ||
@@ -644,11 +645,11 @@ static int wday_of_word(const char *w)
 enum part { P_NONE, P_MORNING, P_AFTERNOON, P_EVENING, P_EOD, P_LUNCH, P_FIRST };
 
 static const struct {
-    int minute;   /* default time */
-    int end;      /* when the period is over (for "this afternoon" said mid-afternoon) */
+    int minute; /* default time */
+    int end;    /* when the period is over (for "this afternoon" said mid-afternoon) */
 } part_times[] = {
-    [P_NONE] = {0, 0},           [P_MORNING] = {600, 720},  [P_AFTERNOON] = {840, 1020},
-    [P_EVENING] = {1020, 1260},  [P_EOD] = {1020, 1020},    [P_LUNCH] = {780, 840},
+    [P_NONE] = {0, 0},          [P_MORNING] = {600, 720}, [P_AFTERNOON] = {840, 1020},
+    [P_EVENING] = {1020, 1260}, [P_EOD] = {1020, 1020},   [P_LUNCH] = {780, 840},
     [P_FIRST] = {540, 600},
 };
 
@@ -657,18 +658,18 @@ enum wmode { W_PLAIN, W_NEXT, W_THIS };
 
 struct res {
     enum dayk day;
-    int off;                 /* D_OFFSET: days from today */
-    bool off_today_word;     /* "today"/"this ..." said explicitly */
+    int off;             /* D_OFFSET: days from today */
+    bool off_today_word; /* "today"/"this ..." said explicitly */
     int wday;
     enum wmode wmode;
-    bool check_wday;         /* a day name said with a date: must match it */
-    int y, m, d;             /* D_DATE (y 0 = infer), D_ORD (d only) */
+    bool check_wday; /* a day name said with a date: must match it */
+    int y, m, d;     /* D_DATE (y 0 = infer), D_ORD (d only) */
 
     bool clock;
-    int h, min;              /* as said */
-    int to_min;              /* "quarter to": minutes subtracted after the hour is resolved */
-    int ampm;                /* -1 unknown, 0 am, 1 pm */
-    bool h24;                /* written as a 24-hour clock */
+    int h, min; /* as said */
+    int to_min; /* "quarter to": minutes subtracted after the hour is resolved */
+    int ampm;   /* -1 unknown, 0 am, 1 pm */
+    bool h24;   /* written as a 24-hour clock */
     bool noon;
 
     enum part part;
@@ -695,10 +696,10 @@ static bool part_word(const char *w, enum part *pt)
 static int m_asap(const struct ps *p, int i, struct res *r)
 {
     int k = 0;
-    if (is(p, i, "asap") || is(p, i, "now") || is(p, i, "immediately") ||
-        is(p, i, "straightaway"))
+    if (is(p, i, "asap") || is(p, i, "now") || is(p, i, "immediately") || is(p, i, "straightaway"))
         k = 1;
-    else if ((is(p, i, "right") || is(p, i, "straight")) && (is(p, i + 1, "away") || is(p, i + 1, "now")))
+    else if ((is(p, i, "right") || is(p, i, "straight")) &&
+             (is(p, i + 1, "away") || is(p, i + 1, "now")))
         k = 2;
     else if (is(p, i, "as") && is(p, i + 1, "soon") && is(p, i + 2, "as") &&
              is(p, i + 3, "possible"))
@@ -723,7 +724,8 @@ static int unit_secs(const char *w)
     return 0;
 }
 
-/* "in two hours", "in 30 minutes", "in an hour and a half", "in half an hour", "2 hours from now". */
+/* "in two hours", "in 30 minutes", "in an hour and a half", "in half an hour", "2 hours from now".
+ */
 static int m_rel(const struct ps *p, int i, struct res *r)
 {
     int j = i, q = 0, k, unit;
@@ -762,7 +764,7 @@ static int m_rel(const struct ps *p, int i, struct res *r)
     else if (is(p, j, "time"))
         j++;
     else if (!in)
-        return 0;   /* "2 hours" alone is no time */
+        return 0; /* "2 hours" alone is no time */
     r->rel = true;
     r->rel_s = secs;
     return j - i;
@@ -771,7 +773,7 @@ static int m_rel(const struct ps *p, int i, struct res *r)
 static int set_day(struct res *r, enum dayk k)
 {
     if (r->day != D_NONE)
-        return -1;   /* two days in one phrase */
+        return -1; /* two days in one phrase */
     r->day = k;
     return 0;
 }
@@ -891,7 +893,7 @@ static int m_date(const struct ps *p, int i, struct res *r)
             r->d = d;
             return k;
         } else {
-            return 0;   /* a bare number: maybe a clock time */
+            return 0; /* a bare number: maybe a clock time */
         }
     } else if ((m = month_of(p->t[j]))) {
         j++;
@@ -922,11 +924,11 @@ static int m_part(const struct ps *p, int i, struct res *r)
     if (i < p->n && part_word(p->t[i], &pt))
         k = 1;
     else if (is(p, i, "in") && i + 1 < p->n && part_word(p->t[i + 1], &pt))
-        k = 2;   /* "in the morning" ("the" is a filler) */
+        k = 2; /* "in the morning" ("the" is a filler) */
     else if (is(p, i, "lunch") && is(p, i + 1, "time"))
         pt = P_LUNCH, k = 2;
     else if (is(p, i, "end") && (is(p, i + 1, "day") || is(p, i + 1, "business")))
-        pt = P_EOD, k = 2;   /* "end of (the) day", "end of business" */
+        pt = P_EOD, k = 2; /* "end of (the) day", "end of business" */
     else if (is(p, i, "close") && is(p, i + 1, "business"))
         pt = P_EOD, k = 2;
     else if (is(p, i, "first") && is(p, i + 1, "thing"))
@@ -964,7 +966,7 @@ static int m_clock(const struct ps *p, int i, struct res *r)
     bool h24 = false;
 
     if (r->clock)
-        return -1;   /* two times */
+        return -1; /* two times */
     if (is(p, j, "noon") || is(p, j, "midday") || (is(p, j, "mid") && is(p, j + 1, "day"))) {
         r->clock = true, r->noon = true, r->h = 12, r->min = 0, r->ampm = 1;
         return is(p, j, "mid") ? 2 : 1;
@@ -986,7 +988,7 @@ static int m_clock(const struct ps *p, int i, struct res *r)
         if (is(p, jj, "past") || is(p, jj, "to")) {
             bool past = is(p, jj, "past");
             if (!past && mins == 30)
-                return -1;   /* "half to" is not English */
+                return -1; /* "half to" is not English */
             jj++;
             if (!(k = num_at(p, jj, &h)) || h < 1 || h > 12)
                 return -1;
@@ -1024,13 +1026,13 @@ suffix:
         r->ampm = is(p, j, "pm");
         j++;
         if (h < 1 || h > 12)
-            return -1;   /* "15pm", "0am" */
+            return -1; /* "15pm", "0am" */
     } else if (is(p, j, "o'clock") || is(p, j, "oclock")) {
         j++;
     } else if (is(p, j, "o") && is(p, j + 1, "clock")) {
         j += 2;
     } else if ((is(p, j, "hours") || is(p, j, "hrs")) && h24) {
-        j++;   /* "15:00 hours" */
+        j++; /* "15:00 hours" */
     }
     r->clock = true;
     r->h = h, r->min = m, r->to_min = to, r->h24 = h24;
@@ -1050,16 +1052,19 @@ static int resolve_hour(const struct res *r)
     if (r->h24)
         return h;
     switch (r->part) {
-    case P_AFTERNOON: case P_EVENING: case P_EOD:
+    case P_AFTERNOON:
+    case P_EVENING:
+    case P_EOD:
         return h < 12 ? h + 12 : h;
-    case P_MORNING: case P_FIRST:
-        return h;   /* "twelve in the morning" is taken as noon, never as midnight */
+    case P_MORNING:
+    case P_FIRST:
+        return h; /* "twelve in the morning" is taken as noon, never as midnight */
     default:
         break;
     }
     if (h >= 1 && h <= 7)
         return h + 12;
-    return h;   /* 8-11 am, 12 noon */
+    return h; /* 8-11 am, 12 noon */
 }
 
 int when_parse(const char *text, long long now, long long *out, bool *explicit_time)
@@ -1100,7 +1105,7 @@ int when_parse(const char *text, long long now, long long *out, bool *explicit_t
             i += k;
             continue;
         }
-        return ERR_BAD_TIME;    /* a word we do not understand */
+        return ERR_BAD_TIME; /* a word we do not understand */
     }
 
     long long today;
@@ -1115,7 +1120,7 @@ int when_parse(const char *text, long long now, long long *out, bool *explicit_t
             *explicit_time = false;
         return 0;
     }
-    if (r.rel && r.rel_s < DAY_S) {   /* minutes and hours: an instant from now */
+    if (r.rel && r.rel_s < DAY_S) { /* minutes and hours: an instant from now */
         if (r.day || r.clock || r.part)
             return ERR_BAD_TIME;
         *out = now + r.rel_s;
@@ -1123,7 +1128,7 @@ int when_parse(const char *text, long long now, long long *out, bool *explicit_t
             *explicit_time = true;
         return 0;
     }
-    if (r.rel) {                      /* "in two days": a day */
+    if (r.rel) { /* "in two days": a day */
         if (r.day)
             return ERR_BAD_TIME;
         r.day = D_OFFSET;
@@ -1158,8 +1163,8 @@ int when_parse(const char *text, long long now, long long *out, bool *explicit_t
     case D_WDAY: {
         int delta = (r.wday - weekday_of(today) + 7) % 7;
         if (delta == 0) {
-            bool later_today = minute >= 0 && r.wmode != W_NEXT &&
-                               local_instant(today, minute) > now;
+            bool later_today =
+                minute >= 0 && r.wmode != W_NEXT && local_instant(today, minute) > now;
             delta = later_today ? 0 : 7;
         }
         day = today + delta;
@@ -1172,7 +1177,7 @@ int when_parse(const char *text, long long now, long long *out, bool *explicit_t
         if (!date_valid(y, r.m, r.d)) {
             if (r.y)
                 return ERR_BAD_TIME;
-            y++;   /* 29 February in a year without one: the next year that has it */
+            y++; /* 29 February in a year without one: the next year that has it */
             while (!date_valid(y, r.m, r.d) && y < ty + 8)
                 y++;
             if (!date_valid(y, r.m, r.d))
@@ -1206,9 +1211,9 @@ int when_parse(const char *text, long long now, long long *out, bool *explicit_t
     }
 
     if (r.check_wday && weekday_of(day) != r.wday)
-        return ERR_BAD_TIME;   /* "Friday 3 December" when the 3rd is a Thursday: ask again */
+        return ERR_BAD_TIME; /* "Friday 3 December" when the 3rd is a Thursday: ask again */
     if (minute < 0) {
-        if (r.day == D_OFFSET && r.off == 0) {   /* "today" alone: as soon as possible */
+        if (r.day == D_OFFSET && r.off == 0) { /* "today" alone: as soon as possible */
             *out = now + ASAP_S;
             if (explicit_time)
                 *explicit_time = false;
