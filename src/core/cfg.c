@@ -99,6 +99,8 @@ static const struct var vars[] = {
     {"GEMINI_API_VERSION", V_STR, O(gemini_api_version), "v1beta", 0, 0},
     {"GEMINI_LIVE_URL", V_STR, O(gemini_live_url), NULL, 0, 0},
     {"GEMINI_AFFECTIVE_DIALOG", V_BOOL, O(gemini_affective_dialog), "false", 0, 0},
+    {"GEMINI_INPUT_RATE", V_INT, O(gemini_input_rate), "16000", 8000, 16000},
+    {"GEMINI_KEY_IN", V_STR, O(gemini_key_in), "query", 0, 0},
     {"PROVIDER_CONNECT_TIMEOUT_MS", V_INT, O(provider_connect_timeout_ms), "5000", 100, 60000},
 
     {"AWS_SECRET_ID", V_STR, O(aws_secret_id), NULL, 0, 0},
@@ -503,6 +505,10 @@ static int validate(struct cfg *c, const struct src *s, struct err *e)
     if (*c->gemini_live_url && strncmp(c->gemini_live_url, "wss://", 6) &&
         strncmp(c->gemini_live_url, "ws://", 5))
         return bad(e, "GEMINI_LIVE_URL", c->gemini_live_url, "a wss:// URL");
+    if (c->gemini_input_rate != 8000 && c->gemini_input_rate != 16000)
+        return bad(e, "GEMINI_INPUT_RATE", src_get(s, "GEMINI_INPUT_RATE"), "8000 or 16000");
+    if (strcmp(c->gemini_key_in, "query") && strcmp(c->gemini_key_in, "header"))
+        return bad(e, "GEMINI_KEY_IN", c->gemini_key_in, "query or header");
     if (*c->smtp_url && strncmp(c->smtp_url, "smtp://", 7) && strncmp(c->smtp_url, "smtps://", 8))
         return bad(e, "SMTP_URL", c->smtp_url, "an smtp:// or smtps:// URL");
     if (*c->smtp_url && !strchr(c->smtp_from, '@'))

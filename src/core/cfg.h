@@ -86,6 +86,8 @@ struct cfg {
     char *openai_api_key, *openai_model, *openai_voice, *openai_realtime_url;
     char *gemini_api_key, *gemini_model, *gemini_voice, *gemini_live_url, *gemini_api_version;
     bool gemini_affective_dialog;  /* GEMINI_AFFECTIVE_DIALOG */
+    int gemini_input_rate;         /* GEMINI_INPUT_RATE caller audio to Gemini: 16000|8000 Hz */
+    char *gemini_key_in;           /* GEMINI_KEY_IN where the key goes: "query" (?key=) | "header" */
     int provider_connect_timeout_ms; /* PROVIDER_CONNECT_TIMEOUT_MS before failover, 5000 */
 
     /* AWS Secrets Manager */
