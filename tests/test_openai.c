@@ -22,6 +22,7 @@
 #include "providers/provider.h"
 #include "vwstest.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -38,17 +39,17 @@ struct rec {
     int ready, barge, closed, audio_events;
     enum prov_close why;
     char detail[256];
-    char *audio;              /* concatenated base64 received */
+    char *audio; /* concatenated base64 received */
     size_t audio_len;
-    char item[128];           /* last audio item id */
+    char item[128]; /* last audio item id */
     int audio_after_barge;
     struct {
         char id[128], name[64], args[1024];
-        int done_in_log;      /* stand-in had sent response.done when tool_call arrived */
+        int done_in_log; /* stand-in had sent response.done when tool_call arrived */
     } calls[MAXC];
     int ncalls;
-    int events_after_close;   /* must stay 0 */
-    int close_in;             /* 1: owner calls close() from inside tool_call; 2: from closed */
+    int events_after_close; /* must stay 0 */
+    int close_in;           /* 1: owner calls close() from inside tool_call; 2: from closed */
     struct prov *p;
     struct vt_oai *peer;
     bool closed_by_owner;
@@ -94,7 +95,7 @@ static void ev_tool_call(void *o, const char *id, const char *name, const char *
         snprintf(r->calls[r->ncalls].id, sizeof r->calls[0].id, "%s", id);
         snprintf(r->calls[r->ncalls].name, sizeof r->calls[0].name, "%s", name);
         snprintf(r->calls[r->ncalls].args, sizeof r->calls[0].args, "%s", args);
-        if (r->peer) {   /* the stand-in logs before it sends: done must already be there */
+        if (r->peer) { /* the stand-in logs before it sends: done must already be there */
             json_t *log = vt_oai_log(r->peer);
             r->calls[r->ncalls].done_in_log = vt_oai_count_out(log, "response.done");
             json_decref(log);
@@ -151,7 +152,8 @@ struct h {
     struct vt_oai peer;
     struct rec r;
     char *instr;
-    char url[160];
+    char url[200];
+    const char *address; /* prov_open_args.address (NULL: the URL's host) */
 };
 
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -190,10 +192,16 @@ static void run_for(struct h *h, int ms)
     run_until(h, NULL, ms);
 }
 
-static bool is_ready(struct h *h) { return h->r.ready > 0; }
-static bool is_closed(struct h *h) { return h->r.closed > 0; }
+static bool is_ready(struct h *h)
+{
+    return h->r.ready > 0;
+}
+static bool is_closed(struct h *h)
+{
+    return h->r.closed > 0;
+}
 
-static void ctx_new(struct h *h)
+static void ctx_new(struct h *h, const char *ca_path)
 {
     struct lws_context_creation_info ci;
     lws_set_log_level(LLL_ERR, NULL);
@@ -212,28 +220,59 @@ static void ctx_new(struct h *h)
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.protocols = h->protos;
     ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    ci.client_ssl_ca_filepath = ca_path; /* NULL: the system CA store */
     h->vh = lws_create_vhost(h->ctx, &ci);
     assert_non_null(h->vh);
     lws_sul_schedule(h->ctx, 0, &h->tick, tick_cb, 10 * LWS_US_PER_MS);
 }
 
 /* Start the stand-in with script (may be NULL) and a cfg pointing at it (or at url). */
-static void h_init(struct h *h, const char *script, const char *client_key, const char *url)
+static void h_init_keys(struct h *h, const char *script, const char *peer_key,
+                        const char *client_key, const char *url)
 {
     memset(h, 0, sizeof *h);
     if (!url) {
-        assert_int_equal(vt_oai_start(&h->peer, script, "sk-test"), 0);
+        assert_int_equal(vt_oai_start(&h->peer, script, peer_key), 0);
         url = h->peer.url;
         h->r.peer = &h->peer;
     }
     snprintf(h->url, sizeof h->url, "OPENAI_REALTIME_URL=%s", url);
     char key[128];
     snprintf(key, sizeof key, "OPENAI_API_KEY=%s", client_key ? client_key : "sk-test");
-    const char *kv[] = {key, h->url, "COMPANY_NAME=Resolve My Claim", "OPENAI_VOICE=marin",
-                        "PROVIDER_CONNECT_TIMEOUT_MS=4000", NULL};
+    const char *kv[] = {key,
+                        h->url,
+                        "COMPANY_NAME=Resolve My Claim",
+                        "OPENAI_VOICE=marin",
+                        "PROVIDER_CONNECT_TIMEOUT_MS=4000",
+                        NULL};
     vt_cfg(&h->cfg, kv);
     h->instr = prov_instructions(&h->cfg);
-    ctx_new(h);
+    ctx_new(h, NULL);
+}
+
+static void h_init(struct h *h, const char *script, const char *client_key, const char *url)
+{
+    h_init_keys(h, script, "sk-test", client_key, url);
+}
+
+/* TLS stand-in with certs from dir; ca: trust this CA (NULL = system store only);
+ * url_host: host to put in the URL instead of localhost (certificate name check). */
+static void h_init_tls(struct h *h, const char *dir, const char *ca, const char *url_host)
+{
+    char cert[256], key[256], url[128];
+    memset(h, 0, sizeof *h);
+    snprintf(cert, sizeof cert, "%s/srv.pem", dir);
+    snprintf(key, sizeof key, "%s/srv.key", dir);
+    assert_int_equal(vt_oai_start_tls(&h->peer, NULL, "sk-test", cert, key), 0);
+    h->r.peer = &h->peer;
+    snprintf(url, sizeof url, "wss://%s:%d/v1/realtime", url_host ? url_host : "localhost",
+             h->peer.port);
+    snprintf(h->url, sizeof h->url, "OPENAI_REALTIME_URL=%s", url);
+    const char *kv[] = {"OPENAI_API_KEY=sk-test", h->url, "PROVIDER_CONNECT_TIMEOUT_MS=4000", NULL};
+    vt_cfg(&h->cfg, kv);
+    h->instr = prov_instructions(&h->cfg);
+    h->address = "127.0.0.1"; /* as the server does: resolved off-loop, name kept for TLS */
+    ctx_new(h, ca);
 }
 
 static void h_open(struct h *h)
@@ -247,7 +286,7 @@ static void h_open(struct h *h)
         .owner = &h->r,
         .instructions = h->instr,
         .call_sid = "CAtest",
-        .address = NULL,
+        .address = h->address,
     };
     assert_int_equal(prov_openai_ops.open(&h->r.p, &a, &e), 0);
     assert_non_null(h->r.p);
@@ -258,7 +297,7 @@ static void h_done(struct h *h)
     if (h->r.p)
         prov_openai_ops.close(h->r.p);
     h->r.p = NULL;
-    run_for(h, 50);   /* let lws reap the killed socket */
+    run_for(h, 50); /* let lws reap the killed socket */
     lws_sul_cancel(&h->tick);
     lws_context_destroy(h->ctx);
     vt_oai_stop(&h->peer);
@@ -320,13 +359,12 @@ static void test_openai_session_update_accepted_with_tools_and_instructions(void
     assert_string_equal(json_string_value(json_array_get(mods, 0)), "audio");
     const char *in_fmt = NULL, *out_fmt = NULL, *nr = NULL, *td = NULL, *voice = NULL;
     int cr = 0, ir = 0;
-    assert_int_equal(json_unpack(s,
-                                 "{s:{s:{s:{s:s}, s:{s:s}, s:{s:s, s:b, s:b}}, s:{s:{s:s}, s:s}}}",
-                                 "audio", "input", "format", "type", &in_fmt, "noise_reduction",
-                                 "type", &nr, "turn_detection", "type", &td, "create_response",
-                                 &cr, "interrupt_response", &ir, "output", "format", "type",
-                                 &out_fmt, "voice", &voice),
-                     0);
+    assert_int_equal(
+        json_unpack(s, "{s:{s:{s:{s:s}, s:{s:s}, s:{s:s, s:b, s:b}}, s:{s:{s:s}, s:s}}}", "audio",
+                    "input", "format", "type", &in_fmt, "noise_reduction", "type", &nr,
+                    "turn_detection", "type", &td, "create_response", &cr, "interrupt_response",
+                    &ir, "output", "format", "type", &out_fmt, "voice", &voice),
+        0);
     assert_string_equal(in_fmt, "audio/pcmu");
     assert_string_equal(out_fmt, "audio/pcmu");
     assert_string_equal(nr, "near_field");
@@ -404,7 +442,10 @@ static const char *ENVELOPE =
     "{\"success\":true,\"message\":\"Claim RMC-1001 is in progress.\",\"data\":{\"status\":"
     "\"in_progress\"},\"execution_time_ms\":3}";
 
-static bool has_call(struct h *h) { return h->r.ncalls > 0; }
+static bool has_call(struct h *h)
+{
+    return h->r.ncalls > 0;
+}
 
 static int peer_count_in(struct h *h, const char *type)
 {
@@ -441,7 +482,7 @@ static void test_openai_tool_call_after_response_done_then_one_response_create(v
         fail_with_stderr(&h, "no tool_call");
     assert_int_equal(h.r.ncalls, 1);
     assert_string_equal(h.r.calls[0].name, "check_claim_details");
-    assert_int_equal(h.r.calls[0].done_in_log, 1);   /* emitted only after response.done */
+    assert_int_equal(h.r.calls[0].done_in_log, 1); /* emitted only after response.done */
     json_t *args = json_loads(h.r.calls[0].args, 0, NULL);
     assert_non_null(args);
     assert_string_equal(json_string_value(json_object_get(args, "claim_reference")), "RMC-1001");
@@ -511,8 +552,18 @@ static void test_openai_cancelled_response_calls_never_run(void **state)
 
 /* ---- 5: two calls in one response: both outputs, then exactly one response.create ---- */
 
-static bool two_calls(struct h *h) { return h->r.ncalls >= 2; }
-static bool one_create(struct h *h) { return peer_count_in(h, "response.create") >= 1; }
+static bool two_calls(struct h *h)
+{
+    return h->r.ncalls >= 2;
+}
+static bool three_calls(struct h *h)
+{
+    return h->r.ncalls >= 3;
+}
+static bool one_create(struct h *h)
+{
+    return peer_count_in(h, "response.create") >= 1;
+}
 
 static void test_openai_two_calls_one_response_create_after_both_outputs(void **state)
 {
@@ -534,7 +585,7 @@ static void test_openai_two_calls_one_response_create_after_both_outputs(void **
     prov_openai_ops.tool_result(h.r.p, h.r.calls[1].id, h.r.calls[1].name, "{\"success\":true}");
     run_for(&h, 300);
     assert_int_equal(peer_count_in(&h, "conversation.item.create"), 1);
-    assert_int_equal(peer_count_in(&h, "response.create"), 0);   /* not yet: one call open */
+    assert_int_equal(peer_count_in(&h, "response.create"), 0); /* not yet: one call open */
     prov_openai_ops.tool_result(h.r.p, h.r.calls[0].id, h.r.calls[0].name, "{\"success\":true}");
     if (!run_until(&h, one_create, 5000))
         fail_with_stderr(&h, "no response.create");
@@ -546,7 +597,8 @@ static void test_openai_two_calls_one_response_create_after_both_outputs(void **
     size_t i;
     json_t *r;
     int seen_outputs = 0, outputs_before_create = -1;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *t = json_string_value(json_object_get(json_object_get(r, "ev"), "type"));
         const char *d = json_string_value(json_object_get(r, "dir"));
         if (!t || !d || strcmp(d, "in"))
@@ -562,9 +614,50 @@ static void test_openai_two_calls_one_response_create_after_both_outputs(void **
     h_done(&h);
 }
 
+/* Duplicates: the same call twice with different call_ids is passed on twice (exactly-once
+ * is the action layer's job); the same call_id twice is one call. */
+static void test_openai_duplicate_calls(void **state)
+{
+    (void)state;
+    struct h h;
+    h_init(&h,
+           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":0,\"calls\":["
+           "{\"name\":\"send_portal_link\",\"arguments\":{\"method\":\"sms\"}},"
+           "{\"name\":\"send_portal_link\",\"arguments\":{\"method\":\"sms\"}}]}},"
+           "{\"response\":{\"audio_ms\":0,\"calls\":["
+           "{\"name\":\"check_claim_details\",\"call_id\":\"call_same\",\"arguments\":"
+           "{\"claim_reference\":\"RMC-1001\"}},"
+           "{\"name\":\"check_claim_details\",\"call_id\":\"call_same\",\"arguments\":"
+           "{\"claim_reference\":\"RMC-1001\"}}]}}]}]}",
+           NULL, NULL);
+    open_ready(&h);
+    if (!run_until(&h, three_calls, 8000))
+        fail_with_stderr(&h, "calls not emitted");
+    run_for(&h, 300);
+    assert_int_equal(h.r.ncalls, 3);
+    assert_string_equal(h.r.calls[0].name, "send_portal_link");
+    assert_string_equal(h.r.calls[1].name, "send_portal_link");
+    assert_string_not_equal(h.r.calls[0].id, h.r.calls[1].id);
+    assert_string_equal(h.r.calls[2].id, "call_same");
+    for (int i = 0; i < 3; i++)
+        prov_openai_ops.tool_result(h.r.p, h.r.calls[i].id, h.r.calls[i].name,
+                                    "{\"success\":true}");
+    run_for(&h, 600);
+    json_t *log = peer_log(&h);
+    assert_int_equal(vt_oai_count_in(log, "conversation.item.create"), 3);
+    /* the first pair's response.create ran; the second waits behind it, then runs */
+    assert_int_equal(vt_oai_count_in(log, "response.create"), 2);
+    assert_int_equal(vt_oai_errors(log, ""), 0);
+    json_decref(log);
+    h_done(&h);
+}
+
 /* ---- 6: response.create queued while a response is active ---- */
 
-static bool got_audio(struct h *h) { return h->r.audio_events > 0; }
+static bool got_audio(struct h *h)
+{
+    return h->r.audio_events > 0;
+}
 
 static bool greeted(struct h *h)
 {
@@ -579,7 +672,7 @@ static void test_openai_greet_waits_for_active_response(void **state)
     (void)state;
     struct h h;
     h_init(&h,
-           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":800,"
+           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":3000,"
            "\"chunk_ms\":100,\"pace_ms\":60}}]}]}",
            NULL, NULL);
     open_ready(&h);
@@ -597,9 +690,8 @@ static void test_openai_greet_waits_for_active_response(void **state)
     assert_int_equal(vt_oai_errors(log, ""), 0);
     json_t *g = json_object_get(vt_oai_nth_in(log, "conversation.item.create", 0), "item");
     assert_string_equal(json_string_value(json_object_get(g, "role")), "system");
-    const char *text =
-        json_string_value(json_object_get(json_array_get(json_object_get(g, "content"), 0),
-                                          "text"));
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(g, "content"), 0), "text"));
     assert_non_null(strstr(text, "Sarah"));
     json_decref(log);
     h_done(&h);
@@ -607,29 +699,31 @@ static void test_openai_greet_waits_for_active_response(void **state)
 
 /* The server started a response we have not heard of yet: our response.create is refused
  * with conversation_already_has_active_response, stays queued and is resent after done. */
-static bool two_creates(struct h *h) { return peer_count_in(h, "response.create") >= 2; }
+static bool two_creates(struct h *h)
+{
+    return peer_count_in(h, "response.create") >= 2;
+}
 
 static void test_openai_active_response_error_keeps_create_queued(void **state)
 {
     (void)state;
     struct h h;
     h_init(&h,
-           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"created_delay_ms\":600,"
+           "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"created_delay_ms\":1200,"
            "\"audio_ms\":200}}]}]}",
            NULL, NULL);
     open_ready(&h);
-    prov_openai_ops.greet(h.r.p, "");   /* unknown caller: generic greeting */
+    prov_openai_ops.greet(h.r.p, ""); /* unknown caller: generic greeting */
     if (!run_until(&h, two_creates, 8000))
         fail_with_stderr(&h, "refused response.create was not resent");
     run_for(&h, 600);
     json_t *log = peer_log(&h);
     assert_int_equal(vt_oai_errors(log, "conversation_already_has_active_response"), 1);
     assert_int_equal(vt_oai_count_in(log, "response.create"), 2);
-    assert_int_equal(vt_oai_count_out(log, "response.created"), 2);   /* the resend ran */
+    assert_int_equal(vt_oai_count_out(log, "response.created"), 2); /* the resend ran */
     json_t *g = json_object_get(vt_oai_nth_in(log, "conversation.item.create", 0), "item");
-    const char *text =
-        json_string_value(json_object_get(json_array_get(json_object_get(g, "content"), 0),
-                                          "text"));
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(g, "content"), 0), "text"));
     assert_null(strstr(text, "by first name"));
     json_decref(log);
     assert_int_equal(h.r.closed, 0);
@@ -638,22 +732,25 @@ static void test_openai_active_response_error_keeps_create_queued(void **state)
 
 /* ---- 7: truncate clamped to generated audio; barge-in ---- */
 
-static bool audio_300ms(struct h *h) { return h->r.audio_len >= 3200; }   /* 2400 B = 3200 b64 */
+static bool audio_300ms(struct h *h)
+{
+    return h->r.audio_len >= 3200;
+} /* 2400 B = 3200 b64 */
 
 static void test_openai_truncate_clamped_to_generated_audio(void **state)
 {
     (void)state;
     struct h h;
-    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":300}}]}]}",
-           NULL, NULL);
+    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":300}}]}]}", NULL,
+           NULL);
     open_ready(&h);
     if (!run_until(&h, audio_300ms, 8000))
         fail_with_stderr(&h, "no audio");
     run_for(&h, 200);
     char item[128];
     snprintf(item, sizeof item, "%s", h.r.item);
-    prov_openai_ops.truncate(h.r.p, item, 5000);   /* heard more than was generated */
-    prov_openai_ops.truncate(h.r.p, "item_unknown", 100);   /* nothing known: not sent */
+    prov_openai_ops.truncate(h.r.p, item, 5000);          /* heard more than was generated */
+    prov_openai_ops.truncate(h.r.p, "item_unknown", 100); /* nothing known: not sent */
     run_for(&h, 300);
     json_t *log = peer_log(&h);
     assert_int_equal(vt_oai_count_in(log, "conversation.item.truncate"), 1);
@@ -667,7 +764,15 @@ static void test_openai_truncate_clamped_to_generated_audio(void **state)
     h_done(&h);
 }
 
-static bool barged(struct h *h) { return h->r.barge > 0; }
+static bool late_item_seen(struct h *h)
+{
+    return !strcmp(h->r.item, "item_late");
+}
+
+static bool barged(struct h *h)
+{
+    return h->r.barge > 0;
+}
 
 static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
 {
@@ -676,7 +781,7 @@ static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
     h_init(&h,
            "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"response\":{\"audio_ms\":3000,"
            "\"chunk_ms\":100,\"pace_ms\":40,\"wait\":false}},{\"wait\":300},"
-           "{\"speech_started\":true},{\"wait\":600},{\"send\":{\"type\":"
+           "{\"speech_started\":true},{\"late_delta\":3},{\"wait\":600},{\"send\":{\"type\":"
            "\"response.output_audio.delta\",\"response_id\":\"resp_late\",\"item_id\":"
            "\"item_late\",\"output_index\":0,\"content_index\":0,\"delta\":\"/////w==\"}}]}]}",
            NULL, NULL);
@@ -688,7 +793,9 @@ static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
     int before = h.r.audio_events;
     assert_true(before > 0);
     prov_openai_ops.truncate(h.r.p, item, 150);
-    run_for(&h, 1000);
+    if (!run_until(&h, late_item_seen, 6000))
+        fail_with_stderr(&h, "the new item's audio never arrived");
+    run_for(&h, 300);
     /* The cancelled item's late deltas were dropped; a new item's audio still flows. */
     assert_int_equal(h.r.audio_events, before + 1);
     assert_string_equal(h.r.item, "item_late");
@@ -699,6 +806,58 @@ static void test_openai_barge_in_reported_and_late_audio_dropped(void **state)
     assert_int_equal(vt_oai_errors(log, ""), 0);
     json_decref(log);
     h_done(&h);
+}
+
+/* Vendor errors are logged with code and message (code may be null) and the call goes on;
+ * the API key appears in no log line during a whole call with a tool round trip. */
+static bool greeted(struct h *h);
+
+static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_openai_errors_logged_and_key_never_logged(void **state)
+{
+    (void)state;
+    struct h h;
+    const char *key = "sk-proj-SECRETKEY0123456789";
+    char *dir = vt_tmpdir(), path[256];
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    FILE *lf = fopen(path, "w");
+    log_setup(LOG_DEBUG, false);
+    log_set_fd(fileno(lf));
+    h_init_keys(&h,
+                "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"error\":{\"code\":null,\"message\":"
+                "\"Audio content of 10ms is already shorter than 20ms\"}},{\"response\":{"
+                "\"audio_ms\":100,\"calls\":[{\"name\":\"check_claim_details\",\"arguments\":"
+                "{\"claim_reference\":\"RMC-1001\"}}]}}]},{\"on\":\"response.create\",\"do\":"
+                "[{\"response\":{\"audio_ms\":100}}]}]}",
+                key, key, NULL);
+    open_ready(&h);
+    if (!run_until(&h, has_call, 8000))
+        fail_with_stderr(&h, "no tool_call");
+    prov_openai_ops.tool_result(h.r.p, h.r.calls[0].id, h.r.calls[0].name, ENVELOPE);
+    if (!run_until(&h, greeted, 8000)) /* two response.done */
+        fail_with_stderr(&h, "no second response");
+    assert_int_equal(h.r.closed, 0);
+    h_done(&h);
+    log_set_fd(2);
+    log_setup(LOG_WARN, false);
+    fclose(lf);
+    assert_true(log_has(path, "code=null"));
+    assert_true(log_has(path, "is already shorter than 20ms"));
+    assert_true(log_has(path, "session ready"));
+    assert_false(log_has(path, "SECRETKEY"));
+    vt_rmdir(dir);
+    free(dir);
 }
 
 /* ---- 8: failures classified ---- */
@@ -713,7 +872,7 @@ static void expect_close(struct h *h, enum prov_close why, int timeout_ms)
     }
     int n = h->r.closed;
     run_for(h, 100);
-    assert_int_equal(h->r.closed, n);   /* exactly once */
+    assert_int_equal(h->r.closed, n); /* exactly once */
     assert_int_equal(n, 1);
 }
 
@@ -730,8 +889,8 @@ static void test_openai_wrong_key_rejected(void **state)
     assert_null(strstr(h.r.detail, "sk-wrong"));
     json_t *log = peer_log(&h);
     assert_false(json_is_true(json_object_get(json_array_get(log, 0), "auth_ok")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(log, 0), "auth_scheme")), "Bearer");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "auth_scheme")),
+                        "Bearer");
     json_decref(log);
     h_done(&h);
 }
@@ -787,8 +946,8 @@ static void test_openai_session_expired(void **state)
 {
     (void)state;
     struct h h;
-    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"wait\":100},{\"expire\":true}]}]}",
-           NULL, NULL);
+    h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"wait\":100},{\"expire\":true}]}]}", NULL,
+           NULL);
     open_ready(&h);
     expect_close(&h, PROV_CLOSE_EXPIRED, 6000);
     h_done(&h);
@@ -831,7 +990,10 @@ static void test_openai_oversized_message_is_protocol_error(void **state)
     h_done(&h);
 }
 
-static bool big_audio(struct h *h) { return h->r.audio_events >= 1; }
+static bool big_audio(struct h *h)
+{
+    return h->r.audio_events >= 1;
+}
 
 static void test_openai_fragmented_large_message_reassembled(void **state)
 {
@@ -847,8 +1009,8 @@ static void test_openai_fragmented_large_message_reassembled(void **state)
         fail_with_stderr(&h, "large delta not delivered");
     assert_int_equal(h.r.audio_events, 1);
     assert_int_equal(h.r.audio_len, 640000);
-    uint8_t *raw = malloc(480000);
-    assert_int_equal(util_b64_decode(h.r.audio, h.r.audio_len, raw, 480000), 480000);
+    uint8_t *raw = malloc(480003);
+    assert_int_equal(util_b64_decode(h.r.audio, h.r.audio_len, raw, 480003), 480000);
     free(raw);
     assert_int_equal(h.r.closed, 0);
     /* Truncate at the end is exactly the generated length. */
@@ -911,7 +1073,7 @@ static void test_openai_close_inside_tool_call_is_safe(void **state)
     if (!run_until(&h, has_call, 8000))
         fail_with_stderr(&h, "no tool_call");
     run_for(&h, 500);
-    assert_int_equal(h.r.ncalls, 1);   /* closed inside the first: the second never arrives */
+    assert_int_equal(h.r.ncalls, 1); /* closed inside the first: the second never arrives */
     assert_int_equal(h.r.events_after_close, 0);
     assert_null(h.r.p);
     h_done(&h);
@@ -941,7 +1103,77 @@ static void test_openai_close_inside_closed_and_while_connecting(void **state)
     h_done(&h);
 }
 
-/* ---- 10: configuration ---- */
+/* The server may tear the loop down with calls still up (shutdown): the provider must
+ * survive lws_context_destroy() and be freed afterwards without touching lws. */
+static void test_openai_context_destroyed_before_close(void **state)
+{
+    /* Asserted by the sanitizers (use-after-free / leak) in the ASan run. */
+    (void)state;
+    struct h h;
+    h_init(&h, NULL, NULL, NULL);
+    open_ready(&h);
+    lws_sul_cancel(&h.tick);
+    lws_context_destroy(h.ctx);
+    h.ctx = NULL;
+    prov_openai_ops.close(h.r.p);
+    h.r.p = NULL;
+    vt_oai_stop(&h.peer);
+    cfg_free(&h.cfg);
+    free(h.instr);
+    free(h.r.audio);
+}
+
+/* ---- 10: TLS: certificate and host name verified ---- */
+
+static int handshakes(struct h *h)
+{
+    json_t *log = peer_log(h);
+    int n = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(log, i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "kind"));
+        if (k && !strcmp(k, "handshake"))
+            n++;
+    }
+    json_decref(log);
+    return n;
+}
+
+static void test_openai_wss_verifies_certificate_and_host(void **state)
+{
+    (void)state;
+    struct h h;
+    char *dir = vt_tmpdir(), ca[256];
+    assert_int_equal(vt_oai_make_certs(dir), 0);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+
+    /* Trusted CA, right name: the whole session works over TLS. */
+    h_init_tls(&h, dir, ca, NULL);
+    open_ready(&h);
+    assert_int_equal(handshakes(&h), 1);
+    h_done(&h);
+
+    /* Certificate from an unknown CA: refused before any HTTP (the key never leaves). */
+    h_init_tls(&h, dir, NULL, NULL);
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_CONNECT_FAILED, 6000);
+    assert_int_equal(handshakes(&h), 0);
+    h_done(&h);
+
+    /* Trusted CA but the URL names another host than the certificate. */
+    h_init_tls(&h, dir, ca, "wrong.example");
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_CONNECT_FAILED, 6000);
+    assert_int_equal(handshakes(&h), 0);
+    h_done(&h);
+
+    vt_rmdir(dir);
+    free(dir);
+}
+
+/* ---- 11: configuration ---- */
 
 static void test_openai_plain_ws_refused_off_loopback(void **state)
 {
@@ -950,8 +1182,13 @@ static void test_openai_plain_ws_refused_off_loopback(void **state)
     struct err e = {0};
     struct prov *p = NULL;
     h_init(&h, NULL, NULL, "ws://api.example.com/v1/realtime");
-    struct prov_open_args a = {.ctx = h.ctx, .vhost = h.vh, .cfg = &h.cfg, .ev = &events,
-                               .owner = &h.r, .instructions = "x", .call_sid = "CAx"};
+    struct prov_open_args a = {.ctx = h.ctx,
+                               .vhost = h.vh,
+                               .cfg = &h.cfg,
+                               .ev = &events,
+                               .owner = &h.r,
+                               .instructions = "x",
+                               .call_sid = "CAx"};
     assert_int_not_equal(prov_openai_ops.open(&p, &a, &e), 0);
     assert_null(p);
     assert_non_null(strstr(e.detail, "loopback"));
@@ -966,7 +1203,96 @@ static void test_openai_plain_ws_refused_off_loopback(void **state)
     cfg_free(&c);
 }
 
-/* ---- 11: instructions ---- */
+/* ---- 12: the stand-in itself rejects what the real API rejects ---- */
+
+static void test_openai_standin_rejects_like_the_real_api(void **state)
+{
+    (void)state;
+    struct vt_oai peer;
+    struct vt_run r;
+    char js[512], port[16];
+    assert_int_equal(vt_oai_start(&peer, NULL, "sk-test"), 0);
+    snprintf(js, sizeof js, "%s/tests/peers/openai_standin_check.js", vt_src());
+    snprintf(port, sizeof port, "%d", peer.port);
+    const char *argv[] = {"/usr/bin/env", "node", js, port, "sk-test", NULL};
+    assert_int_equal(vt_run(&r, NULL, NULL, argv, 60), 0);
+    if (r.status != 0)
+        fprintf(stderr, "stand-in check:\n%s%s\n", r.out, r.err);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "ok   beta session fields -> unknown_parameter"));
+    assert_null(strstr(r.out, "FAIL"));
+    vt_run_free(&r);
+    vt_oai_stop(&peer);
+}
+
+/* The stand-in's HTTP side: POST /control/last runs steps on the live call, GET /log. */
+static size_t curl_sink(char *ptr, size_t size, size_t n, void *ud)
+{
+    char **buf = ud;
+    size_t old = *buf ? strlen(*buf) : 0, add = size * n;
+    char *nb = realloc(*buf, old + add + 1);
+    memcpy(nb + old, ptr, add);
+    nb[old + add] = '\0';
+    *buf = nb;
+    return add;
+}
+
+static long http_req(int port, const char *path, const char *post_body, char **out)
+{
+    char url[128];
+    long status = 0;
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    if (post_body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void test_openai_standin_control_endpoint_drives_live_call(void **state)
+{
+    (void)state;
+    struct h h;
+    char *body = NULL;
+    h_init(&h, NULL, NULL, NULL);
+    open_ready(&h);
+    assert_int_equal(h.r.audio_events, 0);
+    assert_int_equal(http_req(h.peer.port, "/control/last",
+                              "[{\"response\":{\"audio_ms\":200,\"calls\":[{\"name\":"
+                              "\"check_requirements\",\"arguments\":{\"claim_reference\":"
+                              "\"RMC-2001\"}}]}}]",
+                              &body),
+                     202);
+    free(body);
+    body = NULL;
+    if (!run_until(&h, has_call, 5000))
+        fail_with_stderr(&h, "control steps did not run");
+    assert_true(h.r.audio_events > 0);
+    assert_string_equal(h.r.calls[0].name, "check_requirements");
+    assert_int_equal(http_req(h.peer.port, "/control/99", "[]", &body), 404);
+    free(body);
+    body = NULL;
+    assert_int_equal(http_req(h.peer.port, "/control/last", "{not a list", &body), 400);
+    free(body);
+    body = NULL;
+    assert_int_equal(http_req(h.peer.port, "/log", NULL, &body), 200);
+    json_t *log = json_loads(body, 0, NULL);
+    assert_non_null(log);
+    assert_int_equal(vt_oai_count_in(log, "session.update"), 1);
+    assert_int_equal(vt_oai_count_out(log, "response.done"), 1);
+    json_decref(log);
+    free(body);
+    h_done(&h);
+}
+
+/* ---- 13: instructions ---- */
 
 static void test_openai_instructions_default_and_file(void **state)
 {
@@ -1022,17 +1348,21 @@ static void test_openai_instructions_default_and_file(void **state)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    log_setup(LOG_WARN, false);
+    const char *lv = getenv("VWS_TEST_LOG"); /* e.g. VWS_TEST_LOG=info to watch a call */
+    int level = lv ? log_level_parse(lv) : LOG_WARN;
+    log_setup(level < 0 ? LOG_WARN : (enum log_level)level, false);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openai_session_update_accepted_with_tools_and_instructions),
         cmocka_unit_test(test_openai_audio_passthrough_both_ways),
         cmocka_unit_test(test_openai_tool_call_after_response_done_then_one_response_create),
         cmocka_unit_test(test_openai_cancelled_response_calls_never_run),
         cmocka_unit_test(test_openai_two_calls_one_response_create_after_both_outputs),
+        cmocka_unit_test(test_openai_duplicate_calls),
         cmocka_unit_test(test_openai_greet_waits_for_active_response),
         cmocka_unit_test(test_openai_active_response_error_keeps_create_queued),
         cmocka_unit_test(test_openai_truncate_clamped_to_generated_audio),
         cmocka_unit_test(test_openai_barge_in_reported_and_late_audio_dropped),
+        cmocka_unit_test(test_openai_errors_logged_and_key_never_logged),
         cmocka_unit_test(test_openai_wrong_key_rejected),
         cmocka_unit_test(test_openai_forbidden_rejected),
         cmocka_unit_test(test_openai_unreachable_port_connect_failed),
@@ -1047,7 +1377,11 @@ int main(void)
         cmocka_unit_test(test_openai_no_session_updated_times_out),
         cmocka_unit_test(test_openai_close_inside_tool_call_is_safe),
         cmocka_unit_test(test_openai_close_inside_closed_and_while_connecting),
+        cmocka_unit_test(test_openai_context_destroyed_before_close),
+        cmocka_unit_test(test_openai_wss_verifies_certificate_and_host),
         cmocka_unit_test(test_openai_plain_ws_refused_off_loopback),
+        cmocka_unit_test(test_openai_standin_rejects_like_the_real_api),
+        cmocka_unit_test(test_openai_standin_control_endpoint_drives_live_call),
         cmocka_unit_test(test_openai_instructions_default_and_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

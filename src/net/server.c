@@ -90,6 +90,7 @@ static void drain_deadline(lws_sorted_usec_list_t *sul)
 static void start_drain(struct srv *s)
 {
     s->draining = true;
+    net__calls_drop_failed(s);
     int pending = net__calls_count(s);
     log_info("shutdown requested: not accepting new calls; %d active, %d pre-warmed; waiting "
              "up to %d s",

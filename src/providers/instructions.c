@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INSTR_FILE_MAX (64 * 1024)   /* bytes; a system prompt, not a knowledge base */
+#define INSTR_FILE_MAX (64 * 1024) /* bytes; a system prompt, not a knowledge base */
 
 static const char default_fmt[] =
     "You are the phone assistant for %s, a UK claims management company that helps people "
@@ -72,8 +72,8 @@ static const char default_fmt[] =
 
 static char *default_instructions(const struct cfg *cfg)
 {
-    const char *company = cfg && cfg->company_name && *cfg->company_name ? cfg->company_name
-                                                                          : "our company";
+    const char *company =
+        cfg && cfg->company_name && *cfg->company_name ? cfg->company_name : "our company";
     size_t n = sizeof default_fmt + strlen(company) + 1;
     char *s = malloc(n);
     if (s)
@@ -112,7 +112,7 @@ static char *read_file(const char *path, const char **why)
         *why = "contains NUL bytes";
         goto fail;
     }
-    json_t *probe = json_stringn(buf, n);   /* jansson validates UTF-8 */
+    json_t *probe = json_stringn(buf, n); /* jansson validates UTF-8 */
     if (!probe) {
         *why = "not valid UTF-8 text";
         goto fail;

@@ -37,67 +37,69 @@
 #include <string.h>
 
 #define OAI_PROTOCOL_NAME "openai-realtime"
-#define OAI_RX_MAX (2u * 1024 * 1024)        /* one reassembled vendor message */
-#define OAI_TX_AUDIO_MAX (1u * 1024 * 1024)  /* queued bytes above which caller audio is dropped */
-#define OAI_TX_MAX (4u * 1024 * 1024)        /* queued bytes above which the call is failed */
-#define OAI_BAD_MAX 5                        /* malformed vendor messages tolerated per call */
-#define OAI_SETUP_MS 5000                    /* session.created -> session.updated deadline */
-#define OAI_CONNECT_MS_DEFAULT 5000          /* when PROVIDER_CONNECT_TIMEOUT_MS is 0 */
-#define OAI_RETRY_CREATE_MS 300              /* resend a refused response.create if nothing active */
-#define OAI_MAX_CALLS 32                     /* function calls held per call at once */
-#define OAI_ITEMS 8                          /* assistant items remembered for truncate */
-#define OAI_ID_MAX 96                        /* vendor ids (resp_, item_, call_) */
+#define OAI_RX_MAX (2u * 1024 * 1024)       /* one reassembled vendor message */
+#define OAI_TX_AUDIO_MAX (1u * 1024 * 1024) /* queued bytes above which caller audio is dropped */
+#define OAI_TX_MAX (4u * 1024 * 1024)       /* queued bytes above which the call is failed */
+#define OAI_BAD_MAX 5                       /* malformed vendor messages tolerated per call */
+#define OAI_SETUP_MS 5000                   /* session.created -> session.updated deadline */
+#define OAI_CONNECT_MS_DEFAULT 5000         /* when PROVIDER_CONNECT_TIMEOUT_MS is 0 */
+#define OAI_RETRY_CREATE_MS                                                                        \
+    2000                 /* safety net: resend a refused response.create when                      \
+                           no response is known to be active by then */
+#define OAI_MAX_CALLS 32 /* function calls held per call at once */
+#define OAI_ITEMS 8      /* assistant items remembered for truncate */
+#define OAI_ID_MAX 96    /* vendor ids (resp_, item_, call_) */
 
 enum oai_state {
-    OAI_CONNECTING = 0,  /* TCP/TLS/upgrade in progress */
-    OAI_OPEN,            /* upgraded, waiting for session.created */
-    OAI_CONFIGURING,     /* session.update sent, waiting for session.updated */
-    OAI_READY,           /* pcmu confirmed, audio flows */
-    OAI_DOWN,            /* failed; closed() pending or delivered */
+    OAI_CONNECTING = 0, /* TCP/TLS/upgrade in progress */
+    OAI_OPEN,           /* upgraded, waiting for session.created */
+    OAI_CONFIGURING,    /* session.update sent, waiting for session.updated */
+    OAI_READY,          /* pcmu confirmed, audio flows */
+    OAI_DOWN,           /* failed; closed() pending or delivered */
 };
 
-struct oai_msg {                 /* one queued outgoing text frame */
+struct oai_msg { /* one queued outgoing text frame */
     struct oai_msg *next;
-    size_t len;                  /* payload bytes after the LWS_PRE headroom */
-    unsigned char buf[];         /* LWS_PRE + len */
+    size_t len;          /* payload bytes after the LWS_PRE headroom */
+    unsigned char buf[]; /* LWS_PRE + len */
 };
 
-struct oai_call {                /* a function call seen in output_item.done */
+struct oai_call { /* a function call seen in output_item.done */
     char resp_id[OAI_ID_MAX];
     char call_id[OAI_ID_MAX];
     char name[64];
-    char *args;                  /* JSON text (object), owned */
-    bool emitted;                /* tool_call delivered, waiting for tool_result */
+    char *args;   /* JSON text (object), owned */
+    bool emitted; /* tool_call delivered, waiting for tool_result */
     bool answered;
 };
 
-struct oai_item {                /* audio generated per assistant item */
+struct oai_item { /* audio generated per assistant item */
     char id[OAI_ID_MAX];
-    long bytes;                  /* decoded u-law bytes (8 bytes = 1 ms) */
-    bool dropped;                /* truncated or barged in: drop late deltas */
+    long bytes;   /* decoded u-law bytes (8 bytes = 1 ms) */
+    bool dropped; /* truncated or barged in: drop late deltas */
 };
 
 struct oai {
     const struct prov_events *ev;
     void *owner;
-    const struct cfg *cfg;       /* borrowed */
+    const struct cfg *cfg; /* borrowed */
     struct lws_context *ctx;
-    struct lws *wsi;             /* NULL once detached */
+    struct lws *wsi; /* NULL once detached */
     enum oai_state st;
     char call_sid[72];
-    char *instructions;          /* owned copy */
+    char *instructions; /* owned copy */
 
     /* target */
     bool tls;
     int port;
-    char host[256];              /* Host header, SNI, certificate name */
-    char address[256];           /* where to connect (numeric IP or host) */
-    char path[1024];             /* path + ?model= */
+    char host[256];    /* Host header, SNI, certificate name */
+    char address[256]; /* where to connect (numeric IP or host) */
+    char path[1024];   /* path + ?model= */
 
     /* receive */
-    char *rx;                    /* reassembly buffer, up to OAI_RX_MAX */
+    char *rx; /* reassembly buffer, up to OAI_RX_MAX */
     size_t rx_len, rx_cap;
-    int bad;                     /* malformed vendor messages so far */
+    int bad; /* malformed vendor messages so far */
 
     /* send */
     struct oai_msg *qhead, *qtail;
@@ -108,10 +110,10 @@ struct oai {
     char rc_event[32];           /* event_id of the last response.create */
 
     /* response state machine (protocol notes §6) */
-    char active_resp[OAI_ID_MAX];/* from response.created, cleared on its response.done */
-    bool create_inflight;        /* response.create sent, its response.created not seen yet */
-    bool create_queued;          /* a response.create is wanted once nothing is active */
-    bool greet_pending;          /* greet() before ready: sent on ready */
+    char active_resp[OAI_ID_MAX]; /* from response.created, cleared on its response.done */
+    bool create_inflight;         /* response.create sent, its response.created not seen yet */
+    bool create_queued;           /* a response.create is wanted once nothing is active */
+    bool greet_pending;           /* greet() before ready: sent on ready */
     char greet_name[48];
 
     /* function calls */
@@ -133,8 +135,8 @@ struct oai {
     enum prov_close why;
     char detail[200];
     bool closed_sent;
-    bool dead;                   /* close() called: no more events, free when not busy */
-    int busy;                    /* depth of our own dispatch (events may call close()) */
+    bool dead; /* close() called: no more events, free when not busy */
+    int busy;  /* depth of our own dispatch (events may call close()) */
 };
 
 static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -173,6 +175,18 @@ static void oai_free(struct oai *p)
 static bool live(const struct oai *p)
 {
     return !p->dead && p->st != OAI_DOWN;
+}
+
+/* String member or NULL (missing, null or not a string: OpenAI sends null for many fields). */
+static const char *jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static const char *jstr_or(const json_t *o, const char *key, const char *dflt)
+{
+    const char *v = jstr(o, key);
+    return v ? v : dflt;
 }
 
 static void next_event_id(struct oai *p, const char *kind, char *out, size_t outsz)
@@ -242,8 +256,10 @@ static int enqueue(struct oai *p, json_t *j, bool audio)
     size_t n;
     struct oai_msg *m;
 
-    if (!j)
+    if (!j) { /* json_pack failed: a NULL or non-UTF-8 string */
+        log_error("call=%s could not build a client event (invalid text?)", p->call_sid);
         return ERR_NOMEM;
+    }
     if (!p->wsi || p->st == OAI_DOWN || p->st == OAI_CONNECTING) {
         json_decref(j);
         return ERR_IO;
@@ -302,7 +318,7 @@ static int write_one(struct oai *p, struct lws *wsi)
 
 static json_t *voice_json(const char *voice)
 {
-    if (!strncmp(voice, "voice_", 6))   /* custom voice id */
+    if (!strncmp(voice, "voice_", 6)) /* custom voice id */
         return json_pack("{s:s}", "id", voice);
     return json_string(voice);
 }
@@ -320,16 +336,16 @@ static int send_session_update(struct oai *p)
         instr = json_string("");
     }
     next_event_id(p, "session", p->su_event, sizeof p->su_event);
-    json_t *j = json_pack(
-        "{s:s, s:s, s:{s:s, s:s, s:o, s:[s],"
-        " s:{s:{s:{s:s}, s:{s:s}, s:{s:s, s:b, s:b}}, s:{s:{s:s}, s:o}},"
-        " s:o, s:s}}",
-        "type", "session.update", "event_id", p->su_event, "session", "type", "realtime", "model",
-        p->cfg->openai_model, "instructions", instr, "output_modalities", "audio", "audio",
-        "input", "format", "type", "audio/pcmu", "noise_reduction", "type", "near_field",
-        "turn_detection", "type", "server_vad", "create_response", 1, "interrupt_response", 1,
-        "output", "format", "type", "audio/pcmu", "voice", voice_json(p->cfg->openai_voice),
-        "tools", tools, "tool_choice", "auto");
+    json_t *j =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:[s],"
+                  " s:{s:{s:{s:s}, s:{s:s}, s:{s:s, s:b, s:b}}, s:{s:{s:s}, s:o}},"
+                  " s:o, s:s}}",
+                  "type", "session.update", "event_id", p->su_event, "session", "type", "realtime",
+                  "model", p->cfg->openai_model, "instructions", instr, "output_modalities",
+                  "audio", "audio", "input", "format", "type", "audio/pcmu", "noise_reduction",
+                  "type", "near_field", "turn_detection", "type", "server_vad", "create_response",
+                  1, "interrupt_response", 1, "output", "format", "type", "audio/pcmu", "voice",
+                  voice_json(p->cfg->openai_voice), "tools", tools, "tool_choice", "auto");
     log_info("call=%s session.update sent model=%s voice=%s tools=%zu", p->call_sid,
              p->cfg->openai_model, p->cfg->openai_voice, json_array_size(tools));
     return enqueue(p, j, false);
@@ -361,8 +377,7 @@ static void clean_name(const char *in, char *out, size_t outsz)
     size_t n = 0;
     for (; in && *in && n + 1 < outsz; in++) {
         unsigned char c = (unsigned char)*in;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == ' ' || c == '-' ||
-            c == '\'')
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == ' ' || c == '-' || c == '\'')
             out[n++] = (char)c;
     }
     out[n] = '\0';
@@ -370,7 +385,7 @@ static void clean_name(const char *in, char *out, size_t outsz)
 
 static void send_greeting(struct oai *p)
 {
-    char text[400], evid[32];
+    char text[640], evid[32];
     const char *company = p->cfg->company_name[0] ? p->cfg->company_name : "the company";
     if (p->greet_name[0])
         snprintf(text, sizeof text,
@@ -467,17 +482,17 @@ static void call_store(struct oai *p, const char *resp_id, const char *call_id, 
 
 static void on_output_item_done(struct oai *p, json_t *m)
 {
-    const char *resp = NULL, *type = NULL, *status = "", *call_id = NULL, *name = NULL;
-    const char *args = "";
-    if (json_unpack(m, "{s:s, s:{s:s, s?s, s?s, s?s, s?s, *}, *}", "response_id", &resp, "item",
-                    "type", &type, "status", &status, "call_id", &call_id, "name", &name,
-                    "arguments", &args)) {
+    json_t *item = json_object_get(m, "item");
+    const char *resp = jstr(m, "response_id"), *type = jstr(item, "type");
+    if (!resp || !type) {
         p->bad++;
         log_warn("call=%s malformed response.output_item.done", p->call_sid);
         return;
     }
     if (strcmp(type, "function_call"))
         return;
+    const char *call_id = jstr(item, "call_id"), *name = jstr(item, "name");
+    const char *status = jstr_or(item, "status", "");
     if (!call_id || !name) {
         p->bad++;
         log_warn("call=%s function_call item without call_id/name", p->call_sid);
@@ -488,7 +503,7 @@ static void on_output_item_done(struct oai *p, json_t *m)
                  status);
         return;
     }
-    call_store(p, resp, call_id, name, args);
+    call_store(p, resp, call_id, name, jstr_or(item, "arguments", "{}"));
 }
 
 /* response.done "completed": run every completed function_call in output[] (authoritative). */
@@ -498,10 +513,11 @@ static void run_calls(struct oai *p, const char *resp_id, json_t *output)
     json_t *it;
     int emitted = 0;
 
-    json_array_foreach(output, i, it) {
-        const char *type = "", *status = "", *call_id = NULL, *name = NULL, *args = "";
-        json_unpack(it, "{s?s, s?s, s?s, s?s, s?s}", "type", &type, "status", &status, "call_id",
-                    &call_id, "name", &name, "arguments", &args);
+    json_array_foreach(output, i, it)
+    {
+        const char *type = jstr_or(it, "type", ""), *status = jstr_or(it, "status", "");
+        const char *call_id = jstr(it, "call_id"), *name = jstr(it, "name");
+        const char *args = jstr_or(it, "arguments", "{}");
         if (strcmp(type, "function_call") || !call_id || !name)
             continue;
         if (strcmp(status, "completed")) {
@@ -509,7 +525,7 @@ static void run_calls(struct oai *p, const char *resp_id, json_t *output)
                      call_id, status);
             continue;
         }
-        if (!call_find(p, call_id))   /* output_item.done missed: output[] is authoritative */
+        if (!call_find(p, call_id)) /* output_item.done missed: output[] is authoritative */
             call_store(p, resp_id, call_id, name, args);
         struct oai_call *c = call_find(p, call_id);
         if (!c || c->emitted)
@@ -537,8 +553,7 @@ static void run_calls(struct oai *p, const char *resp_id, json_t *output)
     } todo[OAI_MAX_CALLS];
     int n = 0;
     for (int k = 0; k < p->ncalls; k++)
-        if (!strcmp(p->calls[k].resp_id, resp_id) && p->calls[k].emitted &&
-            !p->calls[k].answered) {
+        if (!strcmp(p->calls[k].resp_id, resp_id) && p->calls[k].emitted && !p->calls[k].answered) {
             util_strlcpy(todo[n].id, p->calls[k].call_id, sizeof todo[n].id);
             util_strlcpy(todo[n].name, p->calls[k].name, sizeof todo[n].name);
             todo[n].args = strdup(p->calls[k].args);
@@ -555,18 +570,18 @@ static void drop_calls(struct oai *p, const char *resp_id, const char *status)
 {
     for (int k = p->ncalls - 1; k >= 0; k--)
         if (!strcmp(p->calls[k].resp_id, resp_id) && !p->calls[k].emitted) {
-            log_warn("call=%s response %s %s: function call %s (%s) not run", p->call_sid,
-                     resp_id, status, p->calls[k].name, p->calls[k].call_id);
+            log_warn("call=%s response %s %s: function call %s (%s) not run", p->call_sid, resp_id,
+                     status, p->calls[k].name, p->calls[k].call_id);
             call_remove(p, k);
         }
 }
 
 static void on_response_done(struct oai *p, json_t *m)
 {
-    const char *id = NULL, *status = NULL;
-    json_t *output = NULL;
-    if (json_unpack(m, "{s:{s:s, s:s, s?o, *}, *}", "response", "id", &id, "status", &status,
-                    "output", &output)) {
+    json_t *r = json_object_get(m, "response");
+    const char *id = jstr(r, "id"), *status = jstr(r, "status");
+    json_t *output = json_object_get(r, "output");
+    if (!id || !status) {
         p->bad++;
         log_warn("call=%s malformed response.done", p->call_sid);
         return;
@@ -585,13 +600,15 @@ static void on_response_done(struct oai *p, json_t *m)
 
 static void on_session_updated(struct oai *p, json_t *m)
 {
-    const char *in = "", *out = "";
-    json_unpack(m, "{s:{s:{s?{s?{s?s}}, s?{s?{s?s}}}}}", "session", "audio", "input", "format",
-                "type", &in, "output", "format", "type", &out);
+    json_t *audio = json_object_get(json_object_get(m, "session"), "audio");
+    const char *in =
+        jstr_or(json_object_get(json_object_get(audio, "input"), "format"), "type", "");
+    const char *out =
+        jstr_or(json_object_get(json_object_get(audio, "output"), "format"), "type", "");
     if (p->st != OAI_CONFIGURING) {
         if (p->st == OAI_READY && (strcmp(in, "audio/pcmu") || strcmp(out, "audio/pcmu")))
-            fail(p, PROV_CLOSE_PROTOCOL, false, "session.updated changed formats in=%s out=%s",
-                 in, out);
+            fail(p, PROV_CLOSE_PROTOCOL, false, "session.updated changed formats in=%s out=%s", in,
+                 out);
         return;
     }
     if (strcmp(in, "audio/pcmu") || strcmp(out, "audio/pcmu")) {
@@ -614,9 +631,13 @@ static void on_session_updated(struct oai *p, json_t *m)
 
 static bool is_fatal(const char *code, enum prov_close *why)
 {
-    static const char *const rejected[] = {"beta_api_shape_disabled", "invalid_api_key",
-                                           "authentication_error", "insufficient_quota",
-                                           "model_not_found", "unauthorized", NULL};
+    static const char *const rejected[] = {"beta_api_shape_disabled",
+                                           "invalid_api_key",
+                                           "authentication_error",
+                                           "insufficient_quota",
+                                           "model_not_found",
+                                           "unauthorized",
+                                           NULL};
     if (!code)
         return false;
     if (!strcmp(code, "session_expired")) {
@@ -633,10 +654,10 @@ static bool is_fatal(const char *code, enum prov_close *why)
 
 static void on_error(struct oai *p, json_t *m)
 {
-    const char *type = "", *code = NULL, *msg = "", *evid = NULL;
+    json_t *er = json_object_get(m, "error");
+    const char *type = jstr_or(er, "type", ""), *code = jstr(er, "code");
+    const char *msg = jstr_or(er, "message", ""), *evid = jstr(er, "event_id");
     enum prov_close why;
-    json_unpack(m, "{s:{s?s, s?s, s?s, s?s}}", "error", "type", &type, "code", &code, "message",
-                &msg, "event_id", &evid);
     log_warn("call=%s openai error type=%s code=%s event=%s message=%.200s", p->call_sid, type,
              code ? code : "null", evid ? evid : "null", msg);
     if (is_fatal(code, &why)) {
@@ -644,8 +665,7 @@ static void on_error(struct oai *p, json_t *m)
         return;
     }
     if (evid && !strcmp(evid, p->su_event) && p->st == OAI_CONFIGURING) {
-        fail(p, PROV_CLOSE_REJECTED, false, "session.update refused: %s",
-             code ? code : "error");
+        fail(p, PROV_CLOSE_REJECTED, false, "session.update refused: %s", code ? code : "error");
         return;
     }
     if (code && !strcmp(code, "conversation_already_has_active_response")) {
@@ -657,7 +677,7 @@ static void on_error(struct oai *p, json_t *m)
                              OAI_RETRY_CREATE_MS * LWS_US_PER_MS);
         return;
     }
-    if (evid && !strcmp(evid, p->rc_event))  /* our response.create failed otherwise */
+    if (evid && !strcmp(evid, p->rc_event)) /* our response.create failed otherwise */
         p->create_inflight = false;
 }
 
@@ -665,9 +685,8 @@ static void on_error(struct oai *p, json_t *m)
 
 static void on_audio_delta(struct oai *p, json_t *m)
 {
-    const char *item = "";
+    const char *item = jstr_or(m, "item_id", "");
     json_t *d = json_object_get(m, "delta");
-    json_unpack(m, "{s?s}", "item_id", &item);
     if (!json_is_string(d)) {
         p->bad++;
         log_warn("call=%s output_audio.delta without delta", p->call_sid);
@@ -675,7 +694,7 @@ static void on_audio_delta(struct oai *p, json_t *m)
     }
     struct oai_item *it = *item ? item_get(p, item) : NULL;
     if (it && it->dropped)
-        return;   /* late audio of an item the caller talked over */
+        return; /* late audio of an item the caller talked over */
     const char *b64 = json_string_value(d);
     size_t n = json_string_length(d);
     if (it)
@@ -690,7 +709,7 @@ static void on_event(struct oai *p, const char *type, json_t *m)
     if (!strcmp(type, "response.output_audio.delta")) {
         on_audio_delta(p, m);
     } else if (!strcmp(type, "input_audio_buffer.speech_started")) {
-        if (p->last_item[0]) {   /* the server cancels that response (interrupt_response) */
+        if (p->last_item[0]) { /* the server cancels that response (interrupt_response) */
             struct oai_item *it = item_find(p, p->last_item);
             if (it)
                 it->dropped = true;
@@ -698,8 +717,8 @@ static void on_event(struct oai *p, const char *type, json_t *m)
         if (p->ev->barge_in && p->st == OAI_READY)
             p->ev->barge_in(p->owner);
     } else if (!strcmp(type, "response.created")) {
-        const char *id = NULL;
-        if (json_unpack(m, "{s:{s:s}}", "response", "id", &id)) {
+        const char *id = jstr(json_object_get(m, "response"), "id");
+        if (!id) {
             p->bad++;
             return;
         }
@@ -719,9 +738,8 @@ static void on_event(struct oai *p, const char *type, json_t *m)
     } else if (!strcmp(type, "error")) {
         on_error(p, m);
     } else if (!strcmp(type, "response.output_audio_transcript.done")) {
-        const char *t = "";
-        json_unpack(m, "{s?s}", "transcript", &t);
-        log_info("call=%s agent said: %.300s", p->call_sid, t);
+        const char *t = jstr_or(m, "transcript", "");
+        log_debug("call=%s agent said: %.300s", p->call_sid, t); /* may hold personal data */
     } else if (!strcmp(type, "conversation.item.truncated")) {
         log_debug("call=%s item truncated", p->call_sid);
     }
@@ -793,7 +811,7 @@ static int on_receive(struct oai *p, struct lws *wsi, const void *in, size_t len
 static enum prov_close close_code_why(int code)
 {
     switch (code) {
-    case 4000:   /* beta shape refused */
+    case 4000: /* beta shape refused */
     case 1007:
     case 1008:
         return PROV_CLOSE_REJECTED;
@@ -808,8 +826,8 @@ static int handshake_header(struct oai *p, struct lws *wsi, void *in, size_t len
     char v[512];
     int n = snprintf(v, sizeof v, "Bearer %s", p->cfg->openai_api_key);
     if (n < 0 || (size_t)n >= sizeof v ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                     (unsigned char *)v, n, pp, end)) {
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)v, n, pp,
+                                     end)) {
         memset(v, 0, sizeof v);
         return -1;
     }
@@ -836,7 +854,7 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     (void)user;
 
     if (!p)
-        return 0;   /* detached (closed by us) or not ours */
+        return 0; /* detached (closed by us) or not ours */
     p->busy++;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
@@ -845,6 +863,7 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         connection_error(p, wsi, in ? (const char *)in : NULL);
+        lws_set_opaque_user_data(wsi, NULL); /* even if p->wsi was never recorded */
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         p->wsi = wsi;
@@ -870,12 +889,14 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     }
     case LWS_CALLBACK_CLIENT_CLOSED:
         fail(p, PROV_CLOSE_DROPPED, true, "connection lost");
+        lws_set_opaque_user_data(wsi, NULL);
         break;
-    case LWS_CALLBACK_WSI_DESTROY:   /* never keep a pointer to a destroyed wsi */
+    case LWS_CALLBACK_WSI_DESTROY: /* never keep a pointer to a destroyed wsi */
         fail(p, p->st == OAI_CONNECTING ? PROV_CLOSE_CONNECT_FAILED : PROV_CLOSE_DROPPED, true,
              "connection destroyed");
         if (p->wsi == wsi)
             p->wsi = NULL;
+        lws_set_opaque_user_data(wsi, NULL);
         break;
     default:
         break;
@@ -946,7 +967,7 @@ static int parse_url(struct oai *p, const char *url, const char *model, struct e
     slash = strchr(rest, '/');
     if (!slash)
         slash = rest + strlen(rest);
-    if (*rest == '[') {   /* [v6]:port */
+    if (*rest == '[') { /* [v6]:port */
         hs = rest + 1;
         he = memchr(hs, ']', (size_t)(slash - hs));
         if (!he)
@@ -971,8 +992,8 @@ static int parse_url(struct oai *p, const char *url, const char *model, struct e
     }
     url_escape(model, esc, sizeof esc);
     const char *path = *slash ? slash : "/";
-    int n = snprintf(p->path, sizeof p->path, "%s%cmodel=%s", path, strchr(path, '?') ? '&' : '?',
-                     esc);
+    int n =
+        snprintf(p->path, sizeof p->path, "%s%cmodel=%s", path, strchr(path, '?') ? '&' : '?', esc);
     if (n < 0 || (size_t)n >= sizeof p->path)
         return err_set(e, ERR_CONFIG, NULL, "OPENAI_REALTIME_URL: path too long");
     if (!p->tls && !is_loopback(p->host))
@@ -1027,8 +1048,8 @@ static int oai_open(struct prov **out, const struct prov_open_args *a, struct er
     ci.path = p->path;
     ci.host = p->host;
     ci.origin = p->host;
-    ci.ssl_connection = p->tls ? LCCSCF_USE_SSL : 0;   /* full certificate verification */
-    ci.protocol = NULL;                                /* no subprotocol: server-to-server */
+    ci.ssl_connection = p->tls ? LCCSCF_USE_SSL : 0; /* full certificate verification */
+    ci.protocol = NULL;                              /* no subprotocol: server-to-server */
     ci.local_protocol_name = OAI_PROTOCOL_NAME;
     ci.alpn = "http/1.1";
     ci.opaque_user_data = p;
@@ -1038,7 +1059,7 @@ static int oai_open(struct prov **out, const struct prov_open_args *a, struct er
     lws_sul_schedule(p->ctx, 0, &p->sul_deadline, deadline_cb, (lws_usec_t)ms * LWS_US_PER_MS);
     log_info("call=%s connecting to openai host=%s port=%d tls=%d model=%s", p->call_sid, p->host,
              p->port, (int)p->tls, a->cfg->openai_model);
-    p->busy++;   /* a synchronous connect error must not free p under us */
+    p->busy++; /* a synchronous connect error must not free p under us */
     struct lws *w = lws_client_connect_via_info(&ci);
     p->busy--;
     if (!w)
@@ -1075,8 +1096,8 @@ static void oai_tool_result(struct prov *pp, const char *call_id, const char *na
     next_event_id(p, "fco", evid, sizeof evid);
     enqueue(p,
             json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "type", "conversation.item.create",
-                      "event_id", evid, "item", "type", "function_call_output", "call_id",
-                      call_id, "output", envelope_json ? envelope_json : "{}"),
+                      "event_id", evid, "item", "type", "function_call_output", "call_id", call_id,
+                      "output", envelope_json ? envelope_json : "{}"),
             false);
     /* One response.create once every call of that response is answered. */
     char resp[OAI_ID_MAX];
@@ -1121,9 +1142,8 @@ static void oai_truncate(struct prov *pp, const char *item_id, int heard_ms)
     it->dropped = true;
     next_event_id(p, "trunc", evid, sizeof evid);
     enqueue(p,
-            json_pack("{s:s, s:s, s:s, s:i, s:I}", "type", "conversation.item.truncate",
-                      "event_id", evid, "item_id", item_id, "content_index", 0, "audio_end_ms",
-                      (json_int_t)ms),
+            json_pack("{s:s, s:s, s:s, s:i, s:I}", "type", "conversation.item.truncate", "event_id",
+                      evid, "item_id", item_id, "content_index", 0, "audio_end_ms", (json_int_t)ms),
             false);
 }
 

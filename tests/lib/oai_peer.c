@@ -32,7 +32,8 @@ static double now_ms(void)
     return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
 }
 
-int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
+static int start_once(struct vt_oai *s, const char *script_json, const char *key, const char *cert,
+                      const char *pkey)
 {
     char script[192], errp[192], js[512], portbuf[16];
     int in[2], out[2];
@@ -62,15 +63,23 @@ int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
             dup2(fe, 2);
         close(in[1]);
         close(out[0]);
-        execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "sk-test", "--script",
-               script, "--log", s->log_path, "--lifeline", (char *)NULL);
+        if (cert)
+            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "sk-test",
+                   "--script", script, "--log", s->log_path, "--lifeline", "--tls-cert", cert,
+                   "--tls-key", pkey, (char *)NULL);
+        else
+            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "sk-test",
+                   "--script", script, "--log", s->log_path, "--lifeline", (char *)NULL);
         _exit(127);
     }
     close(in[0]);
     close(out[1]);
     s->pid = pid;
     s->stdin_fd = in[1];
-    snprintf(s->url, sizeof s->url, "ws://127.0.0.1:%d/v1/realtime", s->port);
+    if (cert)
+        snprintf(s->url, sizeof s->url, "wss://localhost:%d/v1/realtime", s->port);
+    else
+        snprintf(s->url, sizeof s->url, "ws://127.0.0.1:%d/v1/realtime", s->port);
 
     /* Wait for {"listening":PORT}. */
     char line[256];
@@ -91,9 +100,45 @@ int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
         }
     }
     close(out[0]);
-    fprintf(stderr, "oai_peer: stand-in did not start (got '%.*s')\n", (int)n, line);
+    char *err = vt_oai_stderr(s);
+    fprintf(stderr, "oai_peer: stand-in did not start on port %d (got '%.*s'); stderr: %s\n",
+            s->port, (int)n, line, err);
+    free(err);
     vt_oai_stop(s);
     return -1;
+}
+
+int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
+{
+    /* A port from vt_free_port can be taken again before node binds it: retry. */
+    for (int attempt = 0; attempt < 3; attempt++)
+        if (start_once(s, script_json, key, NULL, NULL) == 0)
+            return 0;
+    return -1;
+}
+
+int vt_oai_start_tls(struct vt_oai *s, const char *script_json, const char *key,
+                     const char *cert_pem_path, const char *key_pem_path)
+{
+    for (int attempt = 0; attempt < 3; attempt++)
+        if (start_once(s, script_json, key, cert_pem_path, key_pem_path) == 0)
+            return 0;
+    return -1;
+}
+
+int vt_oai_make_certs(const char *dir)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=vws-test-ca 2>/dev/null && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile ext.cnf 2>/dev/null",
+             dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 void vt_oai_stop(struct vt_oai *s)
@@ -145,7 +190,8 @@ static int count_dir(json_t *log, const char *dir, const char *type)
     size_t i;
     json_t *r;
     int n = 0;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *d = json_string_value(json_object_get(r, "dir"));
         const char *t = json_string_value(json_object_get(json_object_get(r, "ev"), "type"));
         if (d && t && !strcmp(d, dir) && !strcmp(t, type))
@@ -168,7 +214,8 @@ json_t *vt_oai_nth_in(json_t *log, const char *type, int nth)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *d = json_string_value(json_object_get(r, "dir"));
         json_t *ev = json_object_get(r, "ev");
         const char *t = json_string_value(json_object_get(ev, "type"));
@@ -183,7 +230,8 @@ int vt_oai_errors(json_t *log, const char *code)
     size_t i;
     json_t *r;
     int n = 0;
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *d = json_string_value(json_object_get(r, "dir"));
         json_t *ev = json_object_get(r, "ev");
         const char *t = json_string_value(json_object_get(ev, "type"));

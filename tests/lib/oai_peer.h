@@ -19,16 +19,22 @@
 #include <sys/types.h>
 
 struct vt_oai {
-    pid_t pid;            /* node process, 0 when not running */
-    int stdin_fd;         /* lifeline pipe (write end) */
+    pid_t pid;    /* node process, 0 when not running */
+    int stdin_fd; /* lifeline pipe (write end) */
     int port;
-    char url[128];        /* ws://127.0.0.1:PORT/v1/realtime */
-    char dir[128];        /* temp dir: script.json, log.jsonl, stderr.txt */
+    char url[128]; /* ws://127.0.0.1:PORT/v1/realtime */
+    char dir[128]; /* temp dir: script.json, log.jsonl, stderr.txt */
     char log_path[192];
 };
 
 /* Start on a free loopback port; waits until it listens (10 s max). 0 or -1. */
 int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key);
+/* Same over TLS (wss://localhost:PORT/v1/realtime) with this PEM certificate and key. */
+int vt_oai_start_tls(struct vt_oai *s, const char *script_json, const char *key,
+                     const char *cert_pem_path, const char *key_pem_path);
+/* Make a throwaway CA (dir/ca.pem) and a server cert for localhost/127.0.0.1 signed by it
+ * (dir/srv.pem, dir/srv.key) with the openssl CLI. 0 or -1. */
+int vt_oai_make_certs(const char *dir);
 /* SIGTERM, wait, remove the temp dir. Safe to call twice. */
 void vt_oai_stop(struct vt_oai *s);
 /* Every record so far (JSON lines parsed into an array). Caller owns. */

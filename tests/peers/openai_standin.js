@@ -11,6 +11,7 @@
  *   Prints one line {"listening":PORT} on stdout when ready.
  *   --key       the only API key accepted (default "sk-test"); wrong/missing -> HTTP 401.
  *   --lifeline  exit when stdin reaches EOF (the C test holds the pipe; if it dies we die).
+ *   --tls-cert FILE --tls-key FILE   serve wss:// (and https) with this certificate.
  *   --log FILE  every event is appended as one JSON line (written synchronously):
  *                 {"t":ms,"conn":n,"dir":"in","ev":{...client event...}}
  *                 {"t":ms,"conn":n,"dir":"out","ev":{...server event...}}
@@ -80,6 +81,8 @@
  *     {"close": 1000, "reason": ""}  close frame
  *     {"drop": true}               destroy the socket without a close frame
  *     {"echo": true|false}         switch echo mode
+ *     {"late_delta": n}            n more output_audio.delta for the last assistant item (audio
+ *                                  still in flight after a cancellation)
  *     {"big": bytes}               one valid event (type "rate_limits.updated") padded to about
  *                                  this many bytes (client reassembly / size-limit tests)
  *
@@ -102,7 +105,8 @@ const { WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
 /* ---- options ---- */
 
 function parseArgs(argv) {
-    const o = { port: 0, host: '127.0.0.1', key: 'sk-test', script: null, log: null, lifeline: false };
+    const o = { port: 0, host: '127.0.0.1', key: 'sk-test', script: null, log: null, lifeline: false,
+        tlsCert: null, tlsKey: null };
     for (let i = 2; i < argv.length; i++) {
         const a = argv[i];
         const next = () => argv[++i];
@@ -112,6 +116,8 @@ function parseArgs(argv) {
         else if (a === '--script') o.script = next();
         else if (a === '--log') o.log = next();
         else if (a === '--lifeline') o.lifeline = true;
+        else if (a === '--tls-cert') o.tlsCert = next();
+        else if (a === '--tls-key') o.tlsKey = next();
         else { process.stderr.write(`openai_standin: unknown option ${a}\n`); process.exit(2); }
     }
     return o;
@@ -421,7 +427,11 @@ class Conn {
         } else if ('close' in s) this.ws.close(s.close, s.reason || '');
         else if ('drop' in s) { this.closed = true; this.ws.terminate(); }
         else if ('echo' in s) this.echo = !!s.echo;
-        else if ('big' in s) {
+        else if ('late_delta' in s) {
+            for (let i = 0; i < s.late_delta && this.lastItem; i++)
+                this.send({ type: 'response.output_audio.delta', response_id: this.lastItem.resp, item_id: this.lastItem.id,
+                    output_index: 0, content_index: 0, delta: toneUlaw(20, 0).toString('base64') });
+        } else if ('big' in s) {
             const ev = { type: 'rate_limits.updated', event_id: nid('event'), rate_limits: [], padding: 'x'.repeat(s.big) };
             record({ conn: this.n, dir: 'out', ev: { type: ev.type, event_id: ev.event_id, padding_bytes: s.big } });
             this.ws.send(JSON.stringify(ev));
@@ -473,6 +483,7 @@ class Conn {
         if (audioMs > 0) {
             const itemId = nid('item');
             this.items.set(itemId, { type: 'message', role: 'assistant', audio_bytes: 0 });
+            this.lastItem = { id: itemId, resp: id };
             const base = { id: itemId, object: 'realtime.item', type: 'message', role: 'assistant' };
             this.send({ type: 'response.output_item.added', response_id: id, output_index: oi,
                 item: { ...base, status: 'in_progress', content: [] } });
@@ -753,7 +764,7 @@ Conn.prototype.echoAudio = function (b64) {
 
 /* ---- HTTP + upgrade ---- */
 
-const server = http.createServer((req, res) => {
+const onRequest = (req, res) => {
     const u = new URL(req.url, 'http://x');
     if (req.method === 'GET' && u.pathname === '/log') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -784,7 +795,11 @@ const server = http.createServer((req, res) => {
     /* A plain HTTP request to the realtime path gets what the API gives: no upgrade. */
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error' } }));
-});
+};
+const server = opts.tlsCert
+    ? require('https').createServer({ cert: fs.readFileSync(opts.tlsCert), key: fs.readFileSync(opts.tlsKey) }, onRequest)
+    : http.createServer(onRequest);
+server.on('tlsClientError', (e) => record({ conn: 0, kind: 'tls_error', message: e.message }));
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
 
