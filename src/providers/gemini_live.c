@@ -144,8 +144,12 @@ struct gem {
 static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len);
 
+/* 16 KiB of rx buffer per socket (lws allocates it per connection); larger messages
+ * arrive in pieces and are reassembled (GEM_RX_MAX). */
 static const struct lws_protocols gem_protocol = {
-    GEM_PROTOCOL, gem_callback, 0, 65536, 0, NULL, 0,
+    .name = GEM_PROTOCOL,
+    .callback = gem_callback,
+    .rx_buffer_size = 16384,
 };
 
 /* ---- configuration checks and the setup message ---- */
