@@ -569,6 +569,12 @@ static void run_audio_roundtrip(const char *rate_kv, int want_rate, bool binary)
     assert_true(got_ms > fed_ms - 60 && got_ms <= fed_ms + 1);
     double cdom = audt_dominant_hz(pcm + rate / 50, n - rate / 25, rate, 100, 3900, 5);
     assert_true(fabs(cdom - 440) <= 10);
+    /* the stand-in's own analysis agrees */
+    json_t *rep = gem_peer_audio_report(&h.peer, "1");
+    assert_non_null(rep);
+    assert_int_equal(json_integer_value(json_object_get(rep, "rate")), want_rate);
+    assert_true(fabs(json_number_value(json_object_get(rep, "dominant_hz")) - 440) <= 10);
+    json_decref(rep);
     /* batching: realtimeInput messages carry about 40 ms each */
     int msgs = gem_peer_count_in(log, "realtimeInput", 0);
     assert_true(msgs >= (int)(h.fed_frames / 2) - 1 && msgs <= (int)(h.fed_frames / 2) + 1);
