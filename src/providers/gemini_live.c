@@ -364,7 +364,7 @@ static int conn_connect(struct gem *g, struct gconn *c)
     i.port = g->port;
     i.path = g->path;
     i.host = g->host;
-    i.origin = g->host;
+    i.origin = NULL; /* server to server: no Origin header */
     i.ssl_connection = g->tls ? LCCSCF_USE_SSL : 0;
     i.alpn = "http/1.1"; /* plain WebSocket over HTTP/1.1, never ws-over-h2 */
     i.protocol = NULL;   /* no Sec-WebSocket-Protocol */
@@ -406,6 +406,13 @@ static struct gconn *conn_new(struct gem *g, const char *handle, const char *con
 
 /* ---- events to the session ---- */
 
+static const char *close_name(enum prov_close why)
+{
+    static const char *const names[] = {"normal",  "connect_failed", "rejected",
+                                        "dropped", "protocol",       "expired"};
+    return (unsigned)why < sizeof names / sizeof names[0] ? names[why] : "?";
+}
+
 /* The call is over for us: tell the session once, drop the sockets. */
 static void fail(struct gem *g, enum prov_close why, const char *detail)
 {
@@ -417,7 +424,7 @@ static void fail(struct gem *g, enum prov_close why, const char *detail)
     conn_orphan(g->cur);
     conn_orphan(g->next);
     g->cur = g->next = NULL;
-    log_warn("call=%s gemini session ended why=%d: %s", g->call_sid, (int)why, detail);
+    log_warn("call=%s Gemini session ended (%s): %s", g->call_sid, close_name(why), detail);
     if (!g->close_called)
         g->ev->closed(g->owner, why, detail);
 }
