@@ -227,6 +227,8 @@ static void ctx_new(struct h *h, const char *ca_path)
 }
 
 /* Start the stand-in with script (may be NULL) and a cfg pointing at it (or at url). */
+static const char *voice_override; /* "OPENAI_VOICE=..." for one test */
+
 static void h_init_keys(struct h *h, const char *script, const char *peer_key,
                         const char *client_key, const char *url)
 {
@@ -242,7 +244,7 @@ static void h_init_keys(struct h *h, const char *script, const char *peer_key,
     const char *kv[] = {key,
                         h->url,
                         "COMPANY_NAME=Resolve My Claim",
-                        "OPENAI_VOICE=marin",
+                        voice_override ? voice_override : "OPENAI_VOICE=marin",
                         "PROVIDER_CONNECT_TIMEOUT_MS=4000",
                         NULL};
     vt_cfg(&h->cfg, kv);
@@ -1041,6 +1043,24 @@ static void test_openai_wrong_formats_rejected(void **state)
     h_done(&h);
 }
 
+static void test_openai_refused_session_update_rejected(void **state)
+{
+    (void)state;
+    struct h h;
+    voice_override = "OPENAI_VOICE=robot"; /* not a voice the API knows */
+    h_init(&h, NULL, NULL, NULL);
+    voice_override = NULL;
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_REJECTED, 8000);
+    assert_int_equal(h.r.ready, 0);
+    assert_non_null(strstr(h.r.detail, "session.update refused: invalid_value"));
+    json_t *log = peer_log(&h);
+    assert_int_equal(vt_oai_errors(log, "invalid_value"), 1);
+    assert_int_equal(vt_oai_count_out(log, "session.updated"), 0);
+    json_decref(log);
+    h_done(&h);
+}
+
 static void test_openai_no_session_updated_times_out(void **state)
 {
     (void)state;
@@ -1374,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_openai_oversized_message_is_protocol_error),
         cmocka_unit_test(test_openai_fragmented_large_message_reassembled),
         cmocka_unit_test(test_openai_wrong_formats_rejected),
+        cmocka_unit_test(test_openai_refused_session_update_rejected),
         cmocka_unit_test(test_openai_no_session_updated_times_out),
         cmocka_unit_test(test_openai_close_inside_tool_call_is_safe),
         cmocka_unit_test(test_openai_close_inside_closed_and_while_connecting),
