@@ -343,6 +343,8 @@ static void test_openai_session_update_accepted_with_tools_and_instructions(void
     assert_string_equal(json_string_value(json_object_get(hs, "kind")), "handshake");
     assert_true(json_is_true(json_object_get(hs, "auth_ok")));
     assert_null(json_object_get(json_object_get(hs, "headers"), "openai-beta"));
+    assert_null(json_object_get(json_object_get(hs, "headers"), "origin"));
+    assert_null(json_object_get(json_object_get(hs, "headers"), "sec-websocket-protocol"));
     assert_string_equal(json_string_value(json_object_get(json_object_get(hs, "query"), "model")),
                         "gpt-realtime-2");
     assert_string_equal(json_string_value(json_object_get(hs, "path")), "/v1/realtime");

@@ -1047,7 +1047,7 @@ static int oai_open(struct prov **out, const struct prov_open_args *a, struct er
     ci.port = p->port;
     ci.path = p->path;
     ci.host = p->host;
-    ci.origin = p->host;
+    ci.origin = NULL; /* no Origin header: we are a server, not a browser */
     ci.ssl_connection = p->tls ? LCCSCF_USE_SSL : 0; /* full certificate verification */
     ci.protocol = NULL;                              /* no subprotocol: server-to-server */
     ci.local_protocol_name = OAI_PROTOCOL_NAME;
