@@ -910,6 +910,18 @@ static void test_openai_forbidden_rejected(void **state)
     h_done(&h);
 }
 
+static void test_openai_handshake_429_is_connect_failed(void **state)
+{
+    (void)state;
+    struct h h;
+    /* rate limited / server errors at the upgrade are transient: fail over, not "rejected" */
+    h_init(&h, "{\"handshake_status\":429}", NULL, NULL);
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_CONNECT_FAILED, 6000);
+    assert_non_null(strstr(h.r.detail, "429"));
+    h_done(&h);
+}
+
 static void test_openai_unreachable_port_connect_failed(void **state)
 {
     (void)state;
@@ -1387,6 +1399,7 @@ int main(void)
         cmocka_unit_test(test_openai_errors_logged_and_key_never_logged),
         cmocka_unit_test(test_openai_wrong_key_rejected),
         cmocka_unit_test(test_openai_forbidden_rejected),
+        cmocka_unit_test(test_openai_handshake_429_is_connect_failed),
         cmocka_unit_test(test_openai_unreachable_port_connect_failed),
         cmocka_unit_test(test_openai_mid_call_drop_is_dropped),
         cmocka_unit_test(test_openai_mid_call_close_frame_is_dropped),
