@@ -313,6 +313,30 @@ static json_t *peer_log(struct h *h)
     return vt_oai_log(&h->peer);
 }
 
+/* Close code the stand-in saw for its first connection; -1 while still open. */
+static int peer_close_code(struct h *h)
+{
+    json_t *log = peer_log(h);
+    size_t i;
+    json_t *r;
+    int code = -1;
+    json_array_foreach(log, i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "kind"));
+        if (k && !strcmp(k, "closed")) {
+            code = (int)json_integer_value(json_object_get(r, "code"));
+            break;
+        }
+    }
+    json_decref(log);
+    return code;
+}
+
+static bool peer_saw_close(struct h *h)
+{
+    return peer_close_code(h) >= 0;
+}
+
 static void fail_with_stderr(struct h *h, const char *what)
 {
     char *e = vt_oai_stderr(&h->peer);
@@ -391,6 +415,11 @@ static void test_openai_session_update_accepted_with_tools_and_instructions(void
     assert_null(json_object_get(s, "modalities"));
     json_decref(log);
     assert_int_equal(h.r.closed, 0);
+    /* close(): a close frame 1000, not a dropped TCP connection (1006) */
+    prov_openai_ops.close(h.r.p);
+    h.r.p = NULL;
+    assert_true(run_until(&h, peer_saw_close, 5000));
+    assert_int_equal(peer_close_code(&h), 1000);
     h_done(&h);
 }
 
@@ -976,6 +1005,8 @@ static void test_openai_malformed_flood_is_protocol_error(void **state)
     h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"malformed\":6}]}]}", NULL, NULL);
     open_ready(&h);
     expect_close(&h, PROV_CLOSE_PROTOCOL, 6000);
+    assert_true(run_until(&h, peer_saw_close, 5000));
+    assert_int_equal(peer_close_code(&h), 1002);
     h_done(&h);
 }
 
