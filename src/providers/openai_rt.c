@@ -625,6 +625,13 @@ static void on_response_done(struct oai *p, json_t *m)
     }
     if (!strcmp(p->active_resp, id))
         p->active_resp[0] = '\0';
+    if (strcmp(status, "completed")) {
+        json_t *sd = json_object_get(r, "status_details");
+        json_t *er = json_object_get(sd, "error");
+        log_info("call=%s response %s %s reason=%s error=%s %.160s", p->call_sid, id, status,
+                 jstr_or(sd, "reason", "-"), jstr_or(er, "code", jstr_or(er, "type", "-")),
+                 jstr_or(er, "message", ""));
+    }
     if (!strcmp(status, "completed") && json_is_array(output))
         run_calls(p, id, output);
     else
@@ -777,6 +784,13 @@ static void on_event(struct oai *p, const char *type, json_t *m)
     } else if (!strcmp(type, "response.output_audio_transcript.done")) {
         const char *t = jstr_or(m, "transcript", "");
         log_debug("call=%s agent said: %.300s", p->call_sid, t); /* may hold personal data */
+    } else if (!strcmp(type, "rate_limits.updated")) {
+        size_t i;
+        json_t *rl;
+        json_array_foreach(json_object_get(m, "rate_limits"), i, rl) log_debug(
+            "call=%s rate limit %s remaining=%lld of %lld", p->call_sid, jstr_or(rl, "name", "?"),
+            (long long)json_number_value(json_object_get(rl, "remaining")),
+            (long long)json_number_value(json_object_get(rl, "limit")));
     } else if (!strcmp(type, "conversation.item.truncated")) {
         log_debug("call=%s item truncated", p->call_sid);
     }
