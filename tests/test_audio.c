@@ -30,8 +30,8 @@ static void test_audio_ulaw_known_values(void **state)
     assert_int_equal(aud_ulaw_from_pcm(-1), 0x7F);
     assert_int_equal(aud_ulaw_from_pcm(32767), 0x80);
     assert_int_equal(aud_ulaw_from_pcm(-32768), 0x00);
-    assert_int_equal(aud_ulaw_from_pcm(32635), 0x80);   /* the clip level */
-    assert_int_equal(aud_ulaw_from_pcm(1000), 0xCE);    /* Sun g711.c reference */
+    assert_int_equal(aud_ulaw_from_pcm(32635), 0x80); /* the clip level */
+    assert_int_equal(aud_ulaw_from_pcm(1000), 0xCE);  /* Sun g711.c reference */
     assert_int_equal(aud_ulaw_from_pcm(-1000), 0x4E);
     assert_int_equal(aud_ulaw_to_pcm(0xFF), 0);
     assert_int_equal(aud_ulaw_to_pcm(0x7F), 0);
@@ -53,7 +53,7 @@ static void test_audio_ulaw_table_matches_formula(void **state)
         if (v & 0x80)
             s = -s;
         assert_int_equal(aud_ulaw_to_pcm((uint8_t)u), s);
-        if (u != 0x7F)   /* negative zero decodes to 0, which encodes as 0xFF */
+        if (u != 0x7F) /* negative zero decodes to 0, which encodes as 0xFF */
             assert_int_equal(aud_ulaw_from_pcm(aud_ulaw_to_pcm((uint8_t)u)), u);
     }
 }
@@ -97,7 +97,7 @@ static void test_audio_pcm_le_packing(void **state)
 /* Feed a tone in chunks of `chunk` samples through in->out; check frequency and amplitude. */
 static void check_tone(int in_rate, int out_rate, double hz, size_t chunk)
 {
-    const size_t n_in = (size_t)in_rate;   /* 1 s */
+    const size_t n_in = (size_t)in_rate; /* 1 s */
     int16_t *x = malloc(n_in * sizeof *x);
     struct aud_rs *rs = NULL;
     struct err e = {0};
@@ -139,7 +139,7 @@ static void test_audio_resample_8k_to_16k_keeps_tones(void **state)
     (void)state;
     check_tone(8000, 16000, 440, 160);
     check_tone(8000, 16000, 1000, 160);
-    check_tone(8000, 16000, 1000, 37);   /* odd chunk sizes too */
+    check_tone(8000, 16000, 1000, 37); /* odd chunk sizes too */
 }
 
 static void test_audio_resample_24k_to_8k_keeps_tones(void **state)
@@ -147,7 +147,7 @@ static void test_audio_resample_24k_to_8k_keeps_tones(void **state)
     (void)state;
     check_tone(24000, 8000, 440, 480);
     check_tone(24000, 8000, 1000, 480);
-    check_tone(24000, 8000, 1000, 997);  /* not a multiple of 3 */
+    check_tone(24000, 8000, 1000, 997); /* not a multiple of 3 */
     check_tone(24000, 8000, 440, 1);
 }
 
@@ -163,7 +163,7 @@ static void test_audio_resample_24k_to_8k_filters_alias(void **state)
     size_t ny = aud_rs_process(rs, x, 24000, y, 8100);
     assert_true(ny > 7900);
     double rms = audt_rms(y + 80, ny - 160);
-    assert_true(rms < 0.02 * 10000.0 / sqrt(2.0));   /* at least -34 dB */
+    assert_true(rms < 0.02 * 10000.0 / sqrt(2.0)); /* at least -34 dB */
     aud_rs_free(rs);
 }
 
@@ -201,7 +201,7 @@ static void run_inbound(int rate, double hz)
     uint8_t *out = malloc(cap);
     char b64[400];
 
-    for (size_t f = 0; f < 50; f++) {   /* 50 Twilio frames = 1 s */
+    for (size_t f = 0; f < 50; f++) { /* 50 Twilio frames = 1 s */
         size_t len = ulaw_tone_b64(b64, hz, f * 160, 160);
         assert_int_equal(len, AUD_FRAME_B64);
         assert_true(aud_in_out_max(in, len) <= cap - total);
@@ -239,9 +239,9 @@ static void test_audio_inbound_8k_passthrough(void **state)
     struct err e = {0};
     assert_int_equal(aud_in_new(&in, 8000, &e), 0);
     uint8_t out[16];
-    long n = aud_in_convert(in, "/wCA", 4, out, sizeof out);   /* FF 00 80 */
+    long n = aud_in_convert(in, "/wCA", 4, out, sizeof out); /* FF 00 80 */
     assert_int_equal(n, 6);
-    const uint8_t want[6] = {0, 0, 0x84, 0x82, 0x7C, 0x7D};   /* 0, -32124, 32124 LE */
+    const uint8_t want[6] = {0, 0, 0x84, 0x82, 0x7C, 0x7D}; /* 0, -32124, 32124 LE */
     assert_memory_equal(out, want, 6);
     aud_in_free(in);
 }
@@ -257,7 +257,7 @@ static void test_audio_inbound_rejects_small_buffer_and_garbage(void **state)
     size_t len = ulaw_tone_b64(b64, 440, 0, 160);
     memset(out, 0xAB, sizeof out);
     assert_int_equal(aud_in_convert(in, b64, len, out, 100), -1);
-    assert_int_equal(out[0], 0xAB);                       /* nothing written */
+    assert_int_equal(out[0], 0xAB); /* nothing written */
     assert_int_equal(aud_in_convert(in, "!!!!", 4, out, sizeof out), -1);
     assert_int_equal(aud_in_convert(in, "", 0, out, sizeof out), 0);
     assert_int_equal(aud_in_convert(in, NULL, 0, out, sizeof out), -1);
@@ -268,8 +268,8 @@ static void test_audio_inbound_rejects_small_buffer_and_garbage(void **state)
 /* ---- outbound pipeline ---- */
 
 struct frames {
-    uint8_t *ulaw;       /* concatenated frames */
-    size_t n, cap;       /* bytes */
+    uint8_t *ulaw; /* concatenated frames */
+    size_t n, cap; /* bytes */
     int calls;
     int bad_len;
 };
@@ -339,7 +339,7 @@ static void test_audio_outbound_chunking_is_invisible(void **state)
     assert_int_equal(f1.bad_len + f2.bad_len, 0);
     assert_int_equal(f1.n, f2.n);
     assert_memory_equal(f1.ulaw, f2.ulaw, f1.n);
-    assert_true(f1.n >= 7800 && f1.n <= 8000);   /* ~1 s at 8 kHz, in whole frames */
+    assert_true(f1.n >= 7800 && f1.n <= 8000); /* ~1 s at 8 kHz, in whole frames */
     assert_int_equal(f1.n % AUD_FRAME_BYTES, 0);
 
     int16_t *pcm;
@@ -397,7 +397,7 @@ static void test_audio_outbound_reset_drops_stale(void **state)
     uint8_t *b = tone24_bytes(440, &nb);
     assert_int_equal(aud_out_new(&o, 24000, &e), 0);
     assert_int_equal(aud_out_new(&fresh, 24000, &e), 0);
-    assert_true(aud_out_push_bytes(o, b, 1001, collect, &f) >= 0);   /* odd: carry held */
+    assert_true(aud_out_push_bytes(o, b, 1001, collect, &f) >= 0); /* odd: carry held */
     assert_true(aud_out_pending(o) > 0);
     aud_out_reset(o);
     assert_int_equal(aud_out_pending(o), 0);
@@ -444,7 +444,7 @@ static void test_audio_decoders_survive_garbage(void **state)
 
     for (int iter = 0; iter < 4000; iter++) {
         size_t len = rnd() % 3000;
-        char *s = malloc(len ? len : 1);   /* exact size, no NUL: reads past would trip ASan */
+        char *s = malloc(len ? len : 1); /* exact size, no NUL: reads past would trip ASan */
         int mode = iter % 3;
         for (size_t i = 0; i < len; i++)
             s[i] = mode == 0 ? (char)rnd() : alpha[rnd() % (mode == 1 ? 64 : sizeof alpha - 1)];
@@ -453,7 +453,7 @@ static void test_audio_decoders_survive_garbage(void **state)
         long n = aud_in_convert(in, s, len, out, 1 << 16);
         assert_true(n == -1 || (n >= 0 && n % 2 == 0));
         if (mode == 1 && len % 4 == 0)
-            assert_true(r >= 0 && n >= 0);   /* well-formed base64 must be accepted */
+            assert_true(r >= 0 && n >= 0); /* well-formed base64 must be accepted */
         free(s);
     }
     /* every prefix of a valid chunk */

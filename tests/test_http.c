@@ -164,9 +164,12 @@ static void test_http_caller_id_withheld_values(void **state)
 
 /* ---- the running server ---- */
 
+/* A provider is configured (so webhooks answer with a stream) but nothing listens there:
+ * these tests are about the HTTP side, not the call. */
 static const char *const base_env[] = {
     "TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
-    "ACTIONS_API_TOKEN=act-token-123", "LOG_LEVEL=debug", NULL,
+    "ACTIONS_API_TOKEN=act-token-123", "LOG_LEVEL=debug", "OPENAI_API_KEY=sk-test",
+    "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime", NULL,
 };
 
 static int post_webhook(struct vt_srv *s, const char *body, const char *sig, char **resp)
@@ -261,6 +264,29 @@ static void test_http_webhook_withheld_caller_gets_a_stream_without_identity(voi
     vt_srv_cleanup(&s);
 }
 
+static void test_http_webhook_without_any_provider_apologises_and_books_a_callback(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], *resp = NULL;
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET, NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    sign_body(PUB "/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    assert_non_null(strstr(resp, "<Say"));
+    assert_null(strstr(resp, "<Connect>"));
+    free(resp);
+    assert_true(vt_srv_log_wait(&s, "callback requested", 3000));
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM missed_calls WHERE source = "
+                                        "'voice_fallback' AND call_sid = "
+                                        "'CA11111111111111111111111111111111'"),
+                     1);
+    /* nothing left pending: SIGTERM exits at once */
+    kill(s.pid, SIGTERM);
+    assert_int_equal(vt_srv_wait(&s, 2000), 0);
+    vt_srv_cleanup(&s);
+}
+
 static void test_http_routes_methods_and_limits(void **state)
 {
     (void)state;
@@ -278,6 +304,12 @@ static void test_http_routes_methods_and_limits(void **state)
     b[big] = '\0';
     assert_int_equal(vt_http(s.port, "POST", "/incoming-call", NULL, b, big, NULL), 413);
     free(b);
+    /* oversize request headers (over 4 KiB): lws drops the connection unanswered */
+    char *hdr = malloc(9000);
+    snprintf(hdr, 9000, "X-Big: %08990d", 0);
+    const char *hl[] = {hdr, NULL};
+    assert_int_equal(vt_http(s.port, "GET", "/health", hl, NULL, 0, NULL), 0);
+    free(hdr);
     /* the server still answers */
     assert_int_equal(vt_http(s.port, "GET", "/health", NULL, NULL, 0, &resp), 200);
     free(resp);
@@ -457,6 +489,7 @@ static void test_http_sigterm_drains_active_calls(void **state)
     struct vt_srv s;
     char envs[4][256];
     assert_int_equal(vt_oai_start(&peer, "{\"echo\":true}", "sk-test"), 0);
+    vt_peers_track(peer.pid, NULL);
     snprintf(envs[0], sizeof envs[0], "OPENAI_REALTIME_URL=%s", peer.url);
     const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
                          "OPENAI_API_KEY=sk-test", envs[0], "DRAIN_SECONDS=20", NULL};
@@ -510,6 +543,7 @@ static void test_http_sigterm_drains_active_calls(void **state)
     json_decref(r);
     assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_calls WHERE end_reason = 'shutdown'"), 1);
     vt_srv_cleanup(&s);
+    vt_peers_untrack(peer.pid);
     vt_oai_stop(&peer);
 }
 
@@ -519,16 +553,17 @@ int main(void)
         cmocka_unit_test(test_http_signature_matches_twilio_doc_vectors),
         cmocka_unit_test(test_http_signature_matches_twilio_python_vector),
         cmocka_unit_test(test_http_form_decoding_follows_form_rules),
-        cmocka_unit_test(test_http_stream_token_is_bound_to_call_from_and_expiry),
+        cmocka_unit_test_teardown(test_http_stream_token_is_bound_to_call_from_and_expiry, vt_peers_cleanup_all),
         cmocka_unit_test(test_http_caller_id_withheld_values),
-        cmocka_unit_test(test_http_webhook_checks_signature_and_answers_twiml),
-        cmocka_unit_test(test_http_webhook_withheld_caller_gets_a_stream_without_identity),
-        cmocka_unit_test(test_http_routes_methods_and_limits),
-        cmocka_unit_test(test_http_health_and_metrics),
-        cmocka_unit_test(test_http_actions_endpoint_needs_the_bearer_token),
-        cmocka_unit_test(test_http_stream_refuses_forged_missing_expired_and_changed_tokens),
-        cmocka_unit_test(test_http_sigterm_without_calls_exits_at_once),
-        cmocka_unit_test(test_http_sigterm_drains_active_calls),
+        cmocka_unit_test_teardown(test_http_webhook_checks_signature_and_answers_twiml, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_webhook_withheld_caller_gets_a_stream_without_identity, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_webhook_without_any_provider_apologises_and_books_a_callback, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_stream_refuses_forged_missing_expired_and_changed_tokens, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_sigterm_without_calls_exits_at_once, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_sigterm_drains_active_calls, vt_peers_cleanup_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

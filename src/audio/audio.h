@@ -26,11 +26,11 @@
 struct err;
 
 #define AUD_TWILIO_RATE 8000
-#define AUD_FRAME_BYTES 160          /* one 20 ms u-law frame at 8 kHz */
-#define AUD_FRAME_B64 216            /* its base64 length (no NUL) */
+#define AUD_FRAME_BYTES 160 /* one 20 ms u-law frame at 8 kHz */
+#define AUD_FRAME_B64 216   /* its base64 length (no NUL) */
 #define AUD_ULAW_SILENCE 0xFF
-#define AUD_MAX_B64 (2u << 20)       /* largest base64 chunk accepted (chars), ~30 s at 24 kHz */
-#define AUD_RS_QUALITY 4             /* speexdsp quality 0..10 (3 = VOIP, 4 = default) */
+#define AUD_MAX_B64 (2u << 20) /* largest base64 chunk accepted (chars), ~30 s at 24 kHz */
+#define AUD_RS_QUALITY 4       /* speexdsp quality 0..10 (3 = VOIP, 4 = default) */
 
 /* ---- G.711 u-law (classic bias 0x84 / clip 32635) ---- */
 
@@ -51,15 +51,14 @@ struct aud_rs;
 /* New mono resampler in_rate -> out_rate (both 8000..48000). *out set on success.
  * Returns 0 or ERR_INTERNAL with e set. */
 int aud_rs_new(struct aud_rs **out, int in_rate, int out_rate, struct err *e);
-void aud_rs_free(struct aud_rs *r);            /* accepts NULL */
+void aud_rs_free(struct aud_rs *r); /* accepts NULL */
 /* Forget the filter history (barge-in): the next sample starts a fresh stream. */
 void aud_rs_reset(struct aud_rs *r);
 /* Largest output n_in input samples can produce (size the out buffer with it). */
 size_t aud_rs_out_max(const struct aud_rs *r, size_t n_in);
 /* Resample n samples; writes at most outcap samples and returns how many were
  * written. All input is consumed when outcap >= aud_rs_out_max(r, n). */
-size_t aud_rs_process(struct aud_rs *r, const int16_t *in, size_t n, int16_t *out,
-                      size_t outcap);
+size_t aud_rs_process(struct aud_rs *r, const int16_t *in, size_t n, int16_t *out, size_t outcap);
 /* Output samples the filter still holds back (released by later input); with
  * skip_zeros there is no leading delay, so n_in input samples give about
  * n_in*out/in - aud_rs_latency() outputs. */
@@ -73,7 +72,7 @@ struct aud_in;
 
 /* rate: 16000 (resampled) or 8000 (decoded only). Returns 0 or ERR_CONFIG/ERR_INTERNAL. */
 int aud_in_new(struct aud_in **out, int rate, struct err *e);
-void aud_in_free(struct aud_in *s);            /* accepts NULL */
+void aud_in_free(struct aud_in *s); /* accepts NULL */
 void aud_in_reset(struct aud_in *s);
 int aud_in_rate(const struct aud_in *s);
 /* Bytes of PCM16LE that len base64 characters of u-law can produce (for sizing). */
@@ -92,7 +91,7 @@ typedef void aud_frame_fn(void *arg, const char *ulaw_b64, size_t len);
 
 /* in_rate: the model's output rate (24000). Returns 0 or ERR_INTERNAL. */
 int aud_out_new(struct aud_out **out, int in_rate, struct err *e);
-void aud_out_free(struct aud_out *o);          /* accepts NULL */
+void aud_out_free(struct aud_out *o); /* accepts NULL */
 /* Barge-in: drop the carried odd byte, the partial frame and the filter history. */
 void aud_out_reset(struct aud_out *o);
 /* Push one base64 PCM16LE chunk; emits every completed frame through fn.

@@ -26,7 +26,7 @@
 
 struct aud_rs {
     SpeexResamplerState *st;
-    int in_rate, out_rate;     /* Hz */
+    int in_rate, out_rate; /* Hz */
 };
 
 int aud_rs_new(struct aud_rs **out, int in_rate, int out_rate, struct err *e)
@@ -40,12 +40,12 @@ int aud_rs_new(struct aud_rs **out, int in_rate, int out_rate, struct err *e)
     r = calloc(1, sizeof *r);
     if (!r)
         return err_set(e, ERR_NOMEM, NULL, "resampler");
-    r->st = speex_resampler_init(1, (spx_uint32_t)in_rate, (spx_uint32_t)out_rate,
-                                 AUD_RS_QUALITY, &serr);
+    r->st = speex_resampler_init(1, (spx_uint32_t)in_rate, (spx_uint32_t)out_rate, AUD_RS_QUALITY,
+                                 &serr);
     if (!r->st) {
         free(r);
-        return err_set(e, ERR_INTERNAL, NULL, "speex_resampler_init %d->%d: %s", in_rate,
-                       out_rate, speex_resampler_strerror(serr));
+        return err_set(e, ERR_INTERNAL, NULL, "speex_resampler_init %d->%d: %s", in_rate, out_rate,
+                       speex_resampler_strerror(serr));
     }
     speex_resampler_skip_zeros(r->st);
     r->in_rate = in_rate;
@@ -75,8 +75,7 @@ size_t aud_rs_out_max(const struct aud_rs *r, size_t n_in)
     return (n_in * out + in - 1) / in + 8;
 }
 
-size_t aud_rs_process(struct aud_rs *r, const int16_t *in, size_t n, int16_t *out,
-                      size_t outcap)
+size_t aud_rs_process(struct aud_rs *r, const int16_t *in, size_t n, int16_t *out, size_t outcap)
 {
     size_t done_in = 0, done_out = 0;
 
@@ -111,7 +110,7 @@ int aud_rs_out_rate(const struct aud_rs *r)
 
 struct scratch {
     void *p;
-    size_t cap;                /* bytes */
+    size_t cap; /* bytes */
 };
 
 static void *scratch_get(struct scratch *s, size_t need)
@@ -145,11 +144,11 @@ static long b64_into(struct scratch *s, const char *b64, size_t len)
 /* ---- inbound ---- */
 
 struct aud_in {
-    int rate;                  /* output rate: 8000 or 16000 */
-    struct aud_rs *rs;         /* 8k -> rate, NULL when rate == 8000 */
-    struct scratch raw;        /* decoded u-law */
-    struct scratch pcm8;       /* int16 at 8 kHz */
-    struct scratch pcmo;       /* int16 at rate */
+    int rate;            /* output rate: 8000 or 16000 */
+    struct aud_rs *rs;   /* 8k -> rate, NULL when rate == 8000 */
+    struct scratch raw;  /* decoded u-law */
+    struct scratch pcm8; /* int16 at 8 kHz */
+    struct scratch pcmo; /* int16 at rate */
 };
 
 int aud_in_new(struct aud_in **out, int rate, struct err *e)
@@ -234,15 +233,15 @@ long aud_in_convert(struct aud_in *s, const char *b64, size_t len, uint8_t *out,
 
 /* ---- outbound ---- */
 
-#define OUT_BLOCK 1024          /* input samples resampled per step */
+#define OUT_BLOCK 1024 /* input samples resampled per step */
 
 struct aud_out {
-    struct aud_rs *rs;         /* in_rate -> 8 kHz, NULL when in_rate == 8000 */
-    bool has_carry;            /* an odd byte waits for its high byte */
+    struct aud_rs *rs; /* in_rate -> 8 kHz, NULL when in_rate == 8000 */
+    bool has_carry;    /* an odd byte waits for its high byte */
     uint8_t carry;
     uint8_t frame[AUD_FRAME_BYTES];
-    size_t frame_len;          /* u-law bytes in frame */
-    struct scratch raw;        /* decoded base64 */
+    size_t frame_len;   /* u-law bytes in frame */
+    struct scratch raw; /* decoded base64 */
 };
 
 int aud_out_new(struct aud_out **out, int in_rate, struct err *e)
@@ -302,8 +301,7 @@ static void emit_frame(struct aud_out *o, aud_frame_fn *fn, void *arg)
 }
 
 /* Resample one block of samples and cut it into frames. Returns frames emitted. */
-static int out_block(struct aud_out *o, const int16_t *blk, size_t nb, aud_frame_fn *fn,
-                     void *arg)
+static int out_block(struct aud_out *o, const int16_t *blk, size_t nb, aud_frame_fn *fn, void *arg)
 {
     int16_t res[OUT_BLOCK + 16];
     const int16_t *p = blk;

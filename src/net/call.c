@@ -1085,6 +1085,24 @@ static void call_end(struct call *c, const char *reason)
     net__maybe_exit(s);
 }
 
+void net__call_unavailable(struct srv *s, const char *call_sid, const char *from)
+{
+    struct call *c = call_new(s, call_sid, from);   /* fails at once: logs, callback row */
+    if (c && !c->ending)
+        call_end(c, c->fail_reason[0] ? c->fail_reason : "no_provider");
+}
+
+void net__calls_drop_failed(struct srv *s)
+{
+    struct call *c = s->calls;
+    while (c) {
+        struct call *next = c->next;
+        if (c->failed && !c->conn)
+            call_end(c, c->fail_reason);
+        c = next;
+    }
+}
+
 void net__calls_end_all(struct srv *s, const char *reason)
 {
     while (s->calls)

@@ -437,6 +437,13 @@ static void do_incoming(struct http_req *r)
     }
     char from[24], token[TW_TOKEN_MAX], host[256], xml[2048];
     tw_caller_from(from_raw, from, sizeof from);
+    if (net__provider_first(s) < 0) {
+        /* Nobody to talk to: say sorry now (no stream) and book the callback. */
+        respond_twiml_fallback(r, 200);
+        net__call_unavailable(s, sid, from);
+        tw_form_free(&f);
+        return;
+    }
     const char *from_param = from[0] ? from : "withheld";
     long long expiry = util_now() + s->cfg->stream_token_ttl_s;
     int n = -1;

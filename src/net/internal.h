@@ -121,6 +121,10 @@ int net__media_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 size_t net__media_pss_size(void);
 /* Webhook accepted: pre-warm the provider for call_sid (from: E.164 or ""). */
 void net__call_prewarm(struct srv *s, const char *call_sid, const char *from);
+/* No provider at all: log it and book the callback; no call object stays. */
+void net__call_unavailable(struct srv *s, const char *call_sid, const char *from);
+/* Drop pre-warmed calls whose provider already failed (their stream would be closed). */
+void net__calls_drop_failed(struct srv *s);
 /* Calls known (pre-warmed or streaming). */
 int net__calls_count(struct srv *s);
 /* SIGTERM deadline: end every call. */

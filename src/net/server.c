@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "net/internal.h"
 #include "net/twilio.h"
+#include "providers/gemini_live.h"
 #include "providers/provider.h"
 
 #include <arpa/inet.h>
@@ -89,6 +90,7 @@ static void drain_deadline(lws_sorted_usec_list_t *sul)
 static void start_drain(struct srv *s)
 {
     s->draining = true;
+    net__calls_drop_failed(s);
     int pending = net__calls_count(s);
     log_info("shutdown requested: not accepting new calls; %d active, %d pre-warmed; waiting "
              "up to %d s",
@@ -385,6 +387,10 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
     s->next_req_id = 1;
     set_public_url(s);
     pick_providers(s, o);
+    /* Gemini settings Google would refuse (e.g. affective dialog on 3.x) stop the start. */
+    if (s->provider_sel != CFG_PROV_OPENAI && prov_gemini_ops.configured(cfg) &&
+        prov_gemini_check_config(cfg, &e))
+        goto fail;
     if (set_token_key(s, &e) || app_env_open(&s->env, cfg, &e))
         goto fail;
     s->env_open = true;

@@ -43,16 +43,16 @@
 #define LOG_MODULE "gemini"
 
 #define GEM_PROTOCOL "gemini-live"
-#define GEM_RX_MAX (8u << 20)         /* largest server message accepted (bytes) */
-#define GEM_TXQ_MAX (4u << 20)        /* bytes queued per socket before audio is dropped */
-#define GEM_MALFORMED_MAX 5           /* malformed server messages tolerated per call */
-#define GEM_BATCH_MS 40               /* caller audio per realtimeInput message */
-#define GEM_HOLD_MS 2000              /* caller audio kept while a socket is replaced */
-#define GEM_CALLS_MAX 32              /* function calls remembered per call */
-#define GEM_RESUME_TRIES 3            /* reconnect attempts before giving up */
-#define GEM_HANDLE_MAX 2048           /* longest resumption handle kept */
-#define GEM_TRANSCRIPT_MAX 3000       /* transcript kept to restart a lost session */
-#define GEM_OUT_RATE 24000            /* Gemini's output audio rate */
+#define GEM_RX_MAX (8u << 20)   /* largest server message accepted (bytes) */
+#define GEM_TXQ_MAX (4u << 20)  /* bytes queued per socket before audio is dropped */
+#define GEM_MALFORMED_MAX 5     /* malformed server messages tolerated per call */
+#define GEM_BATCH_MS 40         /* caller audio per realtimeInput message */
+#define GEM_HOLD_MS 2000        /* caller audio kept while a socket is replaced */
+#define GEM_CALLS_MAX 32        /* function calls remembered per call */
+#define GEM_RESUME_TRIES 3      /* reconnect attempts before giving up */
+#define GEM_HANDLE_MAX 2048     /* longest resumption handle kept */
+#define GEM_TRANSCRIPT_MAX 3000 /* transcript kept to restart a lost session */
+#define GEM_OUT_RATE 24000      /* Gemini's output audio rate */
 
 #define GEM_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -60,27 +60,27 @@
 
 struct txmsg {
     struct txmsg *next;
-    size_t len;                   /* payload bytes after LWS_PRE */
-    unsigned char buf[];          /* LWS_PRE + payload */
+    size_t len;          /* payload bytes after LWS_PRE */
+    unsigned char buf[]; /* LWS_PRE + payload */
 };
 
 struct gem;
 
 struct gconn {
-    struct gem *g;                /* owner; NULL once orphaned */
-    struct lws *wsi;              /* NULL before connect and after destroy */
-    char *setup;                  /* setup message text, sent first */
-    bool in_connect;              /* inside lws_client_connect_via_info */
-    bool destroyed;               /* LWS_CALLBACK_WSI_DESTROY seen: no more callbacks */
+    struct gem *g;   /* owner; NULL once orphaned */
+    struct lws *wsi; /* NULL before connect and after destroy */
+    char *setup;     /* setup message text, sent first */
+    bool in_connect; /* inside lws_client_connect_via_info */
+    bool destroyed;  /* LWS_CALLBACK_WSI_DESTROY seen: no more callbacks */
     bool established, setup_done;
-    bool closing;                 /* orphaned: send close 1000 at next writeable */
+    bool closing; /* orphaned: send close 1000 at next writeable */
     bool gone_reported;
-    bool fresh;                   /* setup without a handle on a resumption */
-    bool connect_failed;          /* never reached the WebSocket */
-    int http_status;              /* handshake status on a failed connect, 0 unknown */
-    int close_code;               /* from the server's close frame, 0 = none (1006) */
+    bool fresh;          /* setup without a handle on a resumption */
+    bool connect_failed; /* never reached the WebSocket */
+    int http_status;     /* handshake status on a failed connect, 0 unknown */
+    int close_code;      /* from the server's close frame, 0 = none (1006) */
     char close_reason[128];
-    char *rx;                     /* reassembly of one message */
+    char *rx; /* reassembly of one message */
     size_t rx_len, rx_cap;
     struct txmsg *txh, *txt;
     size_t tx_bytes;
@@ -95,49 +95,49 @@ struct pcall {
 };
 
 struct gem {
-    const struct cfg *cfg;        /* borrowed, outlives us */
+    const struct cfg *cfg; /* borrowed, outlives us */
     const struct prov_events *ev;
     void *owner;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
-    char *instructions;           /* copy */
+    char *instructions; /* copy */
     char call_sid[72];
-    char *address;                /* numeric IP to dial, or NULL */
+    char *address; /* numeric IP to dial, or NULL */
     char host[256];
-    char *path;                   /* path + query (may hold the key: never logged) */
+    char *path; /* path + query (may hold the key: never logged) */
     int port;
     bool tls;
 
-    struct gconn *cur;            /* socket in use (or the first being set up) */
-    struct gconn *next;           /* replacement socket being set up */
-    bool ready;                   /* first setupComplete seen */
-    bool closed_emitted;          /* ev->closed sent: no more events */
-    bool close_called;            /* prov close() called: free when not busy */
-    int busy;                     /* depth of our callbacks on the stack */
+    struct gconn *cur;   /* socket in use (or the first being set up) */
+    struct gconn *next;  /* replacement socket being set up */
+    bool ready;          /* first setupComplete seen */
+    bool closed_emitted; /* ev->closed sent: no more events */
+    bool close_called;   /* prov close() called: free when not busy */
+    int busy;            /* depth of our callbacks on the stack */
     bool greet_pending;
     char greet_name[64];
 
-    char handle[GEM_HANDLE_MAX];  /* latest resumable handle, "" = none */
-    bool goaway;                  /* resume at the next safe point */
+    char handle[GEM_HANDLE_MAX]; /* latest resumable handle, "" = none */
+    bool goaway;                 /* resume at the next safe point */
     int resume_tries;
 
     struct aud_in *ain;
     struct aud_out *aout;
-    uint8_t *conv;                /* scratch: one converted caller chunk */
+    uint8_t *conv; /* scratch: one converted caller chunk */
     size_t conv_cap;
-    uint8_t *batch;               /* caller PCM not yet sent (< GEM_BATCH_MS) */
+    uint8_t *batch; /* caller PCM not yet sent (< GEM_BATCH_MS) */
     size_t batch_len, batch_cap;
-    uint8_t *hold;                /* caller PCM held during resumption */
+    uint8_t *hold; /* caller PCM held during resumption */
     size_t hold_len, hold_cap;
     bool warned_audio;
 
     struct pcall calls[GEM_CALLS_MAX];
     char transcript[GEM_TRANSCRIPT_MAX];
     size_t tlen;
-    char trole;                   /* 'C' caller, 'A' agent, 0 none */
+    char trole; /* 'C' caller, 'A' agent, 0 none */
 
-    lws_sorted_usec_list_t sul_setup;  /* setupComplete deadline of cur/next */
-    lws_sorted_usec_list_t sul_retry;  /* resumption backoff */
+    lws_sorted_usec_list_t sul_setup; /* setupComplete deadline of cur/next */
+    lws_sorted_usec_list_t sul_retry; /* resumption backoff */
     struct prov_gemini_stats stats;
 };
 
@@ -183,12 +183,9 @@ int prov_gemini_check_config(const struct cfg *cfg, struct err *e)
         return err_set(e, ERR_CONFIG, NULL, "GEMINI_VOICE is empty (e.g. Kore, Puck, Aoede)");
     if (cfg->gemini_affective_dialog && !prov_gemini_model_has_affective(cfg->gemini_model))
         return err_set(e, ERR_CONFIG, NULL,
-                       "GEMINI_AFFECTIVE_DIALOG=true is not available on %s: Google removed "
-                       "affective dialog from the 3.x Live models; only the Gemini 2.5 "
-                       "native-audio models offer it (e.g. "
-                       "gemini-2.5-flash-native-audio-preview-12-2025 with "
-                       "GEMINI_API_VERSION=v1alpha). Set GEMINI_AFFECTIVE_DIALOG=false or "
-                       "change GEMINI_MODEL",
+                       "GEMINI_AFFECTIVE_DIALOG=true is not available on %s (Google removed it "
+                       "from the 3.x Live models); only Gemini 2.5 native-audio models on v1alpha "
+                       "offer it. Set it to false or change GEMINI_MODEL",
                        cfg->gemini_model);
     if (cfg->gemini_affective_dialog && !uses_v1alpha(cfg))
         return err_set(e, ERR_CONFIG, NULL,
@@ -212,14 +209,13 @@ static json_t *tools_json(void)
         decls = json_array();
     /* Explicit behavior on every declaration (3.8 defaults to NON_BLOCKING): the model
      * waits for our result instead of guessing. */
-    json_array_foreach(decls, i, d)
-        if (json_is_object(d))
-            json_object_set_new(d, "behavior", json_string("BLOCKING"));
+    json_array_foreach(decls, i, d) if (json_is_object(d))
+        json_object_set_new(d, "behavior", json_string("BLOCKING"));
     return json_pack("[{s:o}]", "functionDeclarations", decls);
 }
 
-json_t *prov_gemini_setup_json(const struct cfg *cfg, const char *instructions,
-                               const char *handle, const char *context)
+json_t *prov_gemini_setup_json(const struct cfg *cfg, const char *instructions, const char *handle,
+                               const char *context)
 {
     size_t n = strlen(LANG_RULE) + (instructions ? strlen(instructions) : 0) +
                (context ? strlen(context) : 0) + 8;
@@ -241,13 +237,12 @@ json_t *prov_gemini_setup_json(const struct cfg *cfg, const char *instructions,
     setup = json_pack(
         "{s:{s:s, s:o, s:{s:[{s:s}]}, s:o, s:{s:{s:b, s:s, s:s, s:i, s:i}, s:s},"
         " s:{}, s:{}, s:{s:{}}, s:o}}",
-        "setup", "model", model, "generationConfig", gen, "systemInstruction", "parts", "text",
-        sys, "tools", tools_json(), "realtimeInputConfig", "automaticActivityDetection",
-        "disabled", 0, "startOfSpeechSensitivity", "START_SENSITIVITY_LOW",
-        "endOfSpeechSensitivity", "END_SENSITIVITY_LOW", "prefixPaddingMs", 40,
-        "silenceDurationMs", 600, "activityHandling", "START_OF_ACTIVITY_INTERRUPTS",
-        "inputAudioTranscription", "outputAudioTranscription", "contextWindowCompression",
-        "slidingWindow", "sessionResumption", resumption);
+        "setup", "model", model, "generationConfig", gen, "systemInstruction", "parts", "text", sys,
+        "tools", tools_json(), "realtimeInputConfig", "automaticActivityDetection", "disabled", 0,
+        "startOfSpeechSensitivity", "START_SENSITIVITY_LOW", "endOfSpeechSensitivity",
+        "END_SENSITIVITY_LOW", "prefixPaddingMs", 40, "silenceDurationMs", 600, "activityHandling",
+        "START_OF_ACTIVITY_INTERRUPTS", "inputAudioTranscription", "outputAudioTranscription",
+        "contextWindowCompression", "slidingWindow", "sessionResumption", resumption);
     free(sys);
     return setup;
 }
@@ -367,8 +362,8 @@ static int conn_connect(struct gem *g, struct gconn *c)
     i.host = g->host;
     i.origin = g->host;
     i.ssl_connection = g->tls ? LCCSCF_USE_SSL : 0;
-    i.alpn = "http/1.1";          /* plain WebSocket over HTTP/1.1, never ws-over-h2 */
-    i.protocol = NULL;            /* no Sec-WebSocket-Protocol */
+    i.alpn = "http/1.1"; /* plain WebSocket over HTTP/1.1, never ws-over-h2 */
+    i.protocol = NULL;   /* no Sec-WebSocket-Protocol */
     i.ietf_version_or_minus_one = -1;
     i.local_protocol_name = GEM_PROTOCOL;
     i.opaque_user_data = c;
@@ -378,7 +373,7 @@ static int conn_connect(struct gem *g, struct gconn *c)
     c->in_connect = false;
     if (!wsi || c->destroyed) {
         c->wsi = NULL;
-        c->destroyed = false;         /* gone for good: the caller frees it */
+        c->destroyed = false; /* gone for good: the caller frees it */
         c->connect_failed = true;
         return -1;
     }
@@ -426,8 +421,8 @@ static void fail(struct gem *g, enum prov_close why, const char *detail)
 static void malformed(struct gem *g, const char *what)
 {
     g->stats.malformed++;
-    log_warn("call=%s malformed message from Gemini (%d/%d): %s", g->call_sid,
-             g->stats.malformed, GEM_MALFORMED_MAX, what);
+    log_warn("call=%s malformed message from Gemini (%d/%d): %s", g->call_sid, g->stats.malformed,
+             GEM_MALFORMED_MAX, what);
     if (g->stats.malformed > GEM_MALFORMED_MAX)
         fail(g, PROV_CLOSE_PROTOCOL, "too many malformed messages from Gemini");
 }
@@ -458,7 +453,7 @@ static struct pcall *call_add(struct gem *g, const char *id, const char *name)
     for (int i = 0; i < GEM_CALLS_MAX && !slot; i++)
         if (g->calls[i].st == PC_FREE)
             slot = &g->calls[i];
-    for (int i = 0; i < GEM_CALLS_MAX && !slot; i++)   /* reuse a finished one */
+    for (int i = 0; i < GEM_CALLS_MAX && !slot; i++) /* reuse a finished one */
         if (g->calls[i].st != PC_PENDING)
             slot = &g->calls[i];
     if (!slot)
@@ -492,8 +487,8 @@ static void calls_cancel_all(struct gem *g)
 static void send_function_response(struct gem *g, const char *id, const char *name,
                                    json_t *response)
 {
-    json_t *msg = json_pack("{s:{s:[{s:s, s:s, s:o}]}}", "toolResponse", "functionResponses",
-                            "id", id, "name", name, "response", response);
+    json_t *msg = json_pack("{s:{s:[{s:s, s:s, s:o}]}}", "toolResponse", "functionResponses", "id",
+                            id, "name", name, "response", response);
     if (msg && g->cur && g->cur->setup_done)
         conn_send_json(g->cur, msg, false);
     else
@@ -560,7 +555,8 @@ static void handle_tool_call(struct gem *g, json_t *tc)
         malformed(g, "toolCall without functionCalls");
         return;
     }
-    json_array_foreach(fcs, i, fc) {
+    json_array_foreach(fcs, i, fc)
+    {
         if (!alive(g))
             return;
         handle_function_call(g, fc);
@@ -577,20 +573,20 @@ static void handle_cancellation(struct gem *g, json_t *tcc)
         malformed(g, "toolCallCancellation without ids");
         return;
     }
-    json_array_foreach(ids, i, v) {
+    json_array_foreach(ids, i, v)
+    {
         const char *id = json_string_value(v);
         struct pcall *pc;
         if (!id || !alive(g))
             continue;
         pc = call_find(g, id);
         if (pc && pc->st == PC_ANSWERED) {
-            log_info("call=%s function call %s cancelled after it was answered", g->call_sid,
-                     id);
+            log_info("call=%s function call %s cancelled after it was answered", g->call_sid, id);
             continue;
         }
         if (pc)
             pc->st = PC_CANCELLED;
-        else if ((pc = call_add(g, id, "")))   /* remember it so a late result isn't sent */
+        else if ((pc = call_add(g, id, ""))) /* remember it so a late result isn't sent */
             pc->st = PC_CANCELLED;
         log_info("call=%s function call %s cancelled by Gemini", g->call_sid, id);
         g->ev->tool_cancel(g->owner, id);
@@ -616,7 +612,7 @@ static void transcript_add(struct gem *g, char role, const char *text)
     }
     if (n >= sizeof g->transcript / 2)
         n = sizeof g->transcript / 2 - 1;
-    if (g->tlen + n + 1 > sizeof g->transcript) {   /* keep the newer half */
+    if (g->tlen + n + 1 > sizeof g->transcript) { /* keep the newer half */
         size_t drop = g->tlen / 2;
         memmove(g->transcript, g->transcript + drop, g->tlen - drop);
         g->tlen -= drop;
@@ -641,7 +637,7 @@ static void handle_part(struct gem *g, json_t *part, bool discard)
     const char *text = json_string_value(json_object_get(part, "text"));
 
     if (json_is_true(json_object_get(part, "thought")))
-        return;   /* thinking never reaches the caller */
+        return; /* thinking never reaches the caller */
     if (json_is_object(inl)) {
         const char *mime = json_string_value(json_object_get(inl, "mimeType"));
         json_t *data = json_object_get(inl, "data");
@@ -651,8 +647,8 @@ static void handle_part(struct gem *g, json_t *part, bool discard)
         }
         if (discard)
             return;
-        if (aud_out_push(g->aout, json_string_value(data), json_string_length(data), on_frame,
-                         g) < 0)
+        if (aud_out_push(g->aout, json_string_value(data), json_string_length(data), on_frame, g) <
+            0)
             malformed(g, "inlineData audio is not valid base64");
         return;
     }
@@ -681,7 +677,8 @@ static void handle_server_content(struct gem *g, json_t *sc)
     if (turn && !json_is_array(parts)) {
         malformed(g, "modelTurn without parts");
     } else {
-        json_array_foreach(parts, i, p) {
+        json_array_foreach(parts, i, p)
+        {
             if (!alive(g))
                 return;
             if (json_is_object(p))
@@ -699,7 +696,7 @@ static void handle_server_content(struct gem *g, json_t *sc)
     if (json_is_true(json_object_get(sc, "turnComplete"))) {
         const char *why = json_string_value(json_object_get(sc, "turnCompleteReason"));
         if (!interrupted)
-            aud_out_flush(g->aout, on_frame, g);   /* the tail, padded with silence */
+            aud_out_flush(g->aout, on_frame, g); /* the tail, padded with silence */
         if (why && strcmp(why, "NEED_MORE_INPUT"))
             log_info("call=%s turn complete reason=%s", g->call_sid, why);
     }
@@ -709,6 +706,7 @@ static void handle_server_content(struct gem *g, json_t *sc)
 
 static void start_next(struct gem *g, bool fresh);
 static void hold_append(struct gem *g, const uint8_t *pcm, size_t n);
+static void flush_hold(struct gem *g);
 
 static void retry_cb(lws_sorted_usec_list_t *sul)
 {
@@ -743,6 +741,8 @@ static void next_failed(struct gem *g, struct gconn *c)
         fail(g, PROV_CLOSE_DROPPED, "Gemini connection lost and could not be resumed");
         return;
     }
+    if (g->cur && g->cur->setup_done) /* the old socket still works: keep using it */
+        flush_hold(g);
     lws_sul_schedule(g->ctx, 0, &g->sul_retry, retry_cb,
                      (lws_usec_t)(200000LL << (g->resume_tries - 1)));
 }
@@ -812,8 +812,7 @@ static void send_pcm(struct gem *g, const uint8_t *pcm, size_t n)
         return;
     util_b64_encode(pcm, n, b64);
     snprintf(mime, sizeof mime, "audio/pcm;rate=%d", aud_in_rate(g->ain));
-    msg = json_pack("{s:{s:{s:s, s:s}}}", "realtimeInput", "audio", "mimeType", mime, "data",
-                    b64);
+    msg = json_pack("{s:{s:{s:s, s:s}}}", "realtimeInput", "audio", "mimeType", mime, "data", b64);
     free(b64);
     if (!msg)
         return;
@@ -867,7 +866,7 @@ static void on_setup_complete(struct gem *g, struct gconn *c, json_t *v)
     }
     c->setup_done = true;
     lws_sul_cancel(&g->sul_setup);
-    if (c == g->next) {                     /* resumption done: switch sockets */
+    if (c == g->next) { /* resumption done: switch sockets */
         struct gconn *old = g->cur;
         g->cur = c;
         g->next = NULL;
@@ -899,7 +898,7 @@ static void on_resumption_update(struct gem *g, json_t *v)
     const char *h = json_string_value(json_object_get(v, "newHandle"));
 
     if (!json_is_true(json_object_get(v, "resumable")) || !h || !*h)
-        return;   /* mid-generation or mid-call: not a safe point */
+        return; /* mid-generation or mid-call: not a safe point */
     if (strlen(h) >= sizeof g->handle) {
         malformed(g, "resumption handle too long");
         return;
@@ -926,8 +925,7 @@ static void on_usage(struct gem *g, json_t *v)
         g->stats.usage_total_tokens = (long)json_integer_value(t);
     log_debug("call=%s usage prompt=%lld response=%lld total=%lld", g->call_sid,
               json_integer_value(json_object_get(v, "promptTokenCount")),
-              json_integer_value(json_object_get(v, "responseTokenCount")),
-              json_integer_value(t));
+              json_integer_value(json_object_get(v, "responseTokenCount")), json_integer_value(t));
 }
 
 /* One whole server message from socket c. Every key is looked at. */
@@ -951,7 +949,8 @@ static void handle_message(struct gem *g, struct gconn *c, const char *buf, size
     /* setupComplete first whatever the key order, so a combined message is handled */
     if ((v = json_object_get(root, "setupComplete")))
         on_setup_complete(g, c, v);
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (!alive(g) || c->g != g)
             break;
         if (!strcmp(key, "setupComplete"))
@@ -1007,7 +1006,7 @@ static void conn_gone(struct gem *g, struct gconn *c)
         return;
     }
     if (g->next)
-        return;                       /* already moving to a new socket */
+        return; /* already moving to a new socket */
     log_close(g, c, "call");
     if (code == 1007)
         fail(g, PROV_CLOSE_PROTOCOL, detail);
@@ -1098,14 +1097,27 @@ static void on_peer_close(struct gconn *c, const unsigned char *in, size_t len)
     }
 }
 
-static void report_gone(struct gconn *c)
+/* The wsi of c is finished (closed, failed, destroyed): no callback reaches c after
+ * this. Report it to the owner and free c (unless conn_connect is still on the stack). */
+static void conn_final(struct lws *wsi, struct gconn *c)
 {
-    struct gem *g = c->g;
-    if (!g || c->gone_reported)
-        return;
-    g->busy++;
-    conn_gone(g, c);
-    leave(g);
+    lws_set_opaque_user_data(wsi, NULL);
+    c->wsi = NULL;
+    c->destroyed = true; /* conn_orphan never frees it now: we do, below */
+    if (c->in_connect)
+        return; /* conn_connect sees the failure and frees it */
+    if (c->g) {
+        struct gem *g = c->g;
+        g->busy++;
+        if (!c->gone_reported)
+            conn_gone(g, c);
+        if (g->cur == c) /* still referenced (should not happen): detach */
+            g->cur = NULL;
+        if (g->next == c)
+            g->next = NULL;
+        leave(g);
+    }
+    conn_free(c);
 }
 
 static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1162,30 +1174,11 @@ static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         c->http_status = (int)lws_http_client_http_response(wsi);
         snprintf(c->close_reason, sizeof c->close_reason, "connect failed: %.80s (http %d)",
                  in ? (const char *)in : "unknown", c->http_status);
-        if (!c->in_connect)
-            report_gone(c);
+        conn_final(wsi, c);
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        report_gone(c);
-        return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        lws_set_opaque_user_data(wsi, NULL);
-        c->wsi = NULL;
-        c->destroyed = true;        /* from here conn_orphan never frees: we do, below */
-        if (c->in_connect)
-            return 0;               /* conn_connect sees the failure and frees it */
-        if (c->g) {
-            struct gem *g = c->g;
-            g->busy++;
-            if (!c->gone_reported)
-                conn_gone(g, c);
-            if (g->cur == c)        /* still referenced (should not happen): detach */
-                g->cur = NULL;
-            if (g->next == c)
-                g->next = NULL;
-            leave(g);
-        }
-        conn_free(c);
+        conn_final(wsi, c);
         return 0;
     default:
         return 0;
@@ -1260,6 +1253,8 @@ static int gem_open(struct prov **out, const struct prov_open_args *a, struct er
     g->address = a->address ? strdup(a->address) : NULL;
     if (!gem_configured(cfg))
         rc = err_set(e, ERR_NOT_CONFIGURED, NULL, "GEMINI_API_KEY is not set");
+    else if ((rc = prov_gemini_check_config(cfg, e))) /* serve checks at start too */
+        ;
     else if (!g->instructions || (a->address && !g->address))
         rc = err_set(e, ERR_NOMEM, NULL, "gemini");
     else
@@ -1290,8 +1285,8 @@ static int gem_open(struct prov **out, const struct prov_open_args *a, struct er
         return rc;
     }
     arm_setup_deadline(g);
-    log_info("call=%s connecting to Gemini Live %s:%d model=%s input=%d Hz", g->call_sid,
-             g->host, g->port, cfg->gemini_model, aud_in_rate(g->ain));
+    log_info("call=%s connecting to Gemini Live %s:%d model=%s input=%d Hz", g->call_sid, g->host,
+             g->port, cfg->gemini_model, aud_in_rate(g->ain));
     *out = (struct prov *)g;
     return 0;
 }
@@ -1302,7 +1297,7 @@ static void hold_append(struct gem *g, const uint8_t *pcm, size_t n)
         pcm += n - g->hold_cap;
         n = g->hold_cap;
     }
-    if (g->hold_len + n > g->hold_cap) {   /* drop the oldest */
+    if (g->hold_len + n > g->hold_cap) { /* drop the oldest */
         size_t drop = g->hold_len + n - g->hold_cap;
         drop += drop & 1;
         if (drop > g->hold_len)
@@ -1373,7 +1368,9 @@ static void gem_tool_result(struct prov *p, const char *call_id, const char *nam
     pc = call_find(g, call_id);
     if (!pc || pc->st != PC_PENDING) {
         log_info("call=%s result for function call %s not sent (%s)", g->call_sid, call_id,
-                 !pc ? "unknown id" : pc->st == PC_CANCELLED ? "cancelled" : "already answered");
+                 !pc                      ? "unknown id"
+                 : pc->st == PC_CANCELLED ? "cancelled"
+                                          : "already answered");
         return;
     }
     pc->st = PC_ANSWERED;
@@ -1407,8 +1404,7 @@ static void gem_free(struct gem *g)
     conn_orphan(g->cur);
     conn_orphan(g->next);
     if (g->stats.usage_total_tokens)
-        log_info("call=%s Gemini usage total_tokens=%ld", g->call_sid,
-                 g->stats.usage_total_tokens);
+        log_info("call=%s Gemini usage total_tokens=%ld", g->call_sid, g->stats.usage_total_tokens);
     aud_in_free(g->ain);
     aud_out_free(g->aout);
     free(g->conv);
@@ -1450,6 +1446,6 @@ const struct prov_ops prov_gemini_ops = {
     .send_audio = gem_send_audio,
     .tool_result = gem_tool_result,
     .greet = gem_greet,
-    .truncate = NULL,            /* Gemini has no truncate: the server drops the rest itself */
+    .truncate = NULL, /* Gemini has no truncate: the server drops the rest itself */
     .close = gem_close,
 };

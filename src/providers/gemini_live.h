@@ -36,8 +36,8 @@ bool prov_gemini_model_has_affective(const char *model);
  * handle: resumption handle or NULL; context: extra text appended to the
  * system instruction (a restarted session's transcript) or NULL.
  */
-json_t *prov_gemini_setup_json(const struct cfg *cfg, const char *instructions,
-                               const char *handle, const char *context);
+json_t *prov_gemini_setup_json(const struct cfg *cfg, const char *instructions, const char *handle,
+                               const char *context);
 
 /* Counters for tests and the load generator (loop thread). */
 struct prov_gemini_stats {

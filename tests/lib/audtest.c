@@ -25,8 +25,7 @@ double audt_power(const int16_t *x, size_t n, double hz, int rate)
     return n ? p / ((double)n * (double)n) : 0;
 }
 
-double audt_dominant_hz(const int16_t *x, size_t n, int rate, double lo, double hi,
-                        double step_hz)
+double audt_dominant_hz(const int16_t *x, size_t n, int rate, double lo, double hi, double step_hz)
 {
     double best = lo, bestp = -1;
 

@@ -13,8 +13,7 @@ void audt_tone(int16_t *out, size_t n, double hz, int rate, double amp, size_t s
 /* Goertzel power of hz in x (normalised so a full-scale sine gives ~amp^2/4). */
 double audt_power(const int16_t *x, size_t n, double hz, int rate);
 /* Frequency (step_hz grid, lo..hi) with the most power. */
-double audt_dominant_hz(const int16_t *x, size_t n, int rate, double lo, double hi,
-                        double step_hz);
+double audt_dominant_hz(const int16_t *x, size_t n, int rate, double lo, double hi, double step_hz);
 /* Root mean square. */
 double audt_rms(const int16_t *x, size_t n);
 /* Zero-crossing frequency estimate (crossings/2 per second). */

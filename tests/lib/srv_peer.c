@@ -12,12 +12,60 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Every process started here, so a failed test's teardown can stop them. */
+#define TRACK_MAX 64
+static pid_t tracked[TRACK_MAX];
+static char tracked_dir[TRACK_MAX][128];
+
+void vt_peers_track(pid_t pid, const char *dir)
+{
+    for (int i = 0; i < TRACK_MAX; i++)
+        if (tracked[i] == 0) {
+            tracked[i] = pid;
+            snprintf(tracked_dir[i], sizeof tracked_dir[i], "%s", dir ? dir : "");
+            return;
+        }
+}
+
+void vt_peers_untrack(pid_t pid)
+{
+    for (int i = 0; i < TRACK_MAX; i++)
+        if (tracked[i] == pid) {
+            tracked[i] = 0;
+            tracked_dir[i][0] = '\0';
+        }
+}
+
+int vt_peers_cleanup_all(void **state)
+{
+    (void)state;
+    for (int i = 0; i < TRACK_MAX; i++) {
+        if (tracked[i] > 0) {
+            int st;
+            kill(tracked[i], SIGKILL);
+            waitpid(tracked[i], &st, 0);
+            if (tracked_dir[i][0] && !getenv("VWS_KEEP_TMP"))
+                vt_rmdir(tracked_dir[i]);
+        }
+        tracked[i] = 0;
+        tracked_dir[i][0] = '\0';
+    }
+    return 0;
+}
+
+/* Children die with the test process (a killed test leaves no server behind). */
+static void child_setup(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
 
 static double now_ms(void)
 {
@@ -103,6 +151,7 @@ int vt_srv_start(struct vt_srv *s, const char *const *env)
     int n = build_env(envp, 128, base);
     pid_t pid = fork();
     if (pid == 0) {
+        child_setup();
         int fe = open(s->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int fo = open("/dev/null", O_WRONLY);
         if (fe >= 0)
@@ -118,6 +167,7 @@ int vt_srv_start(struct vt_srv *s, const char *const *env)
     if (pid < 0)
         return -1;
     s->pid = pid;
+    vt_peers_track(pid, s->dir);
     double until = now_ms() + 15000;
     while (now_ms() < until) {
         char *b = NULL;
@@ -127,6 +177,7 @@ int vt_srv_start(struct vt_srv *s, const char *const *env)
             return 0;
         int wst;
         if (waitpid(pid, &wst, WNOHANG) == pid) {
+            vt_peers_untrack(pid);
             s->pid = 0;
             char *log = vt_srv_log(s);
             fprintf(stderr, "srv_peer: serve exited early:\n%s\n", log);
@@ -148,6 +199,7 @@ int vt_srv_wait(struct vt_srv *s, int timeout_ms)
     int st;
     while (now_ms() < until) {
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            vt_peers_untrack(s->pid);
             s->pid = 0;
             s->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             return s->exit_status;
@@ -310,6 +362,7 @@ int vt_call_start(struct vt_call *c, const char *spec_json)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        child_setup();
         int fo = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fo >= 0)
             dup2(fo, 1);
@@ -317,6 +370,7 @@ int vt_call_start(struct vt_call *c, const char *spec_json)
         _exit(127);
     }
     c->pid = pid;
+    vt_peers_track(pid, NULL);
     return 0;
 }
 
@@ -336,6 +390,7 @@ json_t *vt_call_wait(struct vt_call *c, int timeout_s)
         kill(c->pid, SIGKILL);
         waitpid(c->pid, &st, 0);
     }
+    vt_peers_untrack(c->pid);
     c->pid = 0;
     char *out = slurp(c->out_path);
     unlink(c->out_path);
@@ -376,4 +431,39 @@ long long vt_jint(json_t *j, const char *dotted)
     if (json_is_false(j))
         return 0;
     return -1;
+}
+
+pid_t vt_proc_start(const char *const *argv, const char *out_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        child_setup();
+        int fo = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fo >= 0)
+            dup2(fo, 1);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    vt_peers_track(pid, NULL);
+    return pid;
+}
+
+void vt_proc_stop(pid_t pid)
+{
+    int st;
+    if (pid <= 0)
+        return;
+    vt_peers_untrack(pid);
+    kill(pid, SIGTERM);
+    double until = now_ms() + 3000;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ms() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return;
+        }
+        poll(NULL, 0, 10);
+    }
 }

@@ -58,4 +58,15 @@ json_t *vt_call_run(const char *spec_json, int timeout_s);
 /* Convenience: the report's path value as integer (e.g. "received.media"). */
 long long vt_jint(json_t *j, const char *dotted);
 
+/* Start a helper process (argv[0] looked up in PATH), stdout to out_path (NULL =
+ * /dev/null). Returns its pid or -1. Stop it with vt_proc_stop (SIGTERM, then KILL). */
+pid_t vt_proc_start(const char *const *argv, const char *out_path);
+void vt_proc_stop(pid_t pid);
+
+/* Remember a process (and a temp dir to remove) for vt_peers_cleanup_all. */
+void vt_peers_track(pid_t pid, const char *dir);
+void vt_peers_untrack(pid_t pid);
+/* cmocka teardown: SIGKILL every tracked process still running, remove their dirs. */
+int vt_peers_cleanup_all(void **state);
+
 #endif

@@ -1,0 +1,300 @@
+/*
+ * gem_peer.c - run the Gemini Live stand-in from C tests (see gem_peer.h). Test code only.
+ */
+#include "gem_peer.h"
+
+#include "core/util.h"
+#include "vwstest.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
+}
+
+int gem_peer_start(struct gem_peer *s, const char *script_json, const char *key)
+{
+    return gem_peer_start_ver(s, script_json, key, "v1beta");
+}
+
+static int start(struct gem_peer *s, const char *script_json, const char *key, const char *version,
+                 const char *cert, const char *tkey);
+
+int gem_peer_start_ver(struct gem_peer *s, const char *script_json, const char *key,
+                       const char *version)
+{
+    return start(s, script_json, key, version, NULL, NULL);
+}
+
+int gem_peer_start_tls(struct gem_peer *s, const char *script_json, const char *key,
+                       const char *cert_pem, const char *key_pem)
+{
+    return start(s, script_json, key, "v1beta", cert_pem, key_pem);
+}
+
+static int start(struct gem_peer *s, const char *script_json, const char *key, const char *version,
+                 const char *cert, const char *tkey)
+{
+    char script[192], errp[192], js[512], portbuf[16];
+    int in[2], out[2];
+
+    memset(s, 0, sizeof *s);
+    char *d = vt_tmpdir();
+    snprintf(s->dir, sizeof s->dir, "%s", d);
+    free(d);
+    snprintf(script, sizeof script, "%s/script.json", s->dir);
+    snprintf(s->log_path, sizeof s->log_path, "%s/log.jsonl", s->dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", s->dir);
+    snprintf(js, sizeof js, "%s/tests/peers/gemini_standin.js", vt_src());
+    if (write_file(script, script_json ? script_json : "{\"rules\":[]}"))
+        return -1;
+    s->port = vt_free_port();
+    snprintf(portbuf, sizeof portbuf, "%d", s->port);
+    if (pipe(in) || pipe(out))
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        if (fe >= 0)
+            dup2(fe, 2);
+        close(in[1]);
+        close(out[0]);
+        if (cert)
+            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
+                   "--script", script, "--log", s->log_path, "--lifeline", "--tls-cert", cert,
+                   "--tls-key", tkey, (char *)NULL);
+        else
+            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
+                   "--script", script, "--log", s->log_path, "--lifeline", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    s->pid = pid;
+    s->stdin_fd = in[1];
+    snprintf(s->url, sizeof s->url,
+             "%s://%s:%d/ws/google.ai.generativelanguage.%s.GenerativeService."
+             "BidiGenerateContent",
+             cert ? "wss" : "ws", cert ? "localhost" : "127.0.0.1", s->port, version);
+
+    char line[256];
+    size_t n = 0;
+    double until = now_ms() + 10000;
+    while (now_ms() < until && n < sizeof line - 1) {
+        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t k = read(out[0], line + n, sizeof line - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        line[n] = '\0';
+        if (strstr(line, "\"listening\"")) {
+            close(out[0]);
+            return 0;
+        }
+    }
+    close(out[0]);
+    fprintf(stderr, "gem_peer: stand-in did not start (got '%.*s')\n", (int)n, line);
+    gem_peer_stop(s);
+    return -1;
+}
+
+void gem_peer_stop(struct gem_peer *s)
+{
+    if (s->pid > 0) {
+        int st;
+        kill(s->pid, SIGTERM);
+        double until = now_ms() + 3000;
+        while (waitpid(s->pid, &st, WNOHANG) == 0) {
+            if (now_ms() > until) {
+                kill(s->pid, SIGKILL);
+                waitpid(s->pid, &st, 0);
+                break;
+            }
+            poll(NULL, 0, 10);
+        }
+        s->pid = 0;
+    }
+    if (s->stdin_fd > 0) {
+        close(s->stdin_fd);
+        s->stdin_fd = 0;
+    }
+    if (s->dir[0]) {
+        vt_rmdir(s->dir);
+        s->dir[0] = '\0';
+    }
+}
+
+static size_t sink(char *p, size_t sz, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return sz * n;
+}
+
+int gem_peer_control(const struct gem_peer *s, const char *conn, const char *steps_json)
+{
+    char url[128];
+    long status = -1;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+    if (!c)
+        return -1;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/control/%s", s->port, conn);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, steps_json);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return (int)status;
+}
+
+json_t *gem_peer_log(const struct gem_peer *s)
+{
+    json_t *arr = json_array();
+    FILE *f = fopen(s->log_path, "r");
+    if (!f)
+        return arr;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *r = json_loads(line, 0, NULL);
+        if (r)
+            json_array_append_new(arr, r);
+    }
+    free(line);
+    fclose(f);
+    return arr;
+}
+
+static bool is_in(json_t *r, const char *key, int conn)
+{
+    const char *d = json_string_value(json_object_get(r, "dir"));
+    if (!d || strcmp(d, "in"))
+        return false;
+    if (conn && json_integer_value(json_object_get(r, "conn")) != conn)
+        return false;
+    return json_object_get(json_object_get(r, "msg"), key) != NULL;
+}
+
+int gem_peer_count_in(json_t *log, const char *key, int conn)
+{
+    size_t i;
+    json_t *r;
+    int n = 0;
+    json_array_foreach(log, i, r) n += is_in(r, key, conn);
+    return n;
+}
+
+json_t *gem_peer_nth_in(json_t *log, const char *key, int n)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(log, i, r) if (is_in(r, key, 0) && n-- == 0) return json_object_get(r,
+                                                                                           "msg");
+    return NULL;
+}
+
+json_t *gem_peer_kind(json_t *log, const char *kind, int n)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(log, i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "kind"));
+        if (k && !strcmp(k, kind) && n-- == 0)
+            return r;
+    }
+    return NULL;
+}
+
+int gem_peer_count_kind(json_t *log, const char *kind)
+{
+    int n = 0;
+    while (gem_peer_kind(log, kind, n))
+        n++;
+    return n;
+}
+
+int16_t *gem_peer_audio(json_t *log, int conn, size_t *n, int *rate)
+{
+    size_t i, cap = 0, len = 0;
+    json_t *r;
+    uint8_t *bytes = NULL;
+
+    *n = 0;
+    json_array_foreach(log, i, r)
+    {
+        if (!is_in(r, "realtimeInput", conn))
+            continue;
+        json_t *a =
+            json_object_get(json_object_get(json_object_get(r, "msg"), "realtimeInput"), "audio");
+        const char *mime = json_string_value(json_object_get(a, "mimeType"));
+        const char *data = json_string_value(json_object_get(a, "data"));
+        if (!mime || !data)
+            continue;
+        const char *rp = strstr(mime, "rate=");
+        if (rate)
+            *rate = rp ? atoi(rp + 5) : 0;
+        size_t dl = strlen(data), need = (dl / 4 + 1) * 3;
+        if (len + need > cap) {
+            cap = (len + need) * 2;
+            bytes = realloc(bytes, cap);
+        }
+        long k = util_b64_decode(data, dl, bytes + len, cap - len);
+        if (k > 0)
+            len += (size_t)k;
+    }
+    int16_t *pcm = malloc(len + 2);
+    for (size_t j = 0; j + 1 < len; j += 2)
+        pcm[j / 2] = (int16_t)(uint16_t)(bytes[j] | (bytes[j + 1] << 8));
+    *n = len / 2;
+    free(bytes);
+    return pcm;
+}
+
+char *gem_peer_stderr(const struct gem_peer *s)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/stderr.txt", s->dir);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return strdup("");
+    char *buf = malloc(65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
