@@ -15,8 +15,9 @@
  * Threads: loop thread only (lws callbacks, timers and the prov_ops calls).
  *
  * Lifetime: the call session owns struct oai through open()/close(). The wsi
- * points back at it through opaque user data; close() clears that pointer and
- * kills the wsi asynchronously, so no lws callback can reach freed memory.
+ * points back at it through opaque user data; close() replaces that pointer by
+ * a static "bye" marker (the socket then sends a close frame, with a 3 s kill as
+ * backstop), so no lws callback can reach freed memory.
  * `closed` is always delivered from a 0 ms timer (never from inside another
  * call into us), and close() cancels the timers, so nothing follows close().
  */
