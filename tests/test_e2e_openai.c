@@ -396,7 +396,10 @@ static void test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call
     struct e2e t;
     e2e_start(
         &t,
-        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":3200,\"do\":[{\"malformed\":2}]}]}",
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":3200,\"do\":[{\"malformed\":2},"
+        "{\"send\":{\"type\":\"response.output_audio.delta\",\"response_id\":\"resp_x\","
+        "\"item_id\":\"item_x\",\"output_index\":0,\"content_index\":0,"
+        "\"delta\":\"AAAA\\\"},{\\\"event\\\":\\\"x\"}}]}]}",
         NULL);
     struct vt_call big;
     char *spec = spec_for(&t, "CA00000000000000000000000000000e04",
@@ -426,6 +429,8 @@ static void test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call
     assert_non_null(strstr(log, "ignored a malformed message from Twilio: unknown event"));
     assert_non_null(strstr(log, "media for another streamSid"));
     assert_non_null(strstr(log, "caller pressed 5"));
+    /* provider audio that is not base64 never reaches Twilio's JSON (no violation above) */
+    assert_non_null(strstr(log, "provider audio is not base64: dropped"));
     assert_non_null(strstr(log, "over 65536 bytes: closing this stream"));
     free(log);
     /* the oversized call gets the fallback promise kept: a callback row */
