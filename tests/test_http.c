@@ -293,6 +293,26 @@ static void test_http_webhook_without_any_provider_apologises_and_books_a_callba
     vt_srv_cleanup(&s);
 }
 
+static void test_http_public_url_with_a_path_prefix(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], *resp = NULL;
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=https://edge.example.co.uk:8443/voice/",
+                         "LINK_SECRET=" SECRET,
+                         "OPENAI_API_KEY=sk-test",
+                         "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime",
+                         NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    sign_body("https://edge.example.co.uk:8443/voice/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    assert_non_null(
+        strstr(resp, "<Stream url=\"wss://edge.example.co.uk:8443/voice/media-stream\">"));
+    free(resp);
+    vt_srv_cleanup(&s);
+}
+
 static void test_http_routes_methods_and_limits(void **state)
 {
     (void)state;
@@ -591,6 +611,7 @@ int main(void)
         cmocka_unit_test_teardown(
             test_http_webhook_without_any_provider_apologises_and_books_a_callback,
             vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_public_url_with_a_path_prefix, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token,

@@ -73,7 +73,7 @@ struct srv {
     unsigned char token_key[64];              /* LINK_SECRET, or a per-process random key */
     size_t token_key_len;
     char sig_url[1024];    /* PUBLIC_URL + "/incoming-call" ("" = derive from Host) */
-    char public_host[256]; /* host[:port] of PUBLIC_URL, "" = use the Host header */
+    char public_host[256]; /* host[:port][/prefix] of PUBLIC_URL, "" = the Host header */
 
     struct call *calls; /* every call: pre-warmed and streaming */
     int calls_active;   /* calls with a Twilio stream attached */

@@ -282,8 +282,14 @@ static void set_public_url(struct srv *s)
     const char *pu = s->cfg->public_url;
     if (pu && *pu) {
         snprintf(s->sig_url, sizeof s->sig_url, "%s/incoming-call", pu);
-        if (tw_url_host(pu, s->public_host, sizeof s->public_host))
-            s->public_host[0] = '\0';
+        /* host plus any path prefix ("https://h/voice" -> "h/voice"): a proxy that maps a
+         * prefix onto this server gets wss://h/voice/media-stream */
+        const char *hp = strstr(pu, "://");
+        util_strlcpy(s->public_host, hp ? hp + 3 : "", sizeof s->public_host);
+        size_t n = strcspn(s->public_host, "?#");
+        s->public_host[n] = '\0';
+        while (n && s->public_host[n - 1] == '/')
+            s->public_host[--n] = '\0';
     }
 }
 
