@@ -293,6 +293,70 @@ static void test_e2e_tool_call_budget_is_enforced_per_call(void **state)
     e2e_stop(&t);
 }
 
+static void test_e2e_withheld_caller_is_served_without_identity(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e14";
+    const char *script =
+        "{\"rules\":["
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":300}}]},"
+        " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"response\":{\"audio_ms\":100,"
+        "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":"
+        "   \"RMC-1001\"},\"call_id\":\"call_anon\"}]}}]},"
+        " {\"on\":\"response.create\",\"times\":-1,\"do\":[{\"response\":{\"audio_ms\":200}}]}"
+        "]}";
+    e2e_start(&t, script, NULL);
+    json_t *r = call(&t, sid, "\"from\":\"\",\"duration_ms\":3000", 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "client");
+    json_t *params = json_object_get(json_object_get(r, "webhook"), "params");
+    assert_string_equal(json_string_value(json_object_get(params, "from")), "withheld");
+    assert_true(vt_jint(r, "received.media_bytes") >= 2400);
+    json_decref(r);
+    json_t *log = vt_oai_log(&t.peer);
+    /* greeted without a name; the model cannot act for nobody */
+    char *g = json_dumps(vt_oai_nth_in(log, "conversation.item.create", 0), 0);
+    assert_null(strstr(g, "first name"));
+    free(g);
+    const char *o = fn_output(log, "call_anon");
+    assert_non_null(o);
+    assert_non_null(strstr(o, "\"success\":false"));
+    assert_null(strstr(o, "in_progress"));
+    json_decref(log);
+    assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND "
+                             "phone_masked = 'withheld' AND user_id IS NULL",
+                             sid),
+                     1);
+    e2e_stop(&t);
+}
+
+static void test_e2e_provider_sending_garbage_ends_the_call_with_fallback(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e15";
+    e2e_start(
+        &t,
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"malformed\":12}]}]}",
+        NULL);
+    json_t *r = call(&t, sid, "\"duration_ms\":5000", 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "server");
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "voice agent unavailable (openai protocol", 2000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
+                             "source = 'voice_fallback'",
+                             sid),
+                     1);
+    e2e_stop(&t);
+}
+
 /* ---- provider start-up ---- */
 
 static void test_e2e_cold_stream_holds_caller_audio_until_ready(void **state)
@@ -609,6 +673,10 @@ int main(void)
         cmocka_unit_test_teardown(test_e2e_call_greets_relays_audio_and_runs_tools,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_tool_call_budget_is_enforced_per_call,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_withheld_caller_is_served_without_identity,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_provider_sending_garbage_ends_the_call_with_fallback,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_cold_stream_holds_caller_audio_until_ready,
                                   vt_peers_cleanup_all),
