@@ -16,9 +16,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "core/cfg.h"
+#include "db/db.h"
 #include "net/twilio.h"
 #include "oai_peer.h"
 #include "srv_peer.h"
+#include "vt_db.h"
 #include "vwstest.h"
 
 #include <poll.h>
@@ -585,6 +588,60 @@ static void test_e2e_failover_to_the_other_provider(void **state)
     e2e_stop(&t);
 }
 
+/* ---- the call rows on both database backends ---- */
+
+static void test_e2e_call_rows_on_every_backend(void **state)
+{
+    (void)state;
+    const char *backends[4];
+    int nb = vt_db_backends(backends, 4);
+    const char *script =
+        "{\"rules\":["
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":200}}]},"
+        " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"response\":{\"audio_ms\":100,"
+        "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":"
+        "   \"RMC-1001\"},\"call_id\":\"call_b\"}]}}]},"
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":100}},"
+        "   {\"wait\":300},{\"drop\":true}]}"
+        "]}";
+    for (int b = 0; b < nb; b++) {
+        struct cfg c;
+        struct vt_db h;
+        struct e2e t;
+        vt_db_fresh(backends[b], &c, &h, NULL);
+        e2e_start(&t, script, h.env);
+        char sid[40];
+        snprintf(sid, sizeof sid, "CA0000000000000000000000000000b%d", b);
+        json_t *r = call(&t, sid, "\"duration_ms\":6000", 40);
+        /* one tool call, then the provider drops: fallback on this backend too */
+        assert_string_equal(closed_by(r), "server");
+        json_decref(r);
+        assert_true(vt_srv_log_wait(&t.srv, "callback requested", 3000));
+        poll(NULL, 0, 300);
+        struct db *db = vt_db_open(&c, false);
+        char q[400];
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND provider = 'openai' "
+                 "AND actions_count = 1 AND user_id = 1 AND ended_at IS NOT NULL AND end_reason "
+                 "LIKE 'openai dropped%%'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND source = "
+                 "'voice_fallback' AND user_id = 1 AND status = 'pending'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = '%s' AND provider = "
+                 "'openai' AND action = 'check_claim_details'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        db_close(db);
+        e2e_stop(&t);
+        vt_db_cleanup(&h, &c);
+    }
+}
+
 /* ---- a slow action does not delay other calls ---- */
 
 static void test_e2e_slow_action_does_not_delay_other_calls(void **state)
@@ -692,6 +749,7 @@ int main(void)
         cmocka_unit_test_teardown(test_e2e_refused_key_falls_back_and_the_next_call_works,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_failover_to_the_other_provider, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_call_rows_on_every_backend, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_slow_action_does_not_delay_other_calls,
                                   vt_peers_cleanup_all),
     };
