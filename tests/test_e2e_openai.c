@@ -610,7 +610,7 @@ static void test_e2e_call_rows_on_every_backend(void **state)
         struct e2e t;
         vt_db_fresh(backends[b], &c, &h, NULL);
         e2e_start(&t, script, h.env);
-        char sid[40];
+        char sid[48];
         snprintf(sid, sizeof sid, "CA0000000000000000000000000000b%d", b);
         json_t *r = call(&t, sid, "\"duration_ms\":6000", 40);
         /* one tool call, then the provider drops: fallback on this backend too */
