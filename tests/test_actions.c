@@ -321,6 +321,15 @@ static void test_act_bad_arguments_are_refused_and_audited(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM users"), 2);
     /* unknown extra arguments are ignored, never used */
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\",\"user_id\":2}");
+    /* providers send "" for no arguments: the same as {} */
+    expect_code(f, "search_knowledge_base", "", "invalid_arguments");
+    /* optional arguments are type-checked too; null means absent */
+    expect_code(f, "send_portal_link", "{\"method\":\"sms\",\"link_type\":5}", "invalid_arguments");
+    expect_ok(f, "send_portal_link", "{\"method\":\"sms\",\"link_type\":null}");
+    /* duplicate keys are not guessed between */
+    expect_code(f, "check_claim_details",
+                "{\"claim_reference\":\"RMC-1001\",\"claim_reference\":\"RMC-2001\"}",
+                "invalid_arguments");
     /* invalid_arguments tells the agent which field */
     json_t *env = run(f, "check_claim_details", "{}");
     assert_string_equal(str_at(env, "field", NULL), "claim_reference");
@@ -645,8 +654,8 @@ static void test_act_health_json_fields(void **state)
     assert_true(json_is_false(json_object_get(h, "draining")));
     json_decref(h);
     struct app_health_extra none = {.provider_next = "none"};
-    h = app_health_json(&f->env, &none);
-    assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
+    h = app_health_json(&f->env, &none); /* same status as `voice-ws health` */
+    assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
     json_decref(h);
 }
 
@@ -947,6 +956,42 @@ static void test_act_knowledge_base_top_three(void **state)
     expect_ok(f, "search_knowledge_base", "{\"query\":\"\\\"*) OR 1=1 --\"}");
 }
 
+/* Every action x odd inputs: always an envelope, never a crash, one audit row each. */
+static void test_act_garbage_arguments_never_crash(void **state)
+{
+    struct fx *f = *state;
+    static const char *const junk[] = {
+        "{\"claim_reference\":\"RMC-1001\",\"method\":\"sms\",\"query\":\"\\u0000\"}",
+        "{\"phone_number\":{\"a\":[1,2,{\"b\":null}]}}",
+        "{\"preferred_time\":\"\\ud83d\\ude00 tomorrow\",\"reason\":\"\\u2028\"}",
+        "{\"query\":\"\\\"\\\"\\\"*:()^-NEAR\",\"category\":\"fees\"}",
+        "{\"method\":\"SMS\"}",
+        "{\"phone_number\":\"+44 (0) 7700 900 001 ext 5\",\"claim_reference\":\"RMC-1001 and "
+        "RMC-1002\"}",
+        "{\"preferred_time\":\"2026-13-45T25:61\",\"reason\":\"x\"}",
+        "[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]",
+        "1e999",
+        "{\"claim_reference\":true,\"phone_number\":-1,\"method\":1.5,\"query\":[]}",
+        "not json at all",
+    };
+    char big[2400];
+    long long n = 0;
+
+    memset(big, 0, sizeof big);
+    snprintf(big, sizeof big, "{\"query\":\"%02000d\",\"reason\":\"%0300d\"}", 1, 2);
+    fx_open(f, NULL, SARAH, 0);
+    for (int a = 0; a < act_count(); a++) {
+        for (size_t j = 0; j < sizeof junk / sizeof junk[0]; j++) {
+            json_decref(run(f, act_at(a)->name, junk[j]));
+            n++;
+        }
+        json_decref(run(f, act_at(a)->name, big));
+        n++;
+    }
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), n);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM users"), 2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -976,6 +1021,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_act_callback_sms_failure_keeps_the_callback),
     T(test_act_callback_for_unknown_caller_uses_their_number),
     T(test_act_knowledge_base_top_three),
+    T(test_act_garbage_arguments_never_crash),
 };
 
 static const struct CMUnitTest once_only[] = {

@@ -22,7 +22,9 @@
 #include "vwstest.h"
 
 #include <jansson.h>
+#include <mysql.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,6 +415,75 @@ static void test_db_mysql_pool_exhausted_waits_bounded(void **state)
 
 /* ---- statements ---- */
 
+struct killer { /* kills one connection id on the shared server after a delay */
+    long long id;
+    int delay_ms;
+    char err[256];
+};
+
+static void *killer_run(void *arg)
+{
+    struct killer *k = arg;
+    char sql[64];
+    unsigned timeout = 5;
+    MYSQL *m = mysql_init(NULL); /* straight libmariadb: not the code under test */
+    usleep((useconds_t)k->delay_ms * 1000);
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    snprintf(sql, sizeof sql, "KILL CONNECTION %lld", k->id);
+    if (!mysql_real_connect(m, "127.0.0.1", g_shared.user, g_shared.password, NULL,
+                            (unsigned)atoi(g_shared.port), NULL, 0) ||
+        mysql_query(m, sql))
+        snprintf(k->err, sizeof k->err, "%s", mysql_error(m));
+    mysql_close(m);
+    return NULL;
+}
+
+/* Run sql on db while another session kills db's connection 300 ms in. */
+static int exec_while_killed(struct db *db, const char *sql, const struct db_val *a, int n,
+                             struct db_rows *r, struct err *e, double *took)
+{
+    struct killer k = {.id = vt_db_int(db, "SELECT CONNECTION_ID()"), .delay_ms = 300};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, killer_run, &k), 0);
+    double t0 = now_ms();
+    int rc = db_exec(db, sql, a, n, r, e);
+    *took = now_ms() - t0;
+    pthread_join(t, NULL);
+    if (k.err[0])
+        fail_msg("KILL failed: %s", k.err);
+    return rc;
+}
+
+static void test_db_mysql_killed_read_is_retried_write_is_not(void **state)
+{
+    struct fx *f = *state;
+    struct err e = {0};
+    struct db_rows r;
+    double took;
+    struct db *db = vt_db_open(&f->c, false);
+
+    /* a read cut off mid-statement is sent again on a new connection: the caller sees rows */
+    int rc = exec_while_killed(db, "SELECT SLEEP(1) AS s, 7 AS n", NULL, 0, &r, &e, &took);
+    if (rc)
+        fail_msg("read after KILL: %s %s", err_name(rc), e.detail);
+    assert_int_equal(db_cell_int(&r, 0, "n", 0), 7);
+    assert_true(took >= 1000.0 + 250.0); /* the first try was cut, the second ran fully */
+    db_rows_free(&r);
+
+    /* a write cut off mid-statement may have happened: never sent twice, the caller is told */
+    struct db_val a[] = {DB_S("+447700900044"), DB_S("2027-01-01 10:00:00")};
+    err_clear(&e);
+    rc = exec_while_killed(db,
+                           "INSERT INTO missed_calls (phone, callback_time) SELECT ?, ? FROM "
+                           "DUAL WHERE SLEEP(1) = 0",
+                           a, 2, &r, &e, &took);
+    assert_int_equal(rc, ERR_DB_UNAVAILABLE);
+    assert_unavailable_sentence(&e);
+    assert_true(took < 1000.0);
+    assert_true(vt_db_int(db, "SELECT COUNT(*) FROM missed_calls") <= 1);
+    db_close(db);
+}
+
 static void test_db_mysql_query_timeout_is_not_retried(void **state)
 {
     struct fx *f = *state;
@@ -521,6 +592,33 @@ static void test_db_mysql_kb_short_words_fall_back_to_like(void **state)
     assert_int_equal(db_kb_search(db, "uploading my documents", NULL, 3, &r, &e), 0);
     assert_true(r.nrows >= 1);
     assert_string_equal(db_cell(&r, 0, "category"), "documents");
+    db_rows_free(&r);
+    /* typographic punctuation splits words; odd or invalid text is never an error */
+    assert_int_equal(db_kb_search(db, "what\xe2\x80\x99s your fee\xe2\x80\xa6?", NULL, 3, &r, &e),
+                     0);
+    assert_true(r.nrows >= 1);
+    assert_string_equal(db_cell(&r, 0, "category"), "fees");
+    db_rows_free(&r);
+    char longword[400];
+    for (int i = 0; i < 133; i++)
+        memcpy(longword + 3 * i, "\xe2\x82\xac", 3); /* 133 euro signs: one 399-byte word */
+    longword[399] = '\0';
+    static const char *const odd[] = {"\xff\xfe fee\xc3", "\xe2\x80\x9c\xe2\x80\x94\xe2\x80\x9d",
+                                      "\xe8\xab\x8b\xe6\xb1\x82",
+                                      "\xed\xa0\x80"
+                                      "claim",
+                                      NULL};
+    for (int i = 0; odd[i]; i++) {
+        err_clear(&e);
+        if (db_kb_search(db, odd[i], NULL, 3, &r, &e))
+            fail_msg("kb_search odd input %d: %s", i, e.detail);
+        assert_int_equal(r.ncols, 4);
+        db_rows_free(&r);
+    }
+    assert_int_equal(db_kb_search(db, longword, NULL, 3, &r, &e), 0);
+    assert_int_equal(r.nrows, 0);
+    db_rows_free(&r);
+    assert_int_equal(db_kb_search(db, "uploading my documents", NULL, 3, &r, &e), 0);
     /* snippets are short and end cleanly */
     for (int i = 0; i < r.nrows; i++)
         assert_true(strlen(db_cell(&r, i, "snippet")) <= 160);
@@ -772,6 +870,110 @@ static void test_db_mysql_restart_over_tls_is_transparent(void **state)
     cfg_free(&c);
 }
 
+struct churn { /* one thread using the pool while the server restarts */
+    struct db_pool *p;
+    int id;
+    atomic_int *phase; /* 0 = before, 1 = restarting, 2 = back (set by the test) */
+    int ok, unavailable, other, inserts_ok, inserts_failed, after_ok, after_bad;
+    char other_msg[300];
+};
+
+static void *churn_run(void *arg)
+{
+    struct churn *c = arg;
+    char reason[64];
+    for (int i = 0; atomic_load(c->phase) < 3; i++) {
+        struct db *db = NULL;
+        struct err e = {0};
+        int phase = atomic_load(c->phase);
+        int rc = db_pool_get(c->p, 3000, &db, &e);
+        bool insert = i % 2 == 0;
+        if (!rc && insert) {
+            snprintf(reason, sizeof reason, "churn-%d-%d", c->id, i);
+            const char *rs = reason;
+            struct db_val a[] = {DB_S("+447700900066"), DB_S("2027-01-01 10:00:00"), DB_S(rs)};
+            rc = db_run(db,
+                        "INSERT INTO missed_calls (phone, callback_time, reason) VALUES (?, ?, ?)",
+                        a, 3, &e);
+            c->inserts_ok += rc == 0;
+            c->inserts_failed += rc != 0;
+        } else if (!rc) {
+            struct db_rows r;
+            rc = db_exec(db, "SELECT COUNT(*) AS n FROM user_claims", NULL, 0, &r, &e);
+            if (!rc && db_cell_int(&r, 0, "n", -1) != 3)
+                rc = ERR_INTERNAL;
+            db_rows_free(&r);
+        }
+        if (db)
+            db_pool_put(c->p, db, rc == ERR_DB_UNAVAILABLE);
+        c->ok += rc == 0;
+        c->unavailable += rc == ERR_DB_UNAVAILABLE;
+        if (rc && rc != ERR_DB_UNAVAILABLE && !c->other++)
+            snprintf(c->other_msg, sizeof c->other_msg, "%s %s", err_name(rc), e.detail);
+        if (phase == 2) {
+            c->after_ok += rc == 0;
+            c->after_bad += rc != 0;
+        }
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static void test_db_mysql_pool_under_load_survives_a_restart(void **state)
+{
+    (void)state;
+    struct cfg c;
+    struct err e = {0};
+    struct db_pool *p = NULL;
+    struct db *db = NULL;
+    pthread_t t[4];
+    struct churn ch[4];
+    atomic_int phase = 0;
+    const char *kv[] = {"DB_CONNECT_TIMEOUT=2", "DB_POOL_SIZE=3", NULL};
+    server_cfg(&c, &g_own, "vws_own", kv);
+    assert_int_equal(db_pool_new(&p, &db_mysql_ops, &c, c.db_pool_size, &e), 0);
+    assert_int_equal(db_pool_get(p, 1000, &db, &e), 0);
+    assert_int_equal(db_migrate(db, &e), 0);
+    assert_int_equal(db_load_demo(db, &e), 0);
+    run_ok(db, "DELETE FROM missed_calls WHERE reason LIKE 'churn-%'");
+    db_pool_put(p, db, false);
+
+    for (int i = 0; i < 4; i++) {
+        ch[i] = (struct churn){.p = p, .id = i, .phase = &phase};
+        assert_int_equal(pthread_create(&t[i], NULL, churn_run, &ch[i]), 0);
+    }
+    usleep(300 * 1000);
+    atomic_store(&phase, 1);
+    mariadb_sh("restart", g_own.dir);
+    atomic_store(&phase, 2);
+    usleep(500 * 1000);
+    atomic_store(&phase, 3);
+    int ok = 0, unavailable = 0, inserts_ok = 0, inserts_failed = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        if (ch[i].other)
+            fail_msg("thread %d: %d unexpected errors, first: %s", i, ch[i].other, ch[i].other_msg);
+        assert_int_equal(ch[i].after_bad, 0); /* once it is back, everything works */
+        assert_true(ch[i].after_ok > 0);
+        ok += ch[i].ok;
+        unavailable += ch[i].unavailable;
+        inserts_ok += ch[i].inserts_ok;
+        inserts_failed += ch[i].inserts_failed;
+    }
+    assert_true(ok > 0);
+    assert_int_equal(db_pool_get(p, 1000, &db, &e), 0);
+    long long rows = vt_db_int(db, "SELECT COUNT(*) FROM missed_calls WHERE reason LIKE 'churn-%'");
+    /* every acknowledged insert is there; none was written twice by a retry */
+    assert_true(rows >= inserts_ok && rows <= inserts_ok + inserts_failed);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM (SELECT reason FROM missed_calls WHERE "
+                                   "reason LIKE 'churn-%' GROUP BY reason HAVING COUNT(*) > 1) d"),
+                     0);
+    db_pool_put(p, db, false);
+    db_pool_free(p);
+    cfg_free(&c);
+    print_message("churn: %d ok, %d unavailable during the restart\n", ok, unavailable);
+}
+
 /* Run the built voice-ws against the private server's vws_own; stdout parsed as JSON. */
 static json_t *own_cli(const char *const *args, int *status, double *ms)
 {
@@ -872,6 +1074,7 @@ int main(void)
         T(test_db_mysql_wrong_password_names_the_variables),
         T(test_db_mysql_pool_exhausted_waits_bounded),
         T(test_db_mysql_query_timeout_is_not_retried),
+        T(test_db_mysql_killed_read_is_retried_write_is_not),
         T(test_db_mysql_big_values_round_trip),
         T(test_db_mysql_times_are_utc),
         T(test_db_mysql_kb_short_words_fall_back_to_like),
@@ -884,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_db_mysql_restart_is_transparent_outside_transactions),
         cmocka_unit_test(test_db_mysql_restart_over_tls_is_transparent),
         cmocka_unit_test(test_db_mysql_cli_init_twice_and_health_when_down),
+        cmocka_unit_test(test_db_mysql_pool_under_load_survives_a_restart),
     };
     int rc = cmocka_run_group_tests_name("mysql_shared_server", shared, group_setup, NULL);
     rc += cmocka_run_group_tests_name("mysql_own_server", own, own_setup, own_teardown);

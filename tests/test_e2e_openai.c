@@ -16,9 +16,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "core/cfg.h"
+#include "db/db.h"
 #include "net/twilio.h"
 #include "oai_peer.h"
 #include "srv_peer.h"
+#include "vt_db.h"
 #include "vwstest.h"
 
 #include <poll.h>
@@ -293,6 +296,70 @@ static void test_e2e_tool_call_budget_is_enforced_per_call(void **state)
     e2e_stop(&t);
 }
 
+static void test_e2e_withheld_caller_is_served_without_identity(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e14";
+    const char *script =
+        "{\"rules\":["
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":300}}]},"
+        " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"response\":{\"audio_ms\":100,"
+        "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":"
+        "   \"RMC-1001\"},\"call_id\":\"call_anon\"}]}}]},"
+        " {\"on\":\"response.create\",\"times\":-1,\"do\":[{\"response\":{\"audio_ms\":200}}]}"
+        "]}";
+    e2e_start(&t, script, NULL);
+    json_t *r = call(&t, sid, "\"from\":\"\",\"duration_ms\":3000", 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "client");
+    json_t *params = json_object_get(json_object_get(r, "webhook"), "params");
+    assert_string_equal(json_string_value(json_object_get(params, "from")), "withheld");
+    assert_true(vt_jint(r, "received.media_bytes") >= 2400);
+    json_decref(r);
+    json_t *log = vt_oai_log(&t.peer);
+    /* greeted without a name; the model cannot act for nobody */
+    char *g = json_dumps(vt_oai_nth_in(log, "conversation.item.create", 0), 0);
+    assert_null(strstr(g, "first name"));
+    free(g);
+    const char *o = fn_output(log, "call_anon");
+    assert_non_null(o);
+    assert_non_null(strstr(o, "\"success\":false"));
+    assert_null(strstr(o, "in_progress"));
+    json_decref(log);
+    assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND "
+                             "phone_masked = 'withheld' AND user_id IS NULL",
+                             sid),
+                     1);
+    e2e_stop(&t);
+}
+
+static void test_e2e_provider_sending_garbage_ends_the_call_with_fallback(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e15";
+    e2e_start(
+        &t,
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"malformed\":12}]}]}",
+        NULL);
+    json_t *r = call(&t, sid, "\"duration_ms\":5000", 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "server");
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "voice agent unavailable (openai protocol", 2000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
+                             "source = 'voice_fallback'",
+                             sid),
+                     1);
+    e2e_stop(&t);
+}
+
 /* ---- provider start-up ---- */
 
 static void test_e2e_cold_stream_holds_caller_audio_until_ready(void **state)
@@ -396,7 +463,10 @@ static void test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call
     struct e2e t;
     e2e_start(
         &t,
-        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":3200,\"do\":[{\"malformed\":2}]}]}",
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":3200,\"do\":[{\"malformed\":2},"
+        "{\"send\":{\"type\":\"response.output_audio.delta\",\"response_id\":\"resp_x\","
+        "\"item_id\":\"item_x\",\"output_index\":0,\"content_index\":0,"
+        "\"delta\":\"AAAA\\\"},{\\\"event\\\":\\\"x\"}}]}]}",
         NULL);
     struct vt_call big;
     char *spec = spec_for(&t, "CA00000000000000000000000000000e04",
@@ -426,6 +496,8 @@ static void test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call
     assert_non_null(strstr(log, "ignored a malformed message from Twilio: unknown event"));
     assert_non_null(strstr(log, "media for another streamSid"));
     assert_non_null(strstr(log, "caller pressed 5"));
+    /* provider audio that is not base64 never reaches Twilio's JSON (no violation above) */
+    assert_non_null(strstr(log, "provider audio is not base64: dropped"));
     assert_non_null(strstr(log, "over 65536 bytes: closing this stream"));
     free(log);
     /* the oversized call gets the fallback promise kept: a callback row */
@@ -514,6 +586,60 @@ static void test_e2e_failover_to_the_other_provider(void **state)
                              sid),
                      1);
     e2e_stop(&t);
+}
+
+/* ---- the call rows on both database backends ---- */
+
+static void test_e2e_call_rows_on_every_backend(void **state)
+{
+    (void)state;
+    const char *backends[4];
+    int nb = vt_db_backends(backends, 4);
+    const char *script =
+        "{\"rules\":["
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":200}}]},"
+        " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"response\":{\"audio_ms\":100,"
+        "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":"
+        "   \"RMC-1001\"},\"call_id\":\"call_b\"}]}}]},"
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":100}},"
+        "   {\"wait\":300},{\"drop\":true}]}"
+        "]}";
+    for (int b = 0; b < nb; b++) {
+        struct cfg c;
+        struct vt_db h;
+        struct e2e t;
+        vt_db_fresh(backends[b], &c, &h, NULL);
+        e2e_start(&t, script, h.env);
+        char sid[48];
+        snprintf(sid, sizeof sid, "CA0000000000000000000000000000b%d", b);
+        json_t *r = call(&t, sid, "\"duration_ms\":6000", 40);
+        /* one tool call, then the provider drops: fallback on this backend too */
+        assert_string_equal(closed_by(r), "server");
+        json_decref(r);
+        assert_true(vt_srv_log_wait(&t.srv, "callback requested", 3000));
+        poll(NULL, 0, 300);
+        struct db *db = vt_db_open(&c, false);
+        char q[400];
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND provider = 'openai' "
+                 "AND actions_count = 1 AND user_id = 1 AND ended_at IS NOT NULL AND end_reason "
+                 "LIKE 'openai dropped%%'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND source = "
+                 "'voice_fallback' AND user_id = 1 AND status = 'pending'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = '%s' AND provider = "
+                 "'openai' AND action = 'check_claim_details'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        db_close(db);
+        e2e_stop(&t);
+        vt_db_cleanup(&h, &c);
+    }
 }
 
 /* ---- a slow action does not delay other calls ---- */
@@ -605,6 +731,10 @@ int main(void)
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_tool_call_budget_is_enforced_per_call,
                                   vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_withheld_caller_is_served_without_identity,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_provider_sending_garbage_ends_the_call_with_fallback,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_cold_stream_holds_caller_audio_until_ready,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_provider_not_ready_in_time_falls_back,
@@ -619,6 +749,7 @@ int main(void)
         cmocka_unit_test_teardown(test_e2e_refused_key_falls_back_and_the_next_call_works,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_failover_to_the_other_provider, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_call_rows_on_every_backend, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_slow_action_does_not_delay_other_calls,
                                   vt_peers_cleanup_all),
     };

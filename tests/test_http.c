@@ -12,6 +12,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "actions/links.h"
+#include "core/cfg.h"
+#include "core/err.h"
+#include "db/db.h"
 #include "net/twilio.h"
 #include "oai_peer.h"
 #include "srv_peer.h"
@@ -293,6 +297,26 @@ static void test_http_webhook_without_any_provider_apologises_and_books_a_callba
     vt_srv_cleanup(&s);
 }
 
+static void test_http_public_url_with_a_path_prefix(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], *resp = NULL;
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=https://edge.example.co.uk:8443/voice/",
+                         "LINK_SECRET=" SECRET,
+                         "OPENAI_API_KEY=sk-test",
+                         "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime",
+                         NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    sign_body("https://edge.example.co.uk:8443/voice/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    assert_non_null(
+        strstr(resp, "<Stream url=\"wss://edge.example.co.uk:8443/voice/media-stream\">"));
+    free(resp);
+    vt_srv_cleanup(&s);
+}
+
 static void test_http_routes_methods_and_limits(void **state)
 {
     (void)state;
@@ -425,6 +449,38 @@ static void test_http_actions_endpoint_needs_the_bearer_token(void **state)
     assert_int_equal(
         vt_http(s.port, "POST", "/actions/check_claim_details", good, body, strlen(body), NULL),
         404);
+    vt_srv_cleanup(&s);
+}
+
+static void test_http_links_verify_accepts_a_link_once(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char *resp = NULL, dbp[256], tok[LINK_TOKEN_MAX];
+    const char *env[] = {"PUBLIC_URL=" PUB, NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    /* a link row made by the links module on the server's database (as an action would) */
+    struct cfg c;
+    struct db *db = NULL;
+    struct err e = {0};
+    snprintf(dbp, sizeof dbp, "DB_PATH=%s", s.db_path);
+    const char *kv[] = {dbp, NULL};
+    vt_cfg(&c, kv);
+    assert_int_equal(db_open(&db_sqlite_ops, &db, &c, &e), 0);
+    assert_int_equal(link_create(db, 1, "portal", "sms", 3600, "CAlinktest", tok, NULL, &e), 0);
+    db_close(db);
+    cfg_free(&c);
+    char path[256];
+    snprintf(path, sizeof path, "/links/verify?token=%s", tok);
+    assert_int_equal(vt_http(s.port, "GET", path, NULL, NULL, 0, &resp), 200);
+    assert_non_null(strstr(resp, "\"valid\":true"));
+    assert_non_null(strstr(resp, "Sarah"));
+    free(resp);
+    /* single use */
+    assert_int_equal(vt_http(s.port, "GET", path, NULL, NULL, 0, &resp), 200);
+    assert_non_null(strstr(resp, "\"valid\":false"));
+    assert_non_null(strstr(resp, "used"));
+    free(resp);
     vt_srv_cleanup(&s);
 }
 
@@ -591,10 +647,12 @@ int main(void)
         cmocka_unit_test_teardown(
             test_http_webhook_without_any_provider_apologises_and_books_a_callback,
             vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_public_url_with_a_path_prefix, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token,
                                   vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_links_verify_accepts_a_link_once, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(
             test_http_stream_refuses_forged_missing_expired_and_changed_tokens,
             vt_peers_cleanup_all),

@@ -71,6 +71,9 @@ static bool db_reachable(const struct act_env *env)
     return rc == 0;
 }
 
+/* status: the database decides (and draining). Provider reachability is
+ * reported in services.providers but does not degrade the status, so that
+ * `voice-ws health` and GET /health agree on a machine without API keys. */
 static json_t *actions_names(void)
 {
     json_t *a = json_array();
@@ -85,13 +88,11 @@ json_t *app_health_json(const struct act_env *env, const struct app_health_extra
     const struct db_ops *ops = env->pool ? db_pool_ops(env->pool) : db_backend_for(c);
     bool reachable = db_reachable(env);
     bool draining = x && x->draining;
-    /* the server knows whether any provider can take a new call */
-    bool no_provider = x && x->provider_next && !strcmp(x->provider_next, "none");
     bool twilio = c->twilio_account_sid[0] && c->twilio_auth_token[0] && c->twilio_from_number[0];
     json_t *h = json_object(), *svc = json_object();
 
     json_object_set_new(h, "status",
-                        json_string(reachable && !draining && !no_provider ? "ok" : "degraded"));
+                        json_string(reachable && !draining ? "ok" : "degraded"));
     json_object_set_new(h, "provider", json_string(cfg_provider_name(c->voice_provider)));
     json_object_set_new(
         svc, "database",

@@ -614,6 +614,7 @@ static int my_exec(struct db *db, const char *sql, const struct db_val *args, in
 {
     struct mdb *m = (struct mdb *)db;
     memset(out, 0, sizeof *out);
+    m->last_errno = 0;
     for (int attempt = 0;; attempt++) {
         struct stmt_fail f = {0};
         struct err e1 = {0};
@@ -674,21 +675,22 @@ static int simple_query(struct mdb *m, const char *q, struct err *e)
 static int my_begin(struct db *db, struct err *e)
 {
     struct mdb *m = (struct mdb *)db;
+    struct err e1 = {0};
     int rc;
     if (m->in_tx)
         return err_set(e, ERR_INTERNAL, NULL, "begin inside a transaction");
     rc = ensure_conn(m, e);
     if (rc)
         return rc;
-    rc = simple_query(m, "START TRANSACTION", e);
+    rc = simple_query(m, "START TRANSACTION", &e1);
     if (rc == ERR_DB_UNAVAILABLE) { /* nothing was done yet: one fresh try is safe */
-        struct err e2 = {0};
-        if (!conn_open(m, &e2) && !simple_query(m, "START TRANSACTION", &e2)) {
-            if (e)
-                err_clear(e);
-            rc = 0;
-        }
+        err_clear(&e1);
+        rc = conn_open(m, &e1);
+        if (!rc)
+            rc = simple_query(m, "START TRANSACTION", &e1);
     }
+    if (rc && e && !e->code)
+        *e = e1;
     m->in_tx = rc == 0;
     return rc;
 }
@@ -790,18 +792,54 @@ static void kb_stem(char *w, int min_chars)
     }
 }
 
-/* Split the user's text into lowercase words of letters and digits (UTF-8 kept whole). */
+/* Length of the valid UTF-8 sequence at p (2-4), or 0 when the bytes are not valid UTF-8. */
+static int utf8_seq(const unsigned char *p, unsigned *cp)
+{
+    int n = p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
+    if (p[0] >= 0xF5)
+        return 0;
+    *cp = p[0] & (0x7F >> n);
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        *cp = (*cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && *cp < 0x800) || (n == 4 && (*cp < 0x10000 || *cp > 0x10FFFF)) ||
+        (*cp >= 0xD800 && *cp <= 0xDFFF))
+        return 0; /* overlong or surrogate */
+    return n;
+}
+
+/* Bytes of the word character at p (letters and digits, any script), 0 = a separator. */
+static int word_char(const char *p)
+{
+    unsigned cp = 0;
+    int n;
+    if ((unsigned char)*p < 0x80)
+        return isalnum((unsigned char)*p) ? 1 : 0;
+    n = utf8_seq((const unsigned char *)p, &cp);
+    /* Latin-1 symbols, general and CJK punctuation, typographic quotes and dashes split words */
+    if (!n || (cp >= 0xA0 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 ||
+        (cp >= 0x2000 && cp <= 0x206F) || (cp >= 0x3000 && cp <= 0x303F) || cp == 0xFEFF)
+        return 0;
+    return n;
+}
+
+/* Split the user's text into lowercase words of letters and digits; invalid UTF-8 is dropped. */
 static int kb_words(const char *q, char words[][64], int max)
 {
     int n = 0;
     while (*q && n < max) {
         size_t len = 0;
-        while (*q && !(isalnum((unsigned char)*q) || (unsigned char)*q >= 0x80))
+        int k;
+        while (*q && !word_char(q))
             q++;
-        while (*q && (isalnum((unsigned char)*q) || (unsigned char)*q >= 0x80)) {
-            if (len < 63)
-                words[n][len++] = (char)tolower((unsigned char)*q);
-            q++;
+        while (*q && (k = word_char(q)) > 0) {
+            if (len + (size_t)k < 64) { /* whole characters only */
+                for (int i = 0; i < k; i++)
+                    words[n][len++] = (char)tolower((unsigned char)q[i]);
+            }
+            q += k;
         }
         if (len) {
             words[n][len] = '\0';

@@ -136,6 +136,7 @@ struct call {
 
     /* stats */
     long frames_in, frames_dropped, msgs_out;
+    int bad_audio_logged;
 };
 
 struct tool_job {
@@ -397,6 +398,12 @@ static void ev_audio(void *owner, const char *b64, size_t len, const char *item_
         item_id = "";
     if (item_id[0] && !strcmp(item_id, c->truncated_item))
         return; /* late audio of an item cut by barge-in */
+    /* It goes into our JSON verbatim: only the base64 alphabet may pass. */
+    if (strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") < len) {
+        if (!c->bad_audio_logged++)
+            log_warn("call=%s provider audio is not base64: dropped", c->call_sid);
+        return;
+    }
     if (strcmp(item_id, c->items[c->item_seq % ITEM_RING]) || c->item_seq == 0) {
         c->item_seq++;
         util_strlcpy(c->items[c->item_seq % ITEM_RING], item_id, sizeof c->items[0]);

@@ -70,10 +70,11 @@ struct srv {
     const struct prov_ops *provs[NET_PROV_N]; /* index 0 openai, 1 gemini */
     int provider_sel;                         /* enum cfg_provider */
     char *instructions;                       /* owned */
-    unsigned char token_key[64];              /* LINK_SECRET, or a per-process random key */
+    const unsigned char *token_key;           /* LINK_SECRET (borrowed from cfg) or token_rand */
     size_t token_key_len;
-    char sig_url[1024];    /* PUBLIC_URL + "/incoming-call" ("" = derive from Host) */
-    char public_host[256]; /* host[:port] of PUBLIC_URL, "" = use the Host header */
+    unsigned char token_rand[32]; /* per-process key when LINK_SECRET is unset */
+    char sig_url[1024];           /* PUBLIC_URL + "/incoming-call" ("" = derive from Host) */
+    char public_host[256];        /* host[:port][/prefix] of PUBLIC_URL, "" = the Host header */
 
     struct call *calls; /* every call: pre-warmed and streaming */
     int calls_active;   /* calls with a Twilio stream attached */

@@ -282,8 +282,14 @@ static void set_public_url(struct srv *s)
     const char *pu = s->cfg->public_url;
     if (pu && *pu) {
         snprintf(s->sig_url, sizeof s->sig_url, "%s/incoming-call", pu);
-        if (tw_url_host(pu, s->public_host, sizeof s->public_host))
-            s->public_host[0] = '\0';
+        /* host plus any path prefix ("https://h/voice" -> "h/voice"): a proxy that maps a
+         * prefix onto this server gets wss://h/voice/media-stream */
+        const char *hp = strstr(pu, "://");
+        util_strlcpy(s->public_host, hp ? hp + 3 : "", sizeof s->public_host);
+        size_t n = strcspn(s->public_host, "?#");
+        s->public_host[n] = '\0';
+        while (n && s->public_host[n - 1] == '/')
+            s->public_host[--n] = '\0';
     }
 }
 
@@ -291,17 +297,15 @@ static int set_token_key(struct srv *s, struct err *e)
 {
     const char *ls = s->cfg->link_secret;
     if (ls && *ls) {
-        size_t n = strlen(ls);
-        if (n > sizeof s->token_key)
-            n = sizeof s->token_key; /* HMAC keys longer than a block are hashed anyway */
-        memcpy(s->token_key, ls, n);
-        s->token_key_len = n;
+        s->token_key = (const unsigned char *)ls; /* the whole secret, however long */
+        s->token_key_len = strlen(ls);
         return 0;
     }
     /* Development without LINK_SECRET: a per-process key (tokens die with the process). */
-    if (util_random(s->token_key, 32))
+    if (util_random(s->token_rand, sizeof s->token_rand))
         return err_set(e, ERR_INTERNAL, NULL, "no random bytes for the stream token key");
-    s->token_key_len = 32;
+    s->token_key = s->token_rand;
+    s->token_key_len = sizeof s->token_rand;
     log_warn("LINK_SECRET is not set: stream tokens use a random per-process key (development "
              "only; a second instance could not accept this one's streams)");
     return 0;
