@@ -300,6 +300,31 @@ static void test_http_webhook_without_any_provider_apologises_and_books_a_callba
     vt_srv_cleanup(&s);
 }
 
+static void test_http_without_public_url_the_host_header_is_signed(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], url[128];
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "LINK_SECRET=" SECRET, "OPENAI_API_KEY=sk-test",
+                         "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime", NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    /* curl sends Host: 127.0.0.1:PORT; an ngrok-style http URL and the https one both pass */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/incoming-call", s.port);
+    sign_body(url, BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 200);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/incoming-call", s.port);
+    sign_body(url, BODY_11, sig);
+    char *resp = NULL;
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    char want[128];
+    snprintf(want, sizeof want, "wss://127.0.0.1:%d/media-stream", s.port);
+    assert_non_null(strstr(resp, want));
+    free(resp);
+    sign_body("https://elsewhere.example/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 403);
+    vt_srv_cleanup(&s);
+}
+
 static void test_http_public_url_with_a_path_prefix(void **state)
 {
     (void)state;
@@ -683,6 +708,8 @@ int main(void)
         cmocka_unit_test_teardown(
             test_http_webhook_without_any_provider_apologises_and_books_a_callback,
             vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_without_public_url_the_host_header_is_signed,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_public_url_with_a_path_prefix, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
