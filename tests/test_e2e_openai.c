@@ -235,6 +235,10 @@ static void test_e2e_call_greets_relays_audio_and_runs_tools(void **state)
     json_decref(log);
 
     assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
+    char *slog = vt_srv_log(&t.srv);
+    assert_null(strstr(slog, SARAH)); /* phones are masked in every log line */
+    assert_non_null(strstr(slog, "+44*******001"));
+    free(slog);
     poll(NULL, 0, 300);
     assert_int_equal(sql_int(&t,
                              "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' "
