@@ -21,7 +21,10 @@
 #include "srv_peer.h"
 #include "vwstest.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +300,31 @@ static void test_http_webhook_without_any_provider_apologises_and_books_a_callba
     vt_srv_cleanup(&s);
 }
 
+static void test_http_without_public_url_the_host_header_is_signed(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], url[128];
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "LINK_SECRET=" SECRET, "OPENAI_API_KEY=sk-test",
+                         "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime", NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    /* curl sends Host: 127.0.0.1:PORT; an ngrok-style http URL and the https one both pass */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/incoming-call", s.port);
+    sign_body(url, BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 200);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/incoming-call", s.port);
+    sign_body(url, BODY_11, sig);
+    char *resp = NULL;
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    char want[128];
+    snprintf(want, sizeof want, "wss://127.0.0.1:%d/media-stream", s.port);
+    assert_non_null(strstr(resp, want));
+    free(resp);
+    sign_body("https://elsewhere.example/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 403);
+    vt_srv_cleanup(&s);
+}
+
 static void test_http_public_url_with_a_path_prefix(void **state)
 {
     (void)state;
@@ -484,6 +512,39 @@ static void test_http_links_verify_accepts_a_link_once(void **state)
     vt_srv_cleanup(&s);
 }
 
+/* A client that sends half a body and stalls is dropped; others are served meanwhile.
+ * (Raw bytes on purpose: a well-behaved HTTP library cannot stall mid-body.) */
+static void test_http_slow_client_is_dropped(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    assert_int_equal(vt_srv_start(&s, base_env), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char req[] = "POST /incoming-call HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       "Content-Length: 100\r\n\r\nCallSid=CA";
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    double t0 = mono_ms();
+    /* the stalled client does not hold anyone else up */
+    assert_int_equal(vt_http(s.port, "GET", "/metrics", NULL, NULL, 0, NULL), 200);
+    assert_true(mono_ms() - t0 < 1000);
+    char buf[512];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ssize_t n = 1;
+    while (n > 0 && mono_ms() - t0 < 20000) {
+        if (poll(&p, 1, 500) > 0)
+            n = read(fd, buf, sizeof buf);
+    }
+    double ms = mono_ms() - t0;
+    close(fd);
+    assert_true(n <= 0);                  /* closed by the server */
+    assert_true(ms > 5000 && ms < 16000); /* after the body timeout (10 s) */
+    vt_srv_cleanup(&s);
+}
+
 /* ---- stream token at the socket ---- */
 
 static char *caller_spec(struct vt_srv *s, const char *extra)
@@ -647,11 +708,14 @@ int main(void)
         cmocka_unit_test_teardown(
             test_http_webhook_without_any_provider_apologises_and_books_a_callback,
             vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_without_public_url_the_host_header_is_signed,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_public_url_with_a_path_prefix, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token,
                                   vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_slow_client_is_dropped, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_links_verify_accepts_a_link_once, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(
             test_http_stream_refuses_forged_missing_expired_and_changed_tokens,

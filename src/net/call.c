@@ -563,6 +563,8 @@ static void tool_done(struct pool_job *pj)
 
 static void answer_busy(struct call *c, const char *id, const char *name)
 {
+    log_warn("call=%s tool call %s (%s) refused: the work queue is full (answered busy)",
+             c->call_sid, name, id);
     json_t *e = json_pack("{s:b,s:s,s:{},s:{s:s},s:i}", "success", 0, "message", err_say(ERR_BUSY),
                           "data", "error", "code", "busy", "execution_time_ms", 0);
     char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;

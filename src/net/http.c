@@ -386,7 +386,8 @@ static void respond_twiml_fallback(struct http_req *r, int status)
     respond(r, status, "text/xml", x, (size_t)(n > 0 ? n : 0));
 }
 
-/* Signature check over PUBLIC_URL/incoming-call (or https://Host/... without PUBLIC_URL). */
+/* Signature check over PUBLIC_URL/incoming-call. Without PUBLIC_URL (development) the
+ * URL is rebuilt from the Host header, https or http (Twilio accepts http webhooks). */
 static bool webhook_signed(struct http_req *r, const struct tw_form *f)
 {
     const char *tok = r->s->cfg->twilio_auth_token;
@@ -396,9 +397,12 @@ static bool webhook_signed(struct http_req *r, const struct tw_form *f)
     if (lws_hdr_custom_copy(r->wsi, sig, (int)sizeof sig, "x-twilio-signature:", 19) <= 0)
         sig[0] = '\0';
     if (r->s->sig_url[0])
-        util_strlcpy(url, r->s->sig_url, sizeof url);
-    else
-        snprintf(url, sizeof url, "https://%s/incoming-call", header_host(r, host, sizeof host));
+        return tw_signature_valid(tok, r->s->sig_url, f, sig);
+    const char *h = header_host(r, host, sizeof host);
+    snprintf(url, sizeof url, "https://%s/incoming-call", h);
+    if (tw_signature_valid(tok, url, f, sig))
+        return true;
+    snprintf(url, sizeof url, "http://%s/incoming-call", h);
     return tw_signature_valid(tok, url, f, sig);
 }
 

@@ -92,13 +92,14 @@ static void start_drain(struct srv *s)
     s->draining = true;
     net__calls_drop_failed(s);
     int pending = net__calls_count(s);
-    log_info("shutdown requested: not accepting new calls; %d active, %d pre-warmed; waiting "
-             "up to %d s",
-             s->calls_active, pending - s->calls_active, s->cfg->drain_seconds);
     if (!s->calls) {
+        log_info("shutdown requested: no active calls; exiting");
         s->stop = true;
         return;
     }
+    log_info("shutdown requested: not accepting new calls; %d active, %d pre-warmed; waiting "
+             "up to %d s (DRAIN_SECONDS)",
+             s->calls_active, pending - s->calls_active, s->cfg->drain_seconds);
     lws_sul_schedule(s->ctx, 0, &s->sul_drain, drain_deadline,
                      (lws_usec_t)s->cfg->drain_seconds * LWS_USEC_PER_SEC);
 }
