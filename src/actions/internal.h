@@ -125,8 +125,12 @@ struct act__link_spec {
     bool with_token;       /* false: the link is base_url itself (review) */
     int ttl_s;             /* 0 = LINK_TTL_SECONDS */
     const char *spoken;    /* "a secure portal link" */
+    int once_per_s;        /* > 0: at most one link of this type per user in this many seconds
+                              (counted in portal_links, across processes); else too_soon */
+    const char *too_soon;  /* what the agent says when once_per_s refuses */
 };
-/* Create the link row, build the URL, deliver it; delete the row when it surely wasn't sent. */
+/* Create the link row (checking once_per_s in the same serialised transaction), build the
+ * URL, deliver it; delete the row when it surely wasn't sent. */
 int act__send_link(struct act_call *c, const struct act__link_spec *k);
 
 /* Optional string argument, NULL when absent. */

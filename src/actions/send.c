@@ -110,6 +110,60 @@ static void spoken_ttl(int s, char *out, size_t n)
         snprintf(out, n, "%d minutes", s / 60);
 }
 
+/* A link of k's type sent to this user within k->once_per_s? (inside reserve_link's lock) */
+static int sent_recently(struct act_call *c, const struct act__link_spec *k, long long user_id,
+                         bool *yes)
+{
+    static const char sql[] = "SELECT COUNT(*) AS n FROM portal_links WHERE user_id = ? AND "
+                              "link_type = ? AND created_at > ?";
+    char since[24];
+    struct db_rows r = {0};
+
+    db_utc_text(util_now() - k->once_per_s, since, sizeof since);
+    const struct db_val a[] = {DB_I(user_id), DB_S(k->link_type), ACT__TXT(since)};
+    if (db_exec(c->db, sql, a, 3, &r, &c->err))
+        return act__db_err(&c->err, "link history");
+    *yes = db_cell_int(&r, 0, "n", 0) > 0;
+    db_rows_free(&r);
+    return 0;
+}
+
+/*
+ * The link row. With once_per_s, the check and the insert run in one short
+ * transaction under db_lock_serial, so two processes sharing the database
+ * (two instances behind a load balancer, the CLI beside the server) cannot
+ * both pass the check. The row is the reservation: it is committed before
+ * the send and deleted if the send surely failed.
+ */
+static int reserve_link(struct act_call *c, const struct act__link_spec *k, long long user_id,
+                        const char *method, int ttl_s, char *token, long long *row)
+{
+    bool recent = false;
+    int rc;
+
+    if (k->once_per_s <= 0)
+        return link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid,
+                           token, row, &c->err);
+    if ((rc = db_begin(c->db, &c->err)) || (rc = db_lock_serial(c->db, &c->err))) {
+        if (c->db->in_tx)
+            db_rollback(c->db);
+        return act__db_err(&c->err, "link reservation");
+    }
+    rc = sent_recently(c, k, user_id, &recent);
+    if (!rc && recent)
+        rc = act__fail(c, ERR_TOO_SOON, k->too_soon, "a link of this type was sent recently");
+    if (!rc)
+        rc = link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid, token,
+                         row, &c->err);
+    if (!rc && (rc = db_commit(c->db, &c->err)))
+        rc = act__db_err(&c->err, "link reservation commit");
+    if (rc) {
+        db_rollback(c->db);
+        memset(token, 0, LINK_TOKEN_MAX);
+    }
+    return rc;
+}
+
 int act__send_link(struct act_call *c, const struct act__link_spec *k)
 {
     const struct cfg *cfg = c->env->cfg;
@@ -123,8 +177,7 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
 
     if ((rc = act__user_for_call(c, &u)))
         return rc;
-    if ((rc = link_create(c->db, u.id, k->link_type, method, ttl_s, c->session->call_sid, token,
-                          &row, &c->err)))
+    if ((rc = reserve_link(c, k, u.id, method, ttl_s, token, &row)))
         return rc;
     util_strlcpy(base, k->base_url, sizeof base);
     for (size_t n = strlen(base); n && base[n - 1] == '/'; n--)
