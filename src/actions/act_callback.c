@@ -8,7 +8,8 @@
  * (the signed From): never a number from the model. A time outside business
  * hours books nothing: success:false, error.code outside_business_hours, and
  * the next slot proposed in words and in data.proposed_time. An SMS failure
- * never undoes the callback (data.sms.sent=false, said in the message).
+ * never undoes the callback (data.sms.sent=false, said in the message; a
+ * text whose fate is unknown is spoken as "may or may not have gone").
  * Worker thread.
  */
 #include "actions/internal.h"
@@ -111,9 +112,16 @@ static int insert_callback(struct act_call *c, const char *phone, long long t, l
     return 0;
 }
 
-/* The confirmation; its failure is reported, never returned as an error. */
-static bool confirm(struct act_call *c, const struct act__user *u, const char *phone,
-                    const char *spoken)
+enum confirm_outcome { CONFIRM_SENT, CONFIRM_NOT_SENT, CONFIRM_MAYBE };
+
+/*
+ * The confirmation; its failure is reported, never returned as an error.
+ * CONFIRM_MAYBE: Twilio timed out or answered 5xx after the request went
+ * out (status unknown), so the text may or may not have gone; say gets
+ * sms_result.say, the sentence for that case.
+ */
+static enum confirm_outcome confirm(struct act_call *c, const struct act__user *u,
+                                    const char *phone, const char *spoken, char *say, size_t saysz)
 {
     struct sms_result r;
     struct err e = {0};
@@ -130,7 +138,13 @@ static bool confirm(struct act_call *c, const struct act__user *u, const char *p
                                   r.mode[0] ? r.mode : "none", "status",
                                   r.status[0] ? r.status : "failed", "error_code",
                                   r.error_code[0] ? r.error_code : NULL));
-    return rc == 0 && r.sent;
+    if (rc == 0 && r.sent)
+        return CONFIRM_SENT;
+    if (rc == 0 && !strcmp(r.status, "unknown")) {
+        util_strlcpy(say, r.say, saysz);
+        return CONFIRM_MAYBE;
+    }
+    return CONFIRM_NOT_SENT;
 }
 
 int act__callback_run(struct act_call *c)
@@ -148,9 +162,15 @@ int act__callback_run(struct act_call *c)
         return rc;
     when_format_spoken(t, spoken, sizeof spoken);
     json_object_set_new(c->data, "callback_time_spoken", json_string(spoken));
-    if (confirm(c, &u, phone, spoken))
+    char say[sizeof ((struct sms_result *)0)->say] = "";
+    enum confirm_outcome sent = confirm(c, &u, phone, spoken, say, sizeof say);
+    if (sent == CONFIRM_SENT)
         snprintf(c->message, sizeof c->message,
                  "I've booked your callback for %s, and I've sent you a text to confirm.", spoken);
+    else if (sent == CONFIRM_MAYBE)
+        snprintf(c->message, sizeof c->message,
+                 "I've booked your callback for %s. %s The callback is booked either way.", spoken,
+                 say[0] ? say : "I'm not sure whether the confirmation text went through.");
     else
         snprintf(c->message, sizeof c->message,
                  "I've booked your callback for %s, but I couldn't send the confirmation text "
