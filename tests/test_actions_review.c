@@ -95,7 +95,7 @@ static void fx_open(struct fx *f, const char *const *extra, const char *caller)
     f->open = true;
 }
 
-static __attribute__((unused)) json_t *run(struct fx *f, const char *name, const char *args)
+static json_t *run(struct fx *f, const char *name, const char *args)
 {
     json_t *env = act_execute_text(&f->env, &f->s, name, args);
     assert_non_null(env);
@@ -181,10 +181,75 @@ static void test_review_link_once_across_processes(void **state)
                      RACERS);
 }
 
+/* ---- schedule_callback without a clock time ---- */
+
+/* 2026-10-23 (Friday) 12:00 UTC = 13:00 BST; clocks go back on Sunday 25 October. */
+#define FRI_OCT_2026 1792756800LL
+
+static const char *str_at(const json_t *env, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(env, "data"), key));
+}
+
+static json_t *callback(struct fx *f, const char *when)
+{
+    char args[256];
+    snprintf(args, sizeof args, "{\"preferred_time\":\"%s\",\"reason\":\"my offer\"}", when);
+    return run(f, "schedule_callback", args);
+}
+
+/*
+ * "tomorrow" said on a Friday, or "asap" at ten to six: any opening time fits
+ * what the caller asked for, so the next opening is booked at once (it used
+ * to be refused with outside_business_hours). A clock time the caller chose
+ * ("Saturday at 10am") is still not moved without asking.
+ */
+static void test_callback_without_clock_time_books_next_opening(void **state)
+{
+    struct fx *f = *state;
+    json_t *env;
+    fx_open(f, NULL, SARAH);
+    util_set_fake_now(FRI_OCT_2026);
+
+    env = callback(f, "tomorrow"); /* Saturday, no time said */
+    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(str_at(env, "callback_time"), "2026-10-26 09:00:00"); /* 09:00 GMT */
+    assert_true(json_is_true(json_object_get(json_object_get(env, "data"), "next_opening")));
+    const char *msg = json_string_value(json_object_get(env, "message"));
+    assert_non_null(strstr(msg, "the next time we're open, Monday 26 October"));
+    assert_non_null(strstr(msg, "tell me a better time"));
+    json_decref(env);
+
+    env = callback(f, "Saturday at 10am"); /* a clock time: proposed, not booked */
+    assert_string_equal(code_of(env), "outside_business_hours");
+    assert_string_equal(str_at(env, "proposed_time"), "2026-10-26 09:00:00");
+    json_decref(env);
+
+    util_set_fake_now(FRI_OCT_2026 + 4 * 3600 + 50 * 60); /* 17:50 BST: asap is 18:05 */
+    env = callback(f, "asap");
+    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(str_at(env, "callback_time"), "2026-10-26 09:00:00");
+    json_decref(env);
+
+    env = callback(f, "Monday"); /* in hours already: 10:00 as before, not moved */
+    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(str_at(env, "callback_time"), "2026-10-26 10:00:00");
+    assert_null(json_object_get(json_object_get(env, "data"), "next_opening"));
+    assert_null(strstr(json_string_value(json_object_get(env, "message")), "next time"));
+    json_decref(env);
+
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls WHERE user_id = 1"), 3);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls WHERE callback_time = "
+                              "'2026-10-26 09:00:00'"),
+                     2);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 3);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
     T(test_review_link_once_across_processes),
+    T(test_callback_without_clock_time_books_next_opening),
 };
 
 int main(void)
