@@ -245,11 +245,55 @@ static void test_callback_without_clock_time_books_next_opening(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 3);
 }
 
+/* ---- audit rows: masked whatever the JSON looks like ---- */
+
+/*
+ * A number split by a tab (stored as the JSON escape "\t"), by a no-break
+ * space or by a Unicode dash, inside nested unknown arguments, in the
+ * reason's free text, as a bare integer, or in arguments that are not even
+ * JSON: the audit row never holds the digits or the address.
+ */
+static void test_audit_rows_mask_escaped_and_unicode_numbers(void **state)
+{
+    struct fx *f = *state;
+    static const char *const calls[][2] = {
+        {"check_user_details",
+         "{\"phone_number\":\"07700\\t900002\",\"claim_reference\":\"RMC-2001\"}"},
+        {"check_user_details", "{\"phone_number\":\"07700\u00a0900002\"}"},
+        {"check_user_details", "{\"phone_number\":\"07700\u2013900002\"}"},
+        {"check_user_details", "{\"phone_number\":447700900002}"},
+        {"send_portal_link", "{\"method\":\"sms\",\"to\":{\"a\":[\"07700\\n900002\","
+                             "\"james.patel@example.com\"]}}"},
+        {"schedule_callback", "{\"preferred_time\":\"2026-10-26T10:00\",\"reason\":\"ring "
+                              "me on 07700\\t900002 or james.patel@example.com\"}"},
+        {"check_user_details", "{\"phone_number\":\"07700\\t900002\",  "},
+    };
+    fx_open(f, NULL, SARAH);
+    util_set_fake_now(FRI_OCT_2026);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+        json_decref(run(f, calls[i][0], calls[i][1]));
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"),
+                     (long long)(sizeof calls / sizeof calls[0]));
+    struct db_rows r = {0};
+    struct err e = {0};
+    assert_int_equal(
+        db_exec(f->db, "SELECT arguments FROM voice_action_logs ORDER BY id", NULL, 0, &r, &e), 0);
+    for (int i = 0; i < r.nrows; i++) {
+        const char *a = db_cell(&r, i, "arguments");
+        assert_non_null(a);
+        if (strstr(a, "900002") || strstr(a, "7700") || strstr(a, "james.patel") ||
+            !strstr(a, "002"))
+            fail_msg("audit row %d not masked on %s: %s", i, g_backend, a);
+    }
+    db_rows_free(&r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
     T(test_review_link_once_across_processes),
     T(test_callback_without_clock_time_books_next_opening),
+    T(test_audit_rows_mask_escaped_and_unicode_numbers),
 };
 
 int main(void)

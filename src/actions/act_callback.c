@@ -179,7 +179,7 @@ int act__callback_run(struct act_call *c)
         return rc;
     when_format_spoken(t, spoken, sizeof spoken);
     json_object_set_new(c->data, "callback_time_spoken", json_string(spoken));
-    char say[sizeof ((struct sms_result *)0)->say] = "";
+    char say[sizeof((struct sms_result *)0)->say] = "";
     enum confirm_outcome sent = confirm(c, &u, phone, spoken, say, sizeof say);
     char when[96];
     if (moved)

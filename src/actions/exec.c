@@ -27,6 +27,8 @@
 #include "core/log.h"
 
 #define AUDIT_ARGS_MAX 2048 /* masked argument text kept in the audit row */
+#define AUDIT_STR_MAX 512   /* bytes of one argument string masked and kept */
+#define AUDIT_DEPTH_MAX 8   /* nesting kept in the audit row */
 #define SCHEMAS_MAX 32
 
 /* ---- parsed schemas (once per process) ---- */
@@ -182,15 +184,110 @@ static json_t *envelope(const struct act_call *c, bool ok, double ms)
     return env;
 }
 
+/* Masked text of s (at most AUDIT_STR_MAX bytes of it, cut on a UTF-8 boundary). */
+static void mask_piece(const char *s, size_t n, char *out, size_t outsz, size_t *budget)
+{
+    char in[AUDIT_STR_MAX + 1];
+    size_t k = n < AUDIT_STR_MAX ? n : AUDIT_STR_MAX;
+
+    while (k < n && k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    memcpy(in, s, k);
+    in[k] = '\0';
+    log_mask_text(in, out, outsz);
+    *budget = *budget > k ? *budget - k : 0;
+}
+
+/*
+ * A copy of v with every string and key masked one by one. Masking the
+ * dumped JSON alone is not enough: there a tab inside a number is the escape
+ * "\t", which glues the digits to a letter. Bounded: strings are cut at
+ * AUDIT_STR_MAX bytes, nesting below AUDIT_DEPTH_MAX and anything past the
+ * byte budget become "...".
+ */
+static json_t *masked_copy(const json_t *v, int depth, size_t *budget)
+{
+    char out[2 * AUDIT_STR_MAX + 16];
+    const char *k;
+    json_t *x, *o;
+    size_t i;
+
+    if (!*budget || depth > AUDIT_DEPTH_MAX)
+        return json_string("...");
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        mask_piece(json_string_value(v), json_string_length(v), out, sizeof out, budget);
+        o = json_string(out);
+        return o ? o : json_string("?");
+    case JSON_OBJECT:
+        o = json_object();
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (!*budget)
+                break;
+            mask_piece(k, strlen(k), out, sizeof out, budget);
+            json_object_set_new(o, out, masked_copy(x, depth + 1, budget));
+        }
+        return o;
+    case JSON_ARRAY:
+        o = json_array();
+        json_array_foreach(v, i, x)
+        {
+            if (!*budget)
+                break;
+            json_array_append_new(o, masked_copy(x, depth + 1, budget));
+        }
+        return o;
+    default:
+        return json_deep_copy(v); /* numbers: the text pass below masks digit runs */
+    }
+}
+
+/*
+ * Raw text that failed to parse: JSON escapes that stand for whitespace
+ * (\t \n \r \b \f, \uXXXX) become a space, so they cannot hide a number from
+ * the mask. At most outsz - 1 bytes are kept.
+ */
+static void unescape_ws(const char *raw, char *out, size_t outsz)
+{
+    size_t o = 0;
+
+    for (const char *p = raw; *p && o + 1 < outsz;) {
+        if (p[0] == '\\' && p[1] && strchr("tnrbf", p[1])) {
+            out[o++] = ' ';
+            p += 2;
+        } else if (p[0] == '\\' && p[1] == 'u' && strspn(p + 2, "0123456789abcdefABCDEF") >= 4) {
+            out[o++] = ' ';
+            p += 6;
+        } else if (p[0] == '\\' && p[1]) {
+            out[o++] = *p++;
+            if (o + 1 < outsz)
+                out[o++] = *p++;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+}
+
 /* Arguments as stored in the audit row: canonical JSON (or the raw text that
  * failed to parse), every phone number and email masked, bounded. */
 static void audit_args(const json_t *args, const char *raw, char *out, size_t outsz)
 {
     char *txt = NULL;
 
-    if (args)
-        txt = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    log_mask_text(txt ? txt : raw ? raw : "{}", out, outsz);
+    if (args) {
+        size_t budget = 4 * AUDIT_ARGS_MAX;
+        json_t *m = masked_copy(args, 0, &budget);
+        txt = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        json_decref(m);
+    } else if (raw) {
+        size_t n = strlen(raw) < 4 * AUDIT_ARGS_MAX ? strlen(raw) + 1 : 4 * AUDIT_ARGS_MAX;
+        txt = malloc(n);
+        if (txt)
+            unescape_ws(raw, txt, n);
+    }
+    log_mask_text(txt ? txt : "{}", out, outsz);
     free(txt);
 }
 

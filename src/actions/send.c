@@ -142,8 +142,8 @@ static int reserve_link(struct act_call *c, const struct act__link_spec *k, long
     int rc;
 
     if (k->once_per_s <= 0)
-        return link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid,
-                           token, row, &c->err);
+        return link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid, token,
+                           row, &c->err);
     if ((rc = db_begin(c->db, &c->err)) || (rc = db_lock_serial(c->db, &c->err))) {
         if (c->db->in_tx)
             db_rollback(c->db);
