@@ -288,12 +288,49 @@ static void test_audit_rows_mask_escaped_and_unicode_numbers(void **state)
     db_rows_free(&r);
 }
 
+/* ---- exactly once, per acting user ---- */
+
+/*
+ * Sarah calls, gets her portal link, then verifies as her partner James
+ * (his number and his claim reference) and asks for his link: James gets a
+ * text of his own. The earlier envelope ("texted ... ending 001") used to be
+ * replayed, so James got nothing and was told the wrong number.
+ */
+static void test_exactly_once_is_per_acting_user(void **state)
+{
+    struct fx *f = *state;
+    json_t *env;
+    fx_open(f, NULL, SARAH);
+    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(str_at(env, "sent_to"), "+44*******001");
+    json_decref(env);
+    env = run(f, "check_user_details",
+              "{\"phone_number\":\"07700 900002\",\"claim_reference\":\"RMC-2001\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(str_at(env, "sent_to"), "+44*******002");
+    json_decref(env);
+    /* a repeat for James is still exactly once */
+    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(str_at(env, "sent_to"), "+44*******002");
+    json_decref(env);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" SARAH "'"),
+                     1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" JAMES "'"),
+                     1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE user_id = 2"), 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
     T(test_review_link_once_across_processes),
     T(test_callback_without_clock_time_books_next_opening),
     T(test_audit_rows_mask_escaped_and_unicode_numbers),
+    T(test_exactly_once_is_per_acting_user),
 };
 
 int main(void)

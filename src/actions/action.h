@@ -127,8 +127,8 @@ json_t *act_execute(const struct act_env *env, struct act_session *s, const char
  *   (required, type, enum, minLength/maxLength). Unknown extra properties are
  *   ignored (dropped before the handler sees them, logged); a null value for
  *   an optional property counts as absent.
- * - ACT_SIDE_EFFECT actions: a repeat with the same canonical arguments in the
- *   same session returns the earlier successful envelope unchanged and writes
+ * - ACT_SIDE_EFFECT actions: a repeat with the same canonical arguments for the
+ *   same acting user in the same session returns the earlier successful envelope unchanged and writes
  *   nothing new except its own audit row. Failures are not cached (a retry runs).
  * - Budget: after max_actions executions every call fails with
  *   budget_exceeded (still audited).

@@ -2,9 +2,10 @@
  * exec.c - act_execute: the one way an action runs.
  *
  * Order for every execution: find -> "Executing" log -> budget -> schema
- * validation -> exactly-once lookup -> precheck (configuration) -> borrow a
- * connection -> identify the caller (once per session) -> identity flags ->
- * handler -> envelope -> audit row -> "Completed"/"Failed" log.
+ * validation -> precheck (configuration) -> borrow a connection -> identify
+ * the caller (once per session) -> identity flags -> exactly-once lookup
+ * (keyed by action, acting user and canonical arguments) -> handler ->
+ * envelope -> audit row -> "Completed"/"Failed" log.
  * Owns: argument validation against the registry's JSON Schemas (parsed once),
  * the envelope, the voice_action_logs row (exactly one per execution, masked)
  * and the timing (monotonic clock).
@@ -351,14 +352,14 @@ static bool session_identified(struct act_session *s)
     return v;
 }
 
-static char *once_key(const char *name, const json_t *clean)
+static char *once_key(const char *name, long long user_id, const json_t *clean)
 {
     char *canon = json_dumps(clean, JSON_COMPACT | JSON_SORT_KEYS);
-    size_t n = strlen(name) + (canon ? strlen(canon) : 0) + 2;
+    size_t n = strlen(name) + (canon ? strlen(canon) : 0) + 24;
     char *key = malloc(n);
     if (!key)
         abort();
-    snprintf(key, n, "%s\n%s", name, canon ? canon : "{}");
+    snprintf(key, n, "%s\n%lld\n%s", name, user_id, canon ? canon : "{}");
     free(canon);
     return key;
 }
@@ -411,17 +412,6 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
         return err_set(&c->err, rc, NULL, "%s %s", b.field, b.problem);
     }
     c->args = clean;
-    if (r->def->flags & ACT_SIDE_EFFECT) {
-        char *key = once_key(r->def->name, clean);
-        int orc = act__once_begin(r->s, key, repeat);
-        if (orc == 1) {
-            free(key);
-            return 0;
-        }
-        if (orc == 2)
-            log_warn("action=%s exactly-once cache full; running without it", r->def->name);
-        r->once_key = orc == 0 ? key : (free(key), NULL);
-    }
     if (r->def->precheck && (rc = r->def->precheck(c)))
         return rc;
     if (!r->env->pool)
@@ -434,6 +424,19 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
     }
     if ((rc = check_identity(r)))
         return rc;
+    /* After identity: the key names the acting user, so a call that switches to
+     * another verified user (a partner's account) really acts for them. */
+    if (r->def->flags & ACT_SIDE_EFFECT) {
+        char *key = once_key(r->def->name, c->user_id, clean);
+        int orc = act__once_begin(r->s, key, repeat);
+        if (orc == 1) {
+            free(key);
+            return 0;
+        }
+        if (orc == 2)
+            log_warn("action=%s exactly-once cache full; running without it", r->def->name);
+        r->once_key = orc == 0 ? key : (free(key), NULL);
+    }
     return r->def->handler(c);
 }
 
