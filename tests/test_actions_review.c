@@ -324,6 +324,37 @@ static void test_exactly_once_is_per_acting_user(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE user_id = 2"), 1);
 }
 
+/* ---- call SIDs longer than the columns ---- */
+
+#define SID70 "CA" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
+
+/*
+ * missed_calls/voice_action_logs/portal_links.call_sid are VARCHAR(64) on
+ * MySQL (strict mode): a 65-71 character SID, which the CLI accepted, made
+ * every action fail with database_unavailable and lose its audit row. The
+ * session keeps at most 64 characters, and the CLI refuses longer ones.
+ */
+static void test_long_call_sid_is_bounded(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, NULL, SARAH);
+    act_session_cleanup(&f->s);
+    act_session_init(&f->s, SARAH, SID70, "cli", 0);
+    json_t *env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs WHERE success = 1"), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 1);
+
+    struct vt_run r;
+    const char *argv[] = {vt_bin(), "action", "search_knowledge_base", "{\"query\":\"fees\"}",
+                          "--call-sid", SID70, NULL};
+    assert_int_equal(vt_run(&r, NULL, f->h.env, argv, 30), 0);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.out, "");
+    vt_run_free(&r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -331,6 +362,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_callback_without_clock_time_books_next_opening),
     T(test_audit_rows_mask_escaped_and_unicode_numbers),
     T(test_exactly_once_is_per_acting_user),
+    T(test_long_call_sid_is_bounded),
 };
 
 int main(void)

@@ -39,6 +39,8 @@ enum act_id_level { ACT_ID_NONE = 0, ACT_ID_CALLER = 1, ACT_ID_VERIFIED = 2 };
 
 struct act_once;                 /* exactly-once cache (opaque) */
 
+#define ACT_CALL_SID_MAX 64      /* call_sid columns are VARCHAR(64); longer SIDs are cut */
+
 struct act_session {             /* one per call (serve) or per CLI invocation */
     pthread_mutex_t mu;          /* guards the fields below */
     char caller[24];             /* E.164 from the signed From; "" = withheld/unknown */
