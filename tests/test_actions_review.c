@@ -355,6 +355,45 @@ static void test_long_call_sid_is_bounded(void **state)
     vt_run_free(&r);
 }
 
+/* ---- names longer than our buffers ---- */
+
+/*
+ * A company database may hold a first name longer than the 64 bytes we keep
+ * ("Zoë-Éloïse ..." in accented letters). Cutting it mid-character made the
+ * spoken message invalid UTF-8, so the envelope lost its "message" and the
+ * confirmation text was refused as bad_encoding.
+ */
+static void test_long_multibyte_first_name_is_cut_on_a_character(void **state)
+{
+    struct fx *f = *state;
+    char name[200] = "", buf[8];
+    struct err e = {0};
+    /* 'é' is two bytes: 63 bytes of the name end in the middle of one */
+    snprintf(name, sizeof name, "A");
+    for (int i = 0; i < 40; i++)
+        strcat(name, "\xc3\xa9");
+    assert_int_equal(util_strlcpy(buf, "ab\xc3\xa9", 4), 4);
+    assert_string_equal(buf, "ab"); /* never half a character */
+    fx_open(f, NULL, "+447700900077");
+    const char *np = name;
+    const struct db_val a[] = {DB_S(np)};
+    assert_int_equal(db_run(f->db,
+                            "INSERT INTO users (first_name, last_name, phone, email) VALUES "
+                            "(?, 'Long', '+447700900077', NULL)",
+                            a, 1, &e),
+                     0);
+    json_t *env = run(f, "check_user_details", "{\"phone_number\":\"caller\"}");
+    assert_string_equal(code_of(env), "ok");
+    assert_non_null(json_string_value(json_object_get(env, "message")));
+    assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "A\xc3\xa9"));
+    assert_non_null(json_string_value(json_object_get(json_object_get(env, "data"), "first_name")));
+    json_decref(env);
+    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE status = 'mock'"), 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -363,6 +402,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_audit_rows_mask_escaped_and_unicode_numbers),
     T(test_exactly_once_is_per_acting_user),
     T(test_long_call_sid_is_bounded),
+    T(test_long_multibyte_first_name_is_cut_on_a_character),
 };
 
 int main(void)
