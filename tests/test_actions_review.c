@@ -394,6 +394,34 @@ static void test_long_multibyte_first_name_is_cut_on_a_character(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE status = 'mock'"), 1);
 }
 
+/*
+ * A help article with a long accented title: the spoken message (480 bytes)
+ * was cut in the middle of a character and the envelope went out without
+ * its "message".
+ */
+static void test_long_accented_article_keeps_the_message(void **state)
+{
+    struct fx *f = *state;
+    char title[600] = "Zebras "; /* 23 + 7 bytes before the first two-byte letter: odd */
+    struct err e = {0};
+    for (int i = 0; i < 240; i++)
+        strcat(title, "\xc3\xa9");
+    fx_open(f, NULL, "");
+    const char *tp = title;
+    const struct db_val a[] = {DB_S(tp)};
+    assert_int_equal(db_run(f->db,
+                            "INSERT INTO knowledge_base (category, title, body) VALUES "
+                            "('fees', ?, 'Zebra crossings and zebra fees explained.')",
+                            a, 1, &e),
+                     0);
+    json_t *env = run(f, "search_knowledge_base", "{\"query\":\"zebra\"}");
+    assert_string_equal(code_of(env), "ok");
+    const char *msg = json_string_value(json_object_get(env, "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "Zebra"));
+    json_decref(env);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -403,6 +431,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_exactly_once_is_per_acting_user),
     T(test_long_call_sid_is_bounded),
     T(test_long_multibyte_first_name_is_cut_on_a_character),
+    T(test_long_accented_article_keeps_the_message),
 };
 
 int main(void)

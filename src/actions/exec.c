@@ -169,12 +169,27 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
 
 /* ---- envelope, audit, logs ---- */
 
+/*
+ * The message as a JSON string. A sentence built with snprintf from database
+ * text (an article title, a name) may have been cut inside a UTF-8 character
+ * at the buffer's end, which jansson refuses: keep the longest valid prefix.
+ */
+static json_t *message_json(const char *m)
+{
+    size_t n = m ? strlen(m) : 0;
+    json_t *j;
+
+    while (!(j = json_stringn(m ? m : "", n)) && n > 0)
+        n--;
+    return j ? j : json_string("");
+}
+
 static json_t *envelope(const struct act_call *c, bool ok, double ms)
 {
     json_t *env = json_object();
 
     json_object_set_new(env, "success", json_boolean(ok));
-    json_object_set_new(env, "message", json_string(ok ? c->message : c->err.say));
+    json_object_set_new(env, "message", message_json(ok ? c->message : c->err.say));
     if (c->data)
         json_object_set(env, "data", c->data);
     else
