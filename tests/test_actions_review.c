@@ -25,6 +25,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "vt_db.h"
+#include "vt_sms.h"
 #include "vwstest.h"
 
 #include <stdio.h>
@@ -422,6 +423,40 @@ static void test_long_accented_article_keeps_the_message(void **state)
     json_decref(env);
 }
 
+/* ---- bounded logging of what the model sends ---- */
+
+/*
+ * A provider's arguments with thousands of unknown keys: each was logged on
+ * its own line (a log flood one tool call could cause). Now a few are named
+ * and the rest counted in one line.
+ */
+static void test_unknown_arguments_log_a_bounded_number_of_lines(void **state)
+{
+    struct fx *f = *state;
+    size_t cap = 64 * 1024, n = 0;
+    char *args = malloc(cap);
+    assert_non_null(args);
+    n += (size_t)snprintf(args + n, cap - n, "{\"query\":\"fees\"");
+    for (int i = 0; i < 2000; i++)
+        n += (size_t)snprintf(args + n, cap - n, ",\"junk%d\":1", i);
+    snprintf(args + n, cap - n, "}");
+    fx_open(f, NULL, "");
+    char *dir = vt_tmpdir();
+    const char *log = vt_sms_log_capture(dir);
+    log_setup(LOG_INFO, false);
+    json_t *env = run(f, "search_knowledge_base", args);
+    log_setup(LOG_ERROR, false);
+    vt_sms_log_release();
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    int lines = vt_sms_count_in_file(log, "ignoring unknown argument");
+    assert_true(lines >= 1 && lines <= 4);
+    assert_int_equal(vt_sms_count_in_file(log, "1997 more"), 1);
+    vt_rmdir(dir);
+    free(dir);
+    free(args);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -432,6 +467,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_long_call_sid_is_bounded),
     T(test_long_multibyte_first_name_is_cut_on_a_character),
     T(test_long_accented_article_keeps_the_message),
+    T(test_unknown_arguments_log_a_bounded_number_of_lines),
 };
 
 int main(void)

@@ -30,6 +30,7 @@
 #define AUDIT_ARGS_MAX 2048 /* masked argument text kept in the audit row */
 #define AUDIT_STR_MAX 512   /* bytes of one argument string masked and kept */
 #define AUDIT_DEPTH_MAX 8   /* nesting kept in the audit row */
+#define UNKNOWN_LOGGED 3    /* unknown argument names logged per execution */
 #define SCHEMAS_MAX 32
 
 /* ---- parsed schemas (once per process) ---- */
@@ -147,12 +148,15 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
             return bad(b, json_string_value(v), "is missing");
     }
     *clean = json_object();
+    size_t unknown = 0;
     json_object_foreach((json_t *)args, k, v)
     {
         const json_t *ps = json_object_get(props, k);
         int rc;
         if (!ps) {
-            log_warn("action=%s ignoring unknown argument '%.40s'", name, k);
+            /* a few named, the rest counted: one tool call cannot flood the log */
+            if (++unknown <= UNKNOWN_LOGGED)
+                log_warn("action=%s ignoring unknown argument '%.40s'", name, k);
             continue;
         }
         if (json_is_null(v))
@@ -164,6 +168,9 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
         }
         json_object_set(*clean, k, v);
     }
+    if (unknown > UNKNOWN_LOGGED)
+        log_warn("action=%s ignoring unknown argument ... and %zu more", name,
+                 unknown - UNKNOWN_LOGGED);
     return 0;
 }
 
