@@ -56,15 +56,8 @@ int act__reqs_run(struct act_call *c)
     long long claim_id;
     int rc;
 
-    if ((rc = act__arg_claim_ref(c, "claim_reference", ref, sizeof ref)))
+    if ((rc = act__own_claim(c, ref, sizeof ref, &claim_id, NULL)))
         return rc;
-    if ((rc = act__claim_of_user(c->db, ref, c->user_id, &claim_id, NULL, &c->err)) < 0)
-        return rc;
-    if (!rc)
-        return act__fail(c, ERR_NOT_FOUND,
-                         "I couldn't find that claim reference on your account. Could you check "
-                         "it and read it out again?",
-                         "claim not on the caller's account");
     struct db_val a = DB_I(claim_id);
     if (db_exec(c->db, sql, &a, 1, &r, &c->err))
         return act__db_err(&c->err, "requirements");

@@ -95,6 +95,23 @@ int act__claim_of_user(struct db *db, const char *ref, long long user_id, long l
     return 1;
 }
 
+int act__own_claim(struct act_call *c, char *ref, size_t refsz, long long *claim_id,
+                   struct db_rows *row)
+{
+    int rc;
+
+    if ((rc = act__arg_claim_ref(c, "claim_reference", ref, refsz)))
+        return rc;
+    if ((rc = act__claim_of_user(c->db, ref, c->user_id, claim_id, row, &c->err)) < 0)
+        return rc;
+    if (!rc)
+        return act__fail(c, ERR_NOT_FOUND,
+                         "I couldn't find that claim reference on your account. Could you check "
+                         "it and read it out again?",
+                         "claim not on the caller's account");
+    return 0;
+}
+
 int act__arg_claim_ref(struct act_call *c, const char *key, char *out, size_t outsz)
 {
     const char *s = act__arg_str(c, key);

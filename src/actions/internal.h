@@ -87,6 +87,16 @@ struct db_rows;
 int act__claim_of_user(struct db *db, const char *ref, long long user_id, long long *claim_id,
                        struct db_rows *row, struct err *e);
 
+/*
+ * The call's own claim named by the "claim_reference" argument: normalised
+ * into ref (>= 16), *claim_id and, when row is given, its columns (caller
+ * frees). 0, or c->err set: invalid_claim_reference; not_found, with the same
+ * words for another person's claim as for one that doesn't exist (the one
+ * place those words live, so the actions cannot drift into an oracle); database.
+ */
+int act__own_claim(struct act_call *c, char *ref, size_t refsz, long long *claim_id,
+                   struct db_rows *row);
+
 /* Normalise c->args' claim_reference into out (>= 16) or fail the call. */
 int act__arg_claim_ref(struct act_call *c, const char *key, char *out, size_t outsz);
 
