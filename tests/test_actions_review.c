@@ -327,7 +327,9 @@ static void test_exactly_once_is_per_acting_user(void **state)
 
 /* ---- call SIDs longer than the columns ---- */
 
-#define SID70 "CA" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
+#define SID70                                                                                      \
+    "CA"                                                                                           \
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
 
 /*
  * missed_calls/voice_action_logs/portal_links.call_sid are VARCHAR(64) on
@@ -348,8 +350,9 @@ static void test_long_call_sid_is_bounded(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 1);
 
     struct vt_run r;
-    const char *argv[] = {vt_bin(), "action", "search_knowledge_base", "{\"query\":\"fees\"}",
-                          "--call-sid", SID70, NULL};
+    const char *argv[] = {
+        vt_bin(), "action", "search_knowledge_base", "{\"query\":\"fees\"}", "--call-sid",
+        SID70,    NULL};
     assert_int_equal(vt_run(&r, NULL, f->h.env, argv, 30), 0);
     assert_int_equal(r.status, 2);
     assert_string_equal(r.out, "");
@@ -457,6 +460,62 @@ static void test_unknown_arguments_log_a_bounded_number_of_lines(void **state)
     free(args);
 }
 
+/* ---- lists from a company database are bounded ---- */
+
+/*
+ * A customer with 60 more claims and 60 outstanding requirements with long
+ * accented descriptions: every row went into the envelope (and to the voice
+ * model), and the spoken list was cut mid-word, which lost the end of the
+ * message. Lists now stop at 20 rows, the counts stay exact, and the
+ * sentence ends properly.
+ */
+static void test_long_lists_are_bounded(void **state)
+{
+    struct fx *f = *state;
+    struct err e = {0};
+    fx_open(f, NULL, JAMES);
+    for (int i = 0; i < 60; i++) {
+        char ref[16];
+        snprintf(ref, sizeof ref, "RMC-%d", 3000 + i);
+        const char *rp = ref;
+        const struct db_val a[] = {DB_S(rp)};
+        assert_int_equal(db_run(f->db,
+                                "INSERT INTO user_claims (user_id, claim_reference, lender, "
+                                "claim_type, status) VALUES (2, ?, 'Bank', 'loan', 'submitted')",
+                                a, 1, &e),
+                         0);
+        assert_int_equal(
+            db_run(f->db,
+                   "INSERT INTO claim_requirements (claim_id, requirement_type, description, "
+                   "status) VALUES (3, 'other', 'Relev\xc3\xa9"
+                   " de compte d\xc3\xa9"
+                   "taill\xc3\xa9"
+                   " "
+                   "pour la p\xc3\xa9"
+                   "riode concern\xc3\xa9"
+                   "e', 'outstanding')",
+                   NULL, 0, &e),
+            0);
+    }
+    json_t *env = run(f, "check_user_details", "{\"phone_number\":\"caller\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_t *claims = json_object_get(json_object_get(env, "data"), "claims");
+    assert_true(json_array_size(claims) >= 1 && json_array_size(claims) <= 20);
+    assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "61 claims"));
+    json_decref(env);
+
+    env = run(f, "check_requirements", "{\"claim_reference\":\"RMC-2001\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_t *data = json_object_get(env, "data");
+    assert_int_equal(json_integer_value(json_object_get(data, "count")), 61);
+    assert_true(json_array_size(json_object_get(data, "outstanding")) <= 20);
+    const char *msg = json_string_value(json_object_get(env, "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "61 things"));
+    assert_non_null(strstr(msg, "upload them."));
+    json_decref(env);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -468,6 +527,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_long_multibyte_first_name_is_cut_on_a_character),
     T(test_long_accented_article_keeps_the_message),
     T(test_unknown_arguments_log_a_bounded_number_of_lines),
+    T(test_long_lists_are_bounded),
 };
 
 int main(void)

@@ -17,6 +17,9 @@
 
 struct db;
 
+/* Rows of a list put in an envelope (claims, requirements); counts stay exact. */
+#define ACT__LIST_MAX 20
+
 /* A bound text parameter from a char array (never NULL; DB_S would warn). */
 #define ACT__TXT(x) ((struct db_val){.type = DB_TEXT, .s = (x)})
 
