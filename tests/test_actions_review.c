@@ -516,6 +516,37 @@ static void test_long_lists_are_bounded(void **state)
     json_decref(env);
 }
 
+/* ---- check_user_details: "my number is 07700 900002" ---- */
+
+/*
+ * Sarah rings from her own phone about James's account and the model passes
+ * "my number is 07700 900002": the words "my number" made it mean the signed
+ * number of the call (Sarah), so Sarah's account was checked instead. With
+ * digits present the words no longer count (the text is then not a number:
+ * invalid_phone_number asks for the number alone); the words alone still
+ * mean the caller's own number.
+ */
+static void test_phone_words_with_digits_mean_the_digits(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, NULL, SARAH);
+    json_t *env = run(f, "check_user_details",
+                      "{\"phone_number\":\"my number is 07700 900002\","
+                      "\"claim_reference\":\"RMC-2001\"}");
+    /* never Sarah's account: the model is asked for the number alone */
+    assert_string_equal(code_of(env), "invalid_phone_number");
+    assert_null(json_object_get(json_object_get(env, "data"), "first_name"));
+    json_decref(env);
+    env = run(f, "check_user_details",
+              "{\"phone_number\":\"07700 900002\",\"claim_reference\":\"RMC-2001\"}");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(env, "data"), "first_name")), "James");
+    json_decref(env);
+    env = run(f, "check_user_details", "{\"phone_number\":\"the number I'm calling from\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -528,6 +559,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_long_accented_article_keeps_the_message),
     T(test_unknown_arguments_log_a_bounded_number_of_lines),
     T(test_long_lists_are_bounded),
+    T(test_phone_words_with_digits_mean_the_digits),
 };
 
 int main(void)

@@ -164,6 +164,11 @@ static bool means_own_number(const char *s)
 {
     static const char *const words[] = {
         "caller", "this number", "calling from", "my number", "this phone", "ringing from", NULL};
+    int digits = 0;
+    for (const char *p = s; *p; p++)
+        digits += *p >= '0' && *p <= '9';
+    if (digits >= 7)
+        return false; /* "my number is 07700 900002": the number said, not the words */
     for (int i = 0; words[i]; i++)
         if (strcasestr(s, words[i]))
             return true;
