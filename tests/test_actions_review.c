@@ -547,6 +547,42 @@ static void test_phone_words_with_digits_mean_the_digits(void **state)
     json_decref(env);
 }
 
+/* ---- contact details longer than our buffers ---- */
+
+/*
+ * An email on file longer than the bytes we keep (128, now 256) was cut, and the cut
+ * text is another, valid-looking address ("...@bigcorp.com.au" becomes
+ * "...@bigcorp.com"): a link would have gone to someone else. An over-long
+ * contact is now treated as not on file.
+ */
+static void test_overlong_email_on_file_is_never_cut(void **state)
+{
+    struct fx *f = *state;
+    char email[400], url[64], kv0[80];
+    struct err e = {0};
+    /* cut at 255 bytes it reads "aaa...@bigcorp.com.au", a valid, different address */
+    memset(email, 'a', 240);
+    snprintf(email + 240, sizeof email - 240, "@bigcorp.com.au.mail.example.net");
+    snprintf(url, sizeof url, "SMTP_URL=smtp://127.0.0.1:%d", vt_free_port());
+    snprintf(kv0, sizeof kv0, "%s", url);
+    const char *kv[] = {kv0, "SMTP_FROM=claims@example.co.uk", NULL};
+    fx_open(f, kv, "+447700900077");
+    if (!strcmp(g_backend, "mysql")) /* a company table with a wider column than ours */
+        assert_int_equal(
+            db_run(f->db, "ALTER TABLE users MODIFY email VARCHAR(400) NULL", NULL, 0, &e), 0);
+    const char *ep = email;
+    const struct db_val a[] = {DB_S(ep)};
+    assert_int_equal(db_run(f->db,
+                            "INSERT INTO users (first_name, last_name, phone, email) VALUES "
+                            "('Long', 'Mail', '+447700900077', ?)",
+                            a, 1, &e),
+                     0);
+    json_t *env = run(f, "send_portal_link", "{\"method\":\"email\"}");
+    assert_string_equal(code_of(env), "no_contact_on_file");
+    json_decref(env);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -560,6 +596,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_unknown_arguments_log_a_bounded_number_of_lines),
     T(test_long_lists_are_bounded),
     T(test_phone_words_with_digits_mean_the_digits),
+    T(test_overlong_email_on_file_is_never_cut),
 };
 
 int main(void)

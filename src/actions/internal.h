@@ -71,7 +71,7 @@ struct act__user {
     long long id;
     char first_name[64];
     char phone[24];  /* E.164 on file, "" when none */
-    char email[128]; /* "" when none */
+    char email[256]; /* "" when none (or longer than an address can be: never cut) */
 };
 
 /*
