@@ -583,6 +583,56 @@ static void test_overlong_email_on_file_is_never_cut(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 0);
 }
 
+/* ---- email is rate limited like SMS ---- */
+
+/*
+ * Texts were limited per recipient (SMS_RATE_LIMIT) but emailed links had no
+ * limit at all: repeated calls could fill a customer's inbox. Emails now
+ * count against the same N per S seconds, per user, in portal_links.
+ */
+static void test_emails_are_rate_limited_like_texts(void **state)
+{
+    struct fx *f = *state;
+    char *mdir = vt_tmpdir(), script[512], port[16], url[64], p[600];
+    struct vt_sms_peer smtp = {0};
+    snprintf(script, sizeof script, "%s/tests/peers/smtp_standin.js", vt_src());
+    smtp.port = vt_free_port();
+    snprintf(port, sizeof port, "%d", smtp.port);
+    snprintf(smtp.log, sizeof smtp.log, "%s/smtp.log", mdir);
+    const char *argv[] = {"node", script, port, mdir, NULL};
+    assert_int_equal(vt_sms_peer_start(&smtp, argv, 20), 0);
+    snprintf(url, sizeof url, "SMTP_URL=smtp://127.0.0.1:%d", smtp.port);
+    const char *kv[] = {url, "SMTP_FROM=claims@example.co.uk", "SMS_RATE_LIMIT=2/600", NULL};
+    fx_open(f, kv, SARAH);
+
+    json_t *env = run(f, "send_portal_link", "{\"method\":\"email\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    env = run(f, "send_portal_link", "{\"method\":\"email\",\"link_type\":\"claims\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    env = run(f, "send_document_link", "{\"method\":\"email\"}");
+    assert_string_equal(code_of(env), "rate_limited");
+    assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "emailed you"));
+    json_decref(env);
+    env = run(f, "send_document_link", "{\"method\":\"sms\"}"); /* texts count apart */
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE method = 'email'"), 2);
+    snprintf(p, sizeof p, "%s/msg-3.eml", mdir);
+    assert_int_equal(access(p, F_OK), -1); /* the third email never reached the server */
+    snprintf(p, sizeof p, "%s/msg-2.eml", mdir);
+    assert_int_equal(access(p, F_OK), 0);
+
+    util_set_fake_now(util_now() + 601); /* the window has passed */
+    env = run(f, "send_document_link", "{\"method\":\"email\"}");
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    vt_sms_peer_stop(&smtp);
+    vt_rmdir(mdir);
+    free(mdir);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -597,6 +647,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_long_lists_are_bounded),
     T(test_phone_words_with_digits_mean_the_digits),
     T(test_overlong_email_on_file_is_never_cut),
+    T(test_emails_are_rate_limited_like_texts),
 };
 
 int main(void)

@@ -129,19 +129,43 @@ static int sent_recently(struct act_call *c, const struct act__link_spec *k, lon
 }
 
 /*
- * The link row. With once_per_s, the check and the insert run in one short
- * transaction under db_lock_serial, so two processes sharing the database
- * (two instances behind a load balancer, the CLI beside the server) cannot
- * both pass the check. The row is the reservation: it is committed before
- * the send and deleted if the send surely failed.
+ * Emailed links to this user inside SMS_RATE_LIMIT's window: emails are
+ * limited like texts (per user, counted in portal_links across processes),
+ * so no caller can make us fill a customer's inbox.
+ */
+static int email_over_limit(struct act_call *c, long long user_id, bool *over)
+{
+    static const char sql[] = "SELECT COUNT(*) AS n FROM portal_links WHERE user_id = ? AND "
+                              "method = 'email' AND created_at >= ?";
+    const struct cfg_rate *lim = &c->env->cfg->sms_rate;
+    char since[24];
+    struct db_rows r = {0};
+
+    db_utc_text(util_now() - lim->window_s, since, sizeof since);
+    const struct db_val a[] = {DB_I(user_id), ACT__TXT(since)};
+    if (db_exec(c->db, sql, a, 2, &r, &c->err))
+        return act__db_err(&c->err, "email history");
+    *over = db_cell_int(&r, 0, "n", 0) >= lim->count;
+    db_rows_free(&r);
+    return 0;
+}
+
+/*
+ * The link row. With once_per_s, or for an email while SMS_RATE_LIMIT is on,
+ * the check and the insert run in one short transaction under
+ * db_lock_serial, so two processes sharing the database (two instances
+ * behind a load balancer, the CLI beside the server) cannot both pass the
+ * check. The row is the reservation: it is committed before the send and
+ * deleted if the send surely failed.
  */
 static int reserve_link(struct act_call *c, const struct act__link_spec *k, long long user_id,
                         const char *method, int ttl_s, char *token, long long *row)
 {
-    bool recent = false;
+    bool recent = false, over = false;
+    bool email_limited = !strcmp(method, "email") && c->env->cfg->sms_rate.count > 0;
     int rc;
 
-    if (k->once_per_s <= 0)
+    if (k->once_per_s <= 0 && !email_limited)
         return link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid, token,
                            row, &c->err);
     if ((rc = db_begin(c->db, &c->err)) || (rc = db_lock_serial(c->db, &c->err))) {
@@ -149,9 +173,15 @@ static int reserve_link(struct act_call *c, const struct act__link_spec *k, long
             db_rollback(c->db);
         return act__db_err(&c->err, "link reservation");
     }
-    rc = sent_recently(c, k, user_id, &recent);
+    rc = k->once_per_s > 0 ? sent_recently(c, k, user_id, &recent) : 0;
     if (!rc && recent)
         rc = act__fail(c, ERR_TOO_SOON, k->too_soon, "a link of this type was sent recently");
+    if (!rc && email_limited && !(rc = email_over_limit(c, user_id, &over)) && over)
+        rc = act__fail(c, ERR_RATE_LIMITED,
+                       "I've already emailed you a few times in the last few minutes, so I won't "
+                       "send another just now. Please check your inbox, and I can try again a "
+                       "little later.",
+                       "email rate limit (SMS_RATE_LIMIT per user)");
     if (!rc)
         rc = link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid, token,
                          row, &c->err);
