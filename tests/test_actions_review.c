@@ -633,6 +633,58 @@ static void test_emails_are_rate_limited_like_texts(void **state)
     free(mdir);
 }
 
+/* ---- db init from several processes at once ---- */
+
+/*
+ * Three instances starting together on an empty database each run the
+ * migrations. On MySQL the DDL commits the version's transaction, so the
+ * re-check inside it does not serialise them, and all but one failed with a
+ * duplicate schema_migrations key. Every one must succeed.
+ */
+static void test_concurrent_migrations_all_succeed(void **state)
+{
+    (void)state;
+    struct cfg c;
+    struct vt_db h;
+    const char *kv[] = {"LOG_LEVEL=error", NULL};
+    int go[2];
+    pid_t kids[3];
+    vt_db_fresh(g_backend, &c, &h, kv);
+    assert_int_equal(pipe(go), 0);
+    for (int k = 0; k < 3; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            struct db *db = NULL;
+            struct err e = {0};
+            char ch;
+            close(go[1]);
+            if (db_open(db_backend_for(&c), &db, &c, &e))
+                _exit(10);
+            if (read(go[0], &ch, 1) < 0)
+                _exit(11);
+            int rc = db_migrate(db, &e);
+            if (rc)
+                fprintf(stderr, "migrate in child %d: %s\n", k, e.detail);
+            db_close(db);
+            _exit(rc ? 20 : 0);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    int failed = 0;
+    for (int k = 0; k < 3; k++) {
+        int st;
+        assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+        failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    struct db *db = vt_db_open(&c, false);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 1"), 1);
+    db_close(db);
+    vt_db_cleanup(&h, &c);
+    assert_int_equal(failed, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -648,6 +700,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_phone_words_with_digits_mean_the_digits),
     T(test_overlong_email_on_file_is_never_cut),
     T(test_emails_are_rate_limited_like_texts),
+    T(test_concurrent_migrations_all_succeed),
 };
 
 int main(void)
