@@ -633,15 +633,16 @@ static void test_emails_are_rate_limited_like_texts(void **state)
     free(mdir);
 }
 
-/* ---- db init from several processes at once ---- */
+/* ---- db init --demo from several processes at once ---- */
 
 /*
  * Three instances starting together on an empty database each run the
- * migrations. On MySQL the DDL commits the version's transaction, so the
- * re-check inside it does not serialise them, and all but one failed with a
- * duplicate schema_migrations key. Every one must succeed.
+ * migrations and load the demo data. On MySQL the DDL commits the version's
+ * transaction, so the re-check inside it does not serialise them, and all
+ * but one failed with a duplicate schema_migrations key; the demo load's
+ * check-then-insert raced the same way. Every one must succeed.
  */
-static void test_concurrent_migrations_all_succeed(void **state)
+static void test_concurrent_db_init_all_succeed(void **state)
 {
     (void)state;
     struct cfg c;
@@ -664,6 +665,8 @@ static void test_concurrent_migrations_all_succeed(void **state)
             if (read(go[0], &ch, 1) < 0)
                 _exit(11);
             int rc = db_migrate(db, &e);
+            if (!rc)
+                rc = db_load_demo(db, &e);
             if (rc)
                 fprintf(stderr, "migrate in child %d: %s\n", k, e.detail);
             db_close(db);
@@ -680,6 +683,8 @@ static void test_concurrent_migrations_all_succeed(void **state)
     }
     struct db *db = vt_db_open(&c, false);
     assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 1"), 1);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM users"), 2);
+    assert_int_equal(vt_db_int(db, "SELECT COUNT(*) FROM user_claims"), 3);
     db_close(db);
     vt_db_cleanup(&h, &c);
     assert_int_equal(failed, 0);
@@ -700,7 +705,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_phone_words_with_digits_mean_the_digits),
     T(test_overlong_email_on_file_is_never_cut),
     T(test_emails_are_rate_limited_like_texts),
-    T(test_concurrent_migrations_all_succeed),
+    T(test_concurrent_db_init_all_succeed),
 };
 
 int main(void)

@@ -532,7 +532,11 @@ int db_load_demo(struct db *db, struct err *e)
     int rc = db_begin(db, e);
     if (rc)
         return rc;
-    rc = demo_load_users(db, e);
+    /* Check-then-insert: serialised across processes (two `db init --demo` at once on
+     * MySQL both saw no rows and the second failed on a duplicate id). */
+    rc = db_lock_serial(db, e);
+    if (!rc)
+        rc = demo_load_users(db, e);
     if (!rc)
         rc = demo_load_claims(db, e);
     if (!rc)
