@@ -1255,7 +1255,10 @@ static void tc_service(struct tcall *c, double t)
         tc_queue_frame(c, t, t >= r->t_stop);
         c->next_frame += FRAME_MS;
     }
-    if (t >= r->t_close && !c->stop_queued) {
+    /* Hang up once the last measured frame came back (or after a grace period: then the
+     * frames still out count as dropped), at least 300 ms after the measured audio. */
+    bool last_back = c->frames > 0 && c->echoed[c->frames - 1];
+    if (!c->stop_queued && t >= r->t_stop + 300 && (last_back || t >= r->t_close)) {
         c->stop_queued = true;
         struct msg *m =
             msg_printf(256,
@@ -1714,7 +1717,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     r->t0 = t0;
     r->t_win0 = t0 + (r->ramp_s + r->settle_s) * 1000.0;
     r->t_stop = r->t_win0 + r->audio_s * 1000.0;
-    r->t_close = r->t_stop + 1000.0; /* last echoes and marks come back */
+    r->t_close = r->t_stop + 3000.0; /* grace for the last echoes (see tc_service) */
     r->t_end = r->t_close + 5000.0;
     long fcap = (long)((r->t_stop - t0) / FRAME_MS) + 8;
     for (int i = 0; i < n; i++) {
@@ -1741,7 +1744,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     while (now_ms() < r->t_end && !g_stop) {
         lws_service(r->ctx, 0);
         double t = now_ms();
-        if (r->all_done && t > r->t_close && r->window_done)
+        if (r->all_done && t > r->t_stop && r->window_done)
             break;
         if (t < r->next_wait)
             continue;
