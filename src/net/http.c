@@ -132,8 +132,11 @@ static void respond_json(struct http_req *r, int status, json_t *j)
         return;
     }
     size_t n = strlen(s);
-    s = realloc(s, n + 2);
-    s[n++] = '\n';
+    char *nl = realloc(s, n + 2);
+    if (nl) {                     /* a trailing newline, for curl users */
+        s = nl;
+        s[n++] = '\n';
+    }
     respond(r, status, "application/json", s, n);
     free(s);
 }
