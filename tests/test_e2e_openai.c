@@ -612,7 +612,7 @@ static void test_e2e_provider_closing_mid_call_falls_back_with_callback(void **s
     e2e_stop(&t);
 }
 
-static void test_e2e_refused_key_falls_back_and_the_next_call_works(void **state)
+static void test_e2e_refused_key_falls_back_and_health_says_rejected(void **state)
 {
     (void)state;
     struct e2e t;
@@ -815,7 +815,7 @@ int main(void)
             vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_provider_closing_mid_call_falls_back_with_callback,
                                   vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_refused_key_falls_back_and_the_next_call_works,
+        cmocka_unit_test_teardown(test_e2e_refused_key_falls_back_and_health_says_rejected,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_failover_to_the_other_provider, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_call_rows_on_every_backend, vt_peers_cleanup_all),
