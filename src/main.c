@@ -154,11 +154,11 @@ static int parse_action(int argc, char **argv, struct action_args *a)
                                    "use E.164 such as +447700900001");
         } else if (!strcmp(argv[i], "--call-sid") && i + 1 < argc) {
             const char *sid = argv[++i];
-            if (!*sid || strlen(sid) >= sizeof a->call_sid ||
+            if (!*sid || strlen(sid) > ACT_CALL_SID_MAX ||
                 strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
                     strlen(sid))
                 return usage_error("--call-sid: letters, digits, '-', '_' or '.' only, at most "
-                                   "71 characters%s",
+                                   "64 characters%s",
                                    NULL);
             snprintf(a->call_sid, sizeof a->call_sid, "%s", sid);
         } else {

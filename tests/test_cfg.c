@@ -266,6 +266,21 @@ static void test_invalid_values(void **state)
     assert_int_equal(vt_cfg_try(&c, kv, detail, sizeof detail), ERR_CONFIG);
     assert_non_null(strstr(detail, "SMTP_URL"));
     assert_null(strstr(detail, "Pa55w0rd"));
+
+    /* nor a key in a URL's query string (Gemini's ?key=, any token= or sig=) */
+    static const char *const q[][2] = {
+        {"GEMINI_LIVE_URL=https://generativelanguage.example.com/ws?key=AIzaSyQ-s3cr3t",
+         "GEMINI_LIVE_URL"},
+        {"OPENAI_REALTIME_URL=https://rt.example.com/v1?token=sk-s3cr3t", "OPENAI_REALTIME_URL"},
+        {"SMTP_URL=ftp://mail.example.com/?password=s3cr3t", "SMTP_URL"},
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        const char *kq[] = {q[i][0], NULL};
+        assert_int_equal(vt_cfg_try(&c, kq, detail, sizeof detail), ERR_CONFIG);
+        assert_non_null(strstr(detail, q[i][1]));
+        if (strstr(detail, "s3cr3t"))
+            fail_msg("secret repeated: %s", detail);
+    }
 }
 
 static void test_lists(void **state)

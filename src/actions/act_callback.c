@@ -5,10 +5,14 @@
  * Owns: the missed_calls row (callback_time in UTC, source 'voice',
  * call_sid). The number called back and texted is the user's number on file,
  * or, when the caller is not on file, the number Twilio gave us for this call
- * (the signed From): never a number from the model. A time outside business
- * hours books nothing: success:false, error.code outside_business_hours, and
- * the next slot proposed in words and in data.proposed_time. An SMS failure
- * never undoes the callback (data.sms.sent=false, said in the message).
+ * (the signed From): never a number from the model. A clock time outside
+ * business hours books nothing: success:false, error.code
+ * outside_business_hours, and the next slot proposed in words and in
+ * data.proposed_time. A phrase without a clock time ("asap", "tomorrow",
+ * "Monday") that lands outside hours books the next opening directly
+ * (data.next_opening=true, said in the message). An SMS failure
+ * never undoes the callback (data.sms.sent=false, said in the message; a
+ * text whose fate is unknown is spoken as "may or may not have gone").
  * Worker thread.
  */
 #include "actions/internal.h"
@@ -58,7 +62,14 @@ static int callback_number(struct act_call *c, struct act__user *u, char *phone,
     return 0;
 }
 
-static int check_time(struct act_call *c, long long now, long long *t)
+/*
+ * The time to book in *t. Outside business hours: a phrase with a clock time
+ * ("Saturday at 10am", ISO 8601) books nothing and proposes the next slot
+ * (outside_business_hours), because the caller chose that time; a phrase
+ * without one ("asap", "tomorrow", "Monday", "Saturday morning") books the
+ * next opening directly (*moved = true), because any opening time fits it.
+ */
+static int check_time(struct act_call *c, long long now, long long *t, bool *moved)
 {
     struct when_hours h;
     bool explicit_time = false;
@@ -74,6 +85,12 @@ static int check_time(struct act_call *c, long long now, long long *t)
     if (when_in_hours(*t, &h))
         return 0;
     long long next = when_next_slot(*t, &h);
+    if (!explicit_time) {
+        *t = next;
+        *moved = true;
+        json_object_set_new(c->data, "next_opening", json_true());
+        return 0;
+    }
     char say[sizeof c->err.say];
     when_format_spoken(next, spoken, sizeof spoken);
     when_format_utc(next, utc, sizeof utc);
@@ -111,9 +128,16 @@ static int insert_callback(struct act_call *c, const char *phone, long long t, l
     return 0;
 }
 
-/* The confirmation; its failure is reported, never returned as an error. */
-static bool confirm(struct act_call *c, const struct act__user *u, const char *phone,
-                    const char *spoken)
+enum confirm_outcome { CONFIRM_SENT, CONFIRM_NOT_SENT, CONFIRM_MAYBE };
+
+/*
+ * The confirmation; its failure is reported, never returned as an error.
+ * CONFIRM_MAYBE: Twilio timed out or answered 5xx after the request went
+ * out (status unknown), so the text may or may not have gone; say gets
+ * sms_result.say, the sentence for that case.
+ */
+static enum confirm_outcome confirm(struct act_call *c, const struct act__user *u,
+                                    const char *phone, const char *spoken, char *say, size_t saysz)
 {
     struct sms_result r;
     struct err e = {0};
@@ -130,7 +154,13 @@ static bool confirm(struct act_call *c, const struct act__user *u, const char *p
                                   r.mode[0] ? r.mode : "none", "status",
                                   r.status[0] ? r.status : "failed", "error_code",
                                   r.error_code[0] ? r.error_code : NULL));
-    return rc == 0 && r.sent;
+    if (rc == 0 && r.sent)
+        return CONFIRM_SENT;
+    if (rc == 0 && !strcmp(r.status, "unknown")) {
+        util_strlcpy(say, r.say, saysz);
+        return CONFIRM_MAYBE;
+    }
+    return CONFIRM_NOT_SENT;
 }
 
 int act__callback_run(struct act_call *c)
@@ -138,23 +168,37 @@ int act__callback_run(struct act_call *c)
     struct act__user u;
     char phone[24], spoken[64];
     long long now = util_now(), t = 0, id = 0;
+    bool moved = false;
     int rc;
 
     if ((rc = callback_number(c, &u, phone, sizeof phone)))
         return rc;
-    if ((rc = check_time(c, now, &t)))
+    if ((rc = check_time(c, now, &t, &moved)))
         return rc;
     if ((rc = insert_callback(c, phone, t, &id)))
         return rc;
     when_format_spoken(t, spoken, sizeof spoken);
     json_object_set_new(c->data, "callback_time_spoken", json_string(spoken));
-    if (confirm(c, &u, phone, spoken))
+    char say[sizeof((struct sms_result *)0)->say] = "";
+    enum confirm_outcome sent = confirm(c, &u, phone, spoken, say, sizeof say);
+    char when[96];
+    if (moved)
+        snprintf(when, sizeof when, "the next time we're open, %s", spoken);
+    else
+        snprintf(when, sizeof when, "%s", spoken);
+    const char *change = moved ? " If that doesn't suit, just tell me a better time." : "";
+    if (sent == CONFIRM_SENT)
         snprintf(c->message, sizeof c->message,
-                 "I've booked your callback for %s, and I've sent you a text to confirm.", spoken);
+                 "I've booked your callback for %s, and I've sent you a text to confirm.%s", when,
+                 change);
+    else if (sent == CONFIRM_MAYBE)
+        snprintf(c->message, sizeof c->message,
+                 "I've booked your callback for %s. %s The callback is booked either way.%s", when,
+                 say[0] ? say : "I'm not sure whether the confirmation text went through.", change);
     else
         snprintf(c->message, sizeof c->message,
                  "I've booked your callback for %s, but I couldn't send the confirmation text "
-                 "just now. The callback is still booked.",
-                 spoken);
+                 "just now. The callback is still booked.%s",
+                 when, change);
     return 0;
 }

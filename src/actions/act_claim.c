@@ -49,15 +49,8 @@ int act__claim_run(struct act_call *c)
     long long claim_id;
     int rc, n = 0;
 
-    if ((rc = act__arg_claim_ref(c, "claim_reference", ref, sizeof ref)))
+    if ((rc = act__own_claim(c, ref, sizeof ref, &claim_id, &r)))
         return rc;
-    if ((rc = act__claim_of_user(c->db, ref, c->user_id, &claim_id, &r, &c->err)) < 0)
-        return rc;
-    if (!rc)
-        return act__fail(c, ERR_NOT_FOUND,
-                         "I couldn't find that claim reference on your account. Could you check "
-                         "it and read it out again?",
-                         "claim not on the caller's account");
     if ((rc = count_outstanding(c, claim_id, &n))) {
         db_rows_free(&r);
         return rc;

@@ -49,15 +49,17 @@ static int not_found(struct act_call *c, const char *why)
     return act__fail(c, ERR_USER_NOT_FOUND, NULL, why);
 }
 
+/* The user's claims: at most ACT__LIST_MAX listed, *n the exact number. */
 static int add_claims(struct act_call *c, long long user_id, int *n)
 {
     static const char sql[] = "SELECT claim_reference, status FROM user_claims WHERE user_id = ? "
-                              "ORDER BY claim_reference";
+                              "ORDER BY claim_reference LIMIT ?";
+    static const char count_sql[] = "SELECT COUNT(*) AS n FROM user_claims WHERE user_id = ?";
     struct db_rows r = {0};
-    struct db_val a = DB_I(user_id);
+    const struct db_val a[] = {DB_I(user_id), DB_I(ACT__LIST_MAX)};
     json_t *arr;
 
-    if (db_exec(c->db, sql, &a, 1, &r, &c->err))
+    if (db_exec(c->db, sql, a, 2, &r, &c->err))
         return act__db_err(&c->err, "claims list");
     arr = json_array();
     for (int i = 0; i < r.nrows; i++)
@@ -65,8 +67,16 @@ static int add_claims(struct act_call *c, long long user_id, int *n)
                                              db_cell(&r, i, "claim_reference"), "status",
                                              db_cell(&r, i, "status")));
     *n = r.nrows;
-    json_object_set_new(c->data, "claims", arr);
     db_rows_free(&r);
+    json_object_set_new(c->data, "claims", arr);
+    if (*n == ACT__LIST_MAX) {
+        struct db_rows k = {0};
+        if (db_exec(c->db, count_sql, a, 1, &k, &c->err))
+            return act__db_err(&c->err, "claims count");
+        *n = (int)db_cell_int(&k, 0, "n", *n);
+        db_rows_free(&k);
+    }
+    json_object_set_new(c->data, "claims_total", json_integer(*n));
     return 0;
 }
 
@@ -154,6 +164,11 @@ static bool means_own_number(const char *s)
 {
     static const char *const words[] = {
         "caller", "this number", "calling from", "my number", "this phone", "ringing from", NULL};
+    int digits = 0;
+    for (const char *p = s; *p; p++)
+        digits += *p >= '0' && *p <= '9';
+    if (digits >= 7)
+        return false; /* "my number is 07700 900002": the number said, not the words */
     for (int i = 0; words[i]; i++)
         if (strcasestr(s, words[i]))
             return true;

@@ -39,6 +39,8 @@ enum act_id_level { ACT_ID_NONE = 0, ACT_ID_CALLER = 1, ACT_ID_VERIFIED = 2 };
 
 struct act_once;                 /* exactly-once cache (opaque) */
 
+#define ACT_CALL_SID_MAX 64      /* call_sid columns are VARCHAR(64); longer SIDs are cut */
+
 struct act_session {             /* one per call (serve) or per CLI invocation */
     pthread_mutex_t mu;          /* guards the fields below */
     char caller[24];             /* E.164 from the signed From; "" = withheld/unknown */
@@ -127,8 +129,8 @@ json_t *act_execute(const struct act_env *env, struct act_session *s, const char
  *   (required, type, enum, minLength/maxLength). Unknown extra properties are
  *   ignored (dropped before the handler sees them, logged); a null value for
  *   an optional property counts as absent.
- * - ACT_SIDE_EFFECT actions: a repeat with the same canonical arguments in the
- *   same session returns the earlier successful envelope unchanged and writes
+ * - ACT_SIDE_EFFECT actions: a repeat with the same canonical arguments for the
+ *   same acting user in the same session returns the earlier successful envelope unchanged and writes
  *   nothing new except its own audit row. Failures are not cached (a retry runs).
  * - Budget: after max_actions executions every call fails with
  *   budget_exceeded (still audited).

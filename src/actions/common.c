@@ -40,6 +40,24 @@ const char *act__arg_str(const struct act_call *c, const char *key)
     return s && *s ? s : NULL;
 }
 
+/*
+ * A contact detail from the users row. One that does not fit is left empty
+ * (not on file), never cut: a cut address or number is someone else's
+ * ("...@bigcorp.com.au" cut to "...@bigcorp.com").
+ */
+static void contact_copy(long long id, const char *what, const char *v, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    if (!v)
+        return;
+    if (strlen(v) >= outsz) {
+        log_warn("user %lld: %s on file is longer than %zu bytes; treated as not on file", id, what,
+                 outsz - 1);
+        return;
+    }
+    util_strlcpy(out, v, outsz);
+}
+
 int act__user_find(struct db *db, long long id, const char *phone, struct act__user *u,
                    struct err *e)
 {
@@ -63,8 +81,8 @@ int act__user_find(struct db *db, long long id, const char *phone, struct act__u
     u->id = db_cell_int(&r, 0, "id", 0);
     util_strlcpy(u->first_name, db_cell(&r, 0, "first_name") ? db_cell(&r, 0, "first_name") : "",
                  sizeof u->first_name);
-    util_strlcpy(u->phone, db_cell(&r, 0, "phone") ? db_cell(&r, 0, "phone") : "", sizeof u->phone);
-    util_strlcpy(u->email, db_cell(&r, 0, "email") ? db_cell(&r, 0, "email") : "", sizeof u->email);
+    contact_copy(u->id, "phone", db_cell(&r, 0, "phone"), u->phone, sizeof u->phone);
+    contact_copy(u->id, "email", db_cell(&r, 0, "email"), u->email, sizeof u->email);
     db_rows_free(&r);
     return 1;
 }
@@ -93,6 +111,23 @@ int act__claim_of_user(struct db *db, const char *ref, long long user_id, long l
     else
         db_rows_free(&r);
     return 1;
+}
+
+int act__own_claim(struct act_call *c, char *ref, size_t refsz, long long *claim_id,
+                   struct db_rows *row)
+{
+    int rc;
+
+    if ((rc = act__arg_claim_ref(c, "claim_reference", ref, refsz)))
+        return rc;
+    if ((rc = act__claim_of_user(c->db, ref, c->user_id, claim_id, row, &c->err)) < 0)
+        return rc;
+    if (!rc)
+        return act__fail(c, ERR_NOT_FOUND,
+                         "I couldn't find that claim reference on your account. Could you check "
+                         "it and read it out again?",
+                         "claim not on the caller's account");
+    return 0;
 }
 
 int act__arg_claim_ref(struct act_call *c, const char *key, char *out, size_t outsz)

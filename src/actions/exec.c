@@ -2,9 +2,10 @@
  * exec.c - act_execute: the one way an action runs.
  *
  * Order for every execution: find -> "Executing" log -> budget -> schema
- * validation -> exactly-once lookup -> precheck (configuration) -> borrow a
- * connection -> identify the caller (once per session) -> identity flags ->
- * handler -> envelope -> audit row -> "Completed"/"Failed" log.
+ * validation -> precheck (configuration) -> borrow a connection -> identify
+ * the caller (once per session) -> identity flags -> exactly-once lookup
+ * (keyed by action, acting user and canonical arguments) -> handler ->
+ * envelope -> audit row -> "Completed"/"Failed" log.
  * Owns: argument validation against the registry's JSON Schemas (parsed once),
  * the envelope, the voice_action_logs row (exactly one per execution, masked)
  * and the timing (monotonic clock).
@@ -27,6 +28,9 @@
 #include "core/log.h"
 
 #define AUDIT_ARGS_MAX 2048 /* masked argument text kept in the audit row */
+#define AUDIT_STR_MAX 512   /* bytes of one argument string masked and kept */
+#define AUDIT_DEPTH_MAX 8   /* nesting kept in the audit row */
+#define UNKNOWN_LOGGED 3    /* unknown argument names logged per execution */
 #define SCHEMAS_MAX 32
 
 /* ---- parsed schemas (once per process) ---- */
@@ -144,12 +148,15 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
             return bad(b, json_string_value(v), "is missing");
     }
     *clean = json_object();
+    size_t unknown = 0;
     json_object_foreach((json_t *)args, k, v)
     {
         const json_t *ps = json_object_get(props, k);
         int rc;
         if (!ps) {
-            log_warn("action=%s ignoring unknown argument '%.40s'", name, k);
+            /* a few named, the rest counted: one tool call cannot flood the log */
+            if (++unknown <= UNKNOWN_LOGGED)
+                log_warn("action=%s ignoring unknown argument '%.40s'", name, k);
             continue;
         }
         if (json_is_null(v))
@@ -161,17 +168,35 @@ static int validate(const char *name, const json_t *schema, const json_t *args, 
         }
         json_object_set(*clean, k, v);
     }
+    if (unknown > UNKNOWN_LOGGED)
+        log_warn("action=%s ignoring unknown argument ... and %zu more", name,
+                 unknown - UNKNOWN_LOGGED);
     return 0;
 }
 
 /* ---- envelope, audit, logs ---- */
+
+/*
+ * The message as a JSON string. A sentence built with snprintf from database
+ * text (an article title, a name) may have been cut inside a UTF-8 character
+ * at the buffer's end, which jansson refuses: keep the longest valid prefix.
+ */
+static json_t *message_json(const char *m)
+{
+    size_t n = m ? strlen(m) : 0;
+    json_t *j;
+
+    while (!(j = json_stringn(m ? m : "", n)) && n > 0)
+        n--;
+    return j ? j : json_string("");
+}
 
 static json_t *envelope(const struct act_call *c, bool ok, double ms)
 {
     json_t *env = json_object();
 
     json_object_set_new(env, "success", json_boolean(ok));
-    json_object_set_new(env, "message", json_string(ok ? c->message : c->err.say));
+    json_object_set_new(env, "message", message_json(ok ? c->message : c->err.say));
     if (c->data)
         json_object_set(env, "data", c->data);
     else
@@ -182,15 +207,110 @@ static json_t *envelope(const struct act_call *c, bool ok, double ms)
     return env;
 }
 
+/* Masked text of s (at most AUDIT_STR_MAX bytes of it, cut on a UTF-8 boundary). */
+static void mask_piece(const char *s, size_t n, char *out, size_t outsz, size_t *budget)
+{
+    char in[AUDIT_STR_MAX + 1];
+    size_t k = n < AUDIT_STR_MAX ? n : AUDIT_STR_MAX;
+
+    while (k < n && k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    memcpy(in, s, k);
+    in[k] = '\0';
+    log_mask_text(in, out, outsz);
+    *budget = *budget > k ? *budget - k : 0;
+}
+
+/*
+ * A copy of v with every string and key masked one by one. Masking the
+ * dumped JSON alone is not enough: there a tab inside a number is the escape
+ * "\t", which glues the digits to a letter. Bounded: strings are cut at
+ * AUDIT_STR_MAX bytes, nesting below AUDIT_DEPTH_MAX and anything past the
+ * byte budget become "...".
+ */
+static json_t *masked_copy(const json_t *v, int depth, size_t *budget)
+{
+    char out[2 * AUDIT_STR_MAX + 16];
+    const char *k;
+    json_t *x, *o;
+    size_t i;
+
+    if (!*budget || depth > AUDIT_DEPTH_MAX)
+        return json_string("...");
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        mask_piece(json_string_value(v), json_string_length(v), out, sizeof out, budget);
+        o = json_string(out);
+        return o ? o : json_string("?");
+    case JSON_OBJECT:
+        o = json_object();
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (!*budget)
+                break;
+            mask_piece(k, strlen(k), out, sizeof out, budget);
+            json_object_set_new(o, out, masked_copy(x, depth + 1, budget));
+        }
+        return o;
+    case JSON_ARRAY:
+        o = json_array();
+        json_array_foreach(v, i, x)
+        {
+            if (!*budget)
+                break;
+            json_array_append_new(o, masked_copy(x, depth + 1, budget));
+        }
+        return o;
+    default:
+        return json_deep_copy(v); /* numbers: the text pass below masks digit runs */
+    }
+}
+
+/*
+ * Raw text that failed to parse: JSON escapes that stand for whitespace
+ * (\t \n \r \b \f, \uXXXX) become a space, so they cannot hide a number from
+ * the mask. At most outsz - 1 bytes are kept.
+ */
+static void unescape_ws(const char *raw, char *out, size_t outsz)
+{
+    size_t o = 0;
+
+    for (const char *p = raw; *p && o + 1 < outsz;) {
+        if (p[0] == '\\' && p[1] && strchr("tnrbf", p[1])) {
+            out[o++] = ' ';
+            p += 2;
+        } else if (p[0] == '\\' && p[1] == 'u' && strspn(p + 2, "0123456789abcdefABCDEF") >= 4) {
+            out[o++] = ' ';
+            p += 6;
+        } else if (p[0] == '\\' && p[1]) {
+            out[o++] = *p++;
+            if (o + 1 < outsz)
+                out[o++] = *p++;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+}
+
 /* Arguments as stored in the audit row: canonical JSON (or the raw text that
  * failed to parse), every phone number and email masked, bounded. */
 static void audit_args(const json_t *args, const char *raw, char *out, size_t outsz)
 {
     char *txt = NULL;
 
-    if (args)
-        txt = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    log_mask_text(txt ? txt : raw ? raw : "{}", out, outsz);
+    if (args) {
+        size_t budget = 4 * AUDIT_ARGS_MAX;
+        json_t *m = masked_copy(args, 0, &budget);
+        txt = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        json_decref(m);
+    } else if (raw) {
+        size_t n = strlen(raw) < 4 * AUDIT_ARGS_MAX ? strlen(raw) + 1 : 4 * AUDIT_ARGS_MAX;
+        txt = malloc(n);
+        if (txt)
+            unescape_ws(raw, txt, n);
+    }
+    log_mask_text(txt ? txt : "{}", out, outsz);
     free(txt);
 }
 
@@ -254,14 +374,14 @@ static bool session_identified(struct act_session *s)
     return v;
 }
 
-static char *once_key(const char *name, const json_t *clean)
+static char *once_key(const char *name, long long user_id, const json_t *clean)
 {
     char *canon = json_dumps(clean, JSON_COMPACT | JSON_SORT_KEYS);
-    size_t n = strlen(name) + (canon ? strlen(canon) : 0) + 2;
+    size_t n = strlen(name) + (canon ? strlen(canon) : 0) + 24;
     char *key = malloc(n);
     if (!key)
         abort();
-    snprintf(key, n, "%s\n%s", name, canon ? canon : "{}");
+    snprintf(key, n, "%s\n%lld\n%s", name, user_id, canon ? canon : "{}");
     free(canon);
     return key;
 }
@@ -314,17 +434,6 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
         return err_set(&c->err, rc, NULL, "%s %s", b.field, b.problem);
     }
     c->args = clean;
-    if (r->def->flags & ACT_SIDE_EFFECT) {
-        char *key = once_key(r->def->name, clean);
-        int orc = act__once_begin(r->s, key, repeat);
-        if (orc == 1) {
-            free(key);
-            return 0;
-        }
-        if (orc == 2)
-            log_warn("action=%s exactly-once cache full; running without it", r->def->name);
-        r->once_key = orc == 0 ? key : (free(key), NULL);
-    }
     if (r->def->precheck && (rc = r->def->precheck(c)))
         return rc;
     if (!r->env->pool)
@@ -337,6 +446,19 @@ static int run_steps(struct run *r, const json_t *args, const char *raw, json_t 
     }
     if ((rc = check_identity(r)))
         return rc;
+    /* After identity: the key names the acting user, so a call that switches to
+     * another verified user (a partner's account) really acts for them. */
+    if (r->def->flags & ACT_SIDE_EFFECT) {
+        char *key = once_key(r->def->name, c->user_id, clean);
+        int orc = act__once_begin(r->s, key, repeat);
+        if (orc == 1) {
+            free(key);
+            return 0;
+        }
+        if (orc == 2)
+            log_warn("action=%s exactly-once cache full; running without it", r->def->name);
+        r->once_key = orc == 0 ? key : (free(key), NULL);
+    }
     return r->def->handler(c);
 }
 

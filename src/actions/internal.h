@@ -17,6 +17,9 @@
 
 struct db;
 
+/* Rows of a list put in an envelope (claims, requirements); counts stay exact. */
+#define ACT__LIST_MAX 20
+
 /* A bound text parameter from a char array (never NULL; DB_S would warn). */
 #define ACT__TXT(x) ((struct db_val){.type = DB_TEXT, .s = (x)})
 
@@ -68,7 +71,7 @@ struct act__user {
     long long id;
     char first_name[64];
     char phone[24];  /* E.164 on file, "" when none */
-    char email[128]; /* "" when none */
+    char email[256]; /* "" when none (or longer than an address can be: never cut) */
 };
 
 /*
@@ -86,6 +89,16 @@ int act__user_find(struct db *db, long long id, const char *phone, struct act__u
 struct db_rows;
 int act__claim_of_user(struct db *db, const char *ref, long long user_id, long long *claim_id,
                        struct db_rows *row, struct err *e);
+
+/*
+ * The call's own claim named by the "claim_reference" argument: normalised
+ * into ref (>= 16), *claim_id and, when row is given, its columns (caller
+ * frees). 0, or c->err set: invalid_claim_reference; not_found, with the same
+ * words for another person's claim as for one that doesn't exist (the one
+ * place those words live, so the actions cannot drift into an oracle); database.
+ */
+int act__own_claim(struct act_call *c, char *ref, size_t refsz, long long *claim_id,
+                   struct db_rows *row);
 
 /* Normalise c->args' claim_reference into out (>= 16) or fail the call. */
 int act__arg_claim_ref(struct act_call *c, const char *key, char *out, size_t outsz);
@@ -125,8 +138,12 @@ struct act__link_spec {
     bool with_token;       /* false: the link is base_url itself (review) */
     int ttl_s;             /* 0 = LINK_TTL_SECONDS */
     const char *spoken;    /* "a secure portal link" */
+    int once_per_s;        /* > 0: at most one link of this type per user in this many seconds
+                              (counted in portal_links, across processes); else too_soon */
+    const char *too_soon;  /* what the agent says when once_per_s refuses */
 };
-/* Create the link row, build the URL, deliver it; delete the row when it surely wasn't sent. */
+/* Create the link row (checking once_per_s in the same serialised transaction), build the
+ * URL, deliver it; delete the row when it surely wasn't sent. */
 int act__send_link(struct act_call *c, const struct act__link_spec *k);
 
 /* Optional string argument, NULL when absent. */

@@ -110,6 +110,90 @@ static void spoken_ttl(int s, char *out, size_t n)
         snprintf(out, n, "%d minutes", s / 60);
 }
 
+/* A link of k's type sent to this user within k->once_per_s? (inside reserve_link's lock) */
+static int sent_recently(struct act_call *c, const struct act__link_spec *k, long long user_id,
+                         bool *yes)
+{
+    static const char sql[] = "SELECT COUNT(*) AS n FROM portal_links WHERE user_id = ? AND "
+                              "link_type = ? AND created_at > ?";
+    char since[24];
+    struct db_rows r = {0};
+
+    db_utc_text(util_now() - k->once_per_s, since, sizeof since);
+    const struct db_val a[] = {DB_I(user_id), DB_S(k->link_type), ACT__TXT(since)};
+    if (db_exec(c->db, sql, a, 3, &r, &c->err))
+        return act__db_err(&c->err, "link history");
+    *yes = db_cell_int(&r, 0, "n", 0) > 0;
+    db_rows_free(&r);
+    return 0;
+}
+
+/*
+ * Emailed links to this user inside SMS_RATE_LIMIT's window: emails are
+ * limited like texts (per user, counted in portal_links across processes),
+ * so no caller can make us fill a customer's inbox.
+ */
+static int email_over_limit(struct act_call *c, long long user_id, bool *over)
+{
+    static const char sql[] = "SELECT COUNT(*) AS n FROM portal_links WHERE user_id = ? AND "
+                              "method = 'email' AND created_at >= ?";
+    const struct cfg_rate *lim = &c->env->cfg->sms_rate;
+    char since[24];
+    struct db_rows r = {0};
+
+    db_utc_text(util_now() - lim->window_s, since, sizeof since);
+    const struct db_val a[] = {DB_I(user_id), ACT__TXT(since)};
+    if (db_exec(c->db, sql, a, 2, &r, &c->err))
+        return act__db_err(&c->err, "email history");
+    *over = db_cell_int(&r, 0, "n", 0) >= lim->count;
+    db_rows_free(&r);
+    return 0;
+}
+
+/*
+ * The link row. With once_per_s, or for an email while SMS_RATE_LIMIT is on,
+ * the check and the insert run in one short transaction under
+ * db_lock_serial, so two processes sharing the database (two instances
+ * behind a load balancer, the CLI beside the server) cannot both pass the
+ * check. The row is the reservation: it is committed before the send and
+ * deleted if the send surely failed.
+ */
+static int reserve_link(struct act_call *c, const struct act__link_spec *k, long long user_id,
+                        const char *method, int ttl_s, char *token, long long *row)
+{
+    bool recent = false, over = false;
+    bool email_limited = !strcmp(method, "email") && c->env->cfg->sms_rate.count > 0;
+    int rc;
+
+    if (k->once_per_s <= 0 && !email_limited)
+        return link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid, token,
+                           row, &c->err);
+    if ((rc = db_begin(c->db, &c->err)) || (rc = db_lock_serial(c->db, &c->err))) {
+        if (c->db->in_tx)
+            db_rollback(c->db);
+        return act__db_err(&c->err, "link reservation");
+    }
+    rc = k->once_per_s > 0 ? sent_recently(c, k, user_id, &recent) : 0;
+    if (!rc && recent)
+        rc = act__fail(c, ERR_TOO_SOON, k->too_soon, "a link of this type was sent recently");
+    if (!rc && email_limited && !(rc = email_over_limit(c, user_id, &over)) && over)
+        rc = act__fail(c, ERR_RATE_LIMITED,
+                       "I've already emailed you a few times in the last few minutes, so I won't "
+                       "send another just now. Please check your inbox, and I can try again a "
+                       "little later.",
+                       "email rate limit (SMS_RATE_LIMIT per user)");
+    if (!rc)
+        rc = link_create(c->db, user_id, k->link_type, method, ttl_s, c->session->call_sid, token,
+                         row, &c->err);
+    if (!rc && (rc = db_commit(c->db, &c->err)))
+        rc = act__db_err(&c->err, "link reservation commit");
+    if (rc) {
+        db_rollback(c->db);
+        memset(token, 0, LINK_TOKEN_MAX);
+    }
+    return rc;
+}
+
 int act__send_link(struct act_call *c, const struct act__link_spec *k)
 {
     const struct cfg *cfg = c->env->cfg;
@@ -123,8 +207,7 @@ int act__send_link(struct act_call *c, const struct act__link_spec *k)
 
     if ((rc = act__user_for_call(c, &u)))
         return rc;
-    if ((rc = link_create(c->db, u.id, k->link_type, method, ttl_s, c->session->call_sid, token,
-                          &row, &c->err)))
+    if ((rc = reserve_link(c, k, u.id, method, ttl_s, token, &row)))
         return rc;
     util_strlcpy(base, k->base_url, sizeof base);
     for (size_t n = strlen(base); n && base[n - 1] == '/'; n--)

@@ -42,7 +42,8 @@ void act_session_init(struct act_session *s, const char *caller_e164, const char
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     util_strlcpy(s->caller, caller_e164 ? caller_e164 : "", sizeof s->caller);
-    util_strlcpy(s->call_sid, call_sid ? call_sid : "", sizeof s->call_sid);
+    /* at most ACT_CALL_SID_MAX: a longer SID would fail every insert on MySQL */
+    util_strlcpy(s->call_sid, call_sid ? call_sid : "", ACT_CALL_SID_MAX + 1);
     util_strlcpy(s->provider, provider ? provider : "cli", sizeof s->provider);
     s->max_actions = max_actions;
     s->once = calloc(1, sizeof *s->once);

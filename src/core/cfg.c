@@ -210,8 +210,14 @@ static int bad(struct err *e, const char *name, const char *val, const char *wan
         val = "";
     bool secretish = strstr(name, "TOKEN") || strstr(name, "PASSWORD") || strstr(name, "KEY") ||
                      strstr(name, "SECRET") || (strstr(val, "://") && strchr(val, '@'));
-    return err_set(e, ERR_CONFIG, NULL, "%s: invalid value '%s' (expected %s)", name,
-                   secretish ? "<hidden>" : val, want);
+    /* A URL's query string may carry a key (Gemini's ?key=, token=, sig=): never repeated. */
+    int shown = (int)strlen(val);
+    const char *q = strstr(val, "://") ? strpbrk(val, "?#") : NULL;
+    if (q)
+        shown = (int)(q - val);
+    return err_set(e, ERR_CONFIG, NULL, "%s: invalid value '%.*s%s' (expected %s)", name,
+                   secretish ? 8 : shown, secretish ? "<hidden>" : val,
+                   !secretish && q ? "?<hidden>" : "", want);
 }
 
 static int parse_int(const char *s, long *out)

@@ -82,9 +82,28 @@ static bool is_domain(int c)
     return isalnum(c) || c == '.' || c == '-';
 }
 
-static bool is_phone_sep(int c)
+/*
+ * Bytes of one separator between digit groups at p, or 0: ASCII space, tab, CR, LF,
+ * '-', '.', '(' and ')', and the UTF-8 spaces and dashes that models, phone
+ * keyboards and word processors put inside numbers (no-break, narrow, thin
+ * and ideographic spaces, U+2010-2015 dashes, the minus sign).
+ */
+static size_t phone_sep_len(const char *p)
 {
-    return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')';
+    const unsigned char *s = (const unsigned char *)p;
+    if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '-' || *s == '.' ||
+        *s == '(' || *s == ')')
+        return 1;
+    if (s[0] == 0xc2 && s[1] == 0xa0) /* U+00A0 */
+        return 2;
+    if (s[0] == 0xe2 && s[1] == 0x80 &&
+        ((s[2] >= 0x80 && s[2] <= 0x8a) || (s[2] >= 0x90 && s[2] <= 0x95) || s[2] == 0xaf))
+        return 3; /* U+2000-200A spaces, U+2010-2015 dashes, U+202F */
+    if (s[0] == 0xe2 && s[1] == 0x88 && s[2] == 0x92) /* U+2212 minus */
+        return 3;
+    if (s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80) /* U+3000 */
+        return 3;
+    return 0;
 }
 
 struct prun {
@@ -126,9 +145,9 @@ static size_t groups(const char *p, bool seps, int limit, struct prun *r)
         used = (size_t)(q - p);
         if (!seps)
             break;
-        size_t k = 0;
-        while (k < 2 && is_phone_sep((unsigned char)q[k]))
-            k++;
+        size_t k = 0, l;
+        for (int nsep = 0; nsep < 2 && (l = phone_sep_len(q + k)); nsep++)
+            k += l;
         if (!k || !isdigit((unsigned char)q[k]))
             break;
         q += k;

@@ -38,6 +38,9 @@ size_t util_strlcpy(char *dst, const char *src, size_t dstsz)
     size_t n = strlen(src);
     if (dstsz) {
         size_t c = n < dstsz - 1 ? n : dstsz - 1;
+        /* cut before a UTF-8 character, never inside one (names, messages stay valid) */
+        while (c < n && c > 0 && ((unsigned char)src[c] & 0xC0) == 0x80)
+            c--;
         memcpy(dst, src, c);
         dst[c] = '\0';
     }

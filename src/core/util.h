@@ -15,7 +15,8 @@ double util_mono_ms(void);
 long long util_now(void);
 void util_set_fake_now(long long unix_s);
 
-/* Copy at most dstsz-1 bytes, always NUL-terminate. Returns strlen(src). */
+/* Copy at most dstsz-1 bytes, cut before a UTF-8 character (never inside one), always
+ * NUL-terminate. Returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t dstsz);
 
 /* n random bytes from the OS CSPRNG (RAND_bytes). 0 or ERR_INTERNAL. */

@@ -114,6 +114,15 @@ int db_rollback(struct db *db)
     return db->ops->rollback(db);
 }
 
+int db_lock_serial(struct db *db, struct err *e)
+{
+    assert(db);
+    if (!db->in_tx)
+        return err_set(e, ERR_INTERNAL, NULL, "db_lock_serial outside a transaction");
+    return db_run(db, "UPDATE schema_migrations SET version = version WHERE version = 1", NULL, 0,
+                  e);
+}
+
 int db_kb_search(struct db *db, const char *query, const char *category, int limit,
                  struct db_rows *out, struct err *e)
 {
@@ -270,7 +279,9 @@ static int version_applied(struct db *db, int version, bool *applied, struct err
     return rc;
 }
 
-static int apply_statements(struct db *db, const struct db_migration *m, struct err *e)
+/* 0, or ERR_*; *raced: another process recorded this version first (MySQL, see below). */
+static int apply_statements(struct db *db, const struct db_migration *m, bool *raced,
+                            struct err *e)
 {
     for (int i = 0; m->sql[i]; i++) {
         int rc = db_run(db, m->sql[i], NULL, 0, e);
@@ -284,26 +295,41 @@ static int apply_statements(struct db *db, const struct db_migration *m, struct 
     db_utc_text(time(NULL), now, sizeof now);
     const char *applied_at = now; /* DB_S() of an array trips -Waddress */
     struct db_val a[] = {DB_I(m->version), DB_S(applied_at)};
-    return db_run(db, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", a, 2, e);
+    struct err ie = {0};
+    int rc =
+        db_run(db, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", a, 2, &ie);
+    /*
+     * MySQL DDL commits implicitly, so the version's transaction does not
+     * serialise two processes migrating at once: both run the (IF NOT EXISTS)
+     * statements and the second INSERT meets the first one's row. The schema
+     * is there either way: that is success, not a failed start.
+     */
+    if (rc == ERR_DUPLICATE) {
+        *raced = true;
+        return 0;
+    }
+    if (rc && e)
+        *e = ie;
+    return rc;
 }
 
 /* One version in its own transaction; re-checked inside it so concurrent runners agree. */
 static int apply_migration(struct db *db, const struct db_migration *m, bool *did, struct err *e)
 {
-    bool applied = false;
+    bool applied = false, raced = false;
     int rc = db_begin(db, e);
     if (rc)
         return rc;
     rc = version_applied(db, m->version, &applied, e);
     if (!rc && !applied)
-        rc = apply_statements(db, m, e);
+        rc = apply_statements(db, m, &raced, e);
     if (!rc)
         rc = db_commit(db, e);
     if (rc) {
         db_rollback(db);
         return rc;
     }
-    *did = !applied;
+    *did = !applied && !raced;
     return 0;
 }
 
@@ -506,7 +532,11 @@ int db_load_demo(struct db *db, struct err *e)
     int rc = db_begin(db, e);
     if (rc)
         return rc;
-    rc = demo_load_users(db, e);
+    /* Check-then-insert: serialised across processes (two `db init --demo` at once on
+     * MySQL both saw no rows and the second failed on a duplicate id). */
+    rc = db_lock_serial(db, e);
+    if (!rc)
+        rc = demo_load_users(db, e);
     if (!rc)
         rc = demo_load_claims(db, e);
     if (!rc)

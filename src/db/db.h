@@ -96,6 +96,18 @@ int db_run(struct db *db, const char *sql, const struct db_val *args, int nargs,
 int db_begin(struct db *db, struct err *e);
 int db_commit(struct db *db, struct err *e);
 int db_rollback(struct db *db);
+/*
+ * Inside a transaction: take the one row lock that every cross-process
+ * check-then-insert section contends for (the SMS rate limits, the review
+ * link's 30 days), so processes sharing the database run those sections one
+ * at a time. SQLite's BEGIN IMMEDIATE already serialises writers; on InnoDB
+ * this UPDATE of schema_migrations' version-1 row does, and the REPEATABLE
+ * READ snapshot is only taken by the first plain SELECT after it, so counts
+ * made after the lock see the other process's committed rows. Needs the
+ * ordinary UPDATE privilege and migration 1 (always there after db init).
+ * Hold it for a few statements, never across network I/O.
+ */
+int db_lock_serial(struct db *db, struct err *e);
 int db_kb_search(struct db *db, const char *query, const char *category, int limit,
                  struct db_rows *out, struct err *e);
 int db_ping(struct db *db, struct err *e);

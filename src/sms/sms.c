@@ -465,10 +465,10 @@ static int over_limit(struct db *db, const struct cfg *c, const char *intended, 
 
 /*
  * Write the row and apply the limits in one transaction, serialised across
- * every process that shares the database: the transaction first takes a row
- * lock that all senders contend for (an UPDATE of schema_migrations'
- * version-1 row, which always exists and which nothing else writes at run
- * time). SQLite's BEGIN IMMEDIATE already holds the write lock; on InnoDB an
+ * every process that shares the database: the transaction first takes the
+ * row lock that all senders contend for (db_lock_serial: an UPDATE of
+ * schema_migrations' version-1 row, which always exists and which nothing
+ * else writes at run time). SQLite's BEGIN IMMEDIATE already holds the write lock; on InnoDB an
  * INSERT alone would not stop two REPEATABLE READ transactions from each
  * counting the other's row as missing. The lock is held for one INSERT and
  * two COUNTs, never across the HTTP send.
@@ -483,7 +483,7 @@ static int reserve(const struct sms *s, struct db *db, const char *intended, con
     int rc = db_begin(db, e);
     if (rc)
         return rc;
-    rc = db_run(db, "UPDATE schema_migrations SET version = version WHERE version = 1", NULL, 0, e);
+    rc = db_lock_serial(db, e);
     if (!rc)
         rc = insert_row(db, intended, body, r, now, e);
     if (!rc)
