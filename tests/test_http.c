@@ -457,6 +457,11 @@ static void test_http_actions_endpoint_needs_the_bearer_token(void **state)
         200);
     assert_non_null(strstr(resp, "\"success\":false"));
     free(resp);
+    /* a duplicated key is ambiguous (which caller?): refused */
+    const char *dup = "{\"caller\":\"+447700900002\",\"caller\":\"+447700900001\","
+                      "\"arguments\":{\"claim_reference\":\"RMC-1001\"}}";
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", good, dup, strlen(dup), NULL), 400);
     /* malformed body 400; audited with provider http */
     assert_int_equal(
         vt_http(s.port, "POST", "/actions/check_claim_details", good, "{nope", 5, NULL), 400);

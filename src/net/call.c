@@ -1277,7 +1277,7 @@ static void on_media(struct tw_conn *k, json_t *root)
 static int on_message(struct tw_conn *k)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(k->rx, k->rx_len, 0, &jerr);
+    json_t *root = json_loadb(k->rx, k->rx_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(root)) {
         bad_msg(k, root ? "not a JSON object" : "invalid JSON");
         json_decref(root);
