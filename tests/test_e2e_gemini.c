@@ -264,6 +264,134 @@ static void test_e2e_gemini_serve_refuses_affective_dialog_on_38(void **state)
     free(dir);
 }
 
+/* Serve on Gemini with a script; returns the started server (env extras may be NULL). */
+static void start_gemini(struct vt_srv *s, struct gem_peer *g, const char *script)
+{
+    static char url[320];
+    assert_int_equal(gem_peer_start(g, script, "test-key"), 0);
+    snprintf(url, sizeof url, "GEMINI_LIVE_URL=%s", g->url);
+    const char *env[] = {"VOICE_PROVIDER=gemini",
+                         "GEMINI_API_KEY=test-key",
+                         url,
+                         "TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=" PUB,
+                         "LINK_SECRET=" SECRET,
+                         "LOG_LEVEL=info",
+                         NULL};
+    assert_int_equal(vt_srv_start(s, env), 0);
+}
+
+static void no_violations(json_t *r)
+{
+    assert_non_null(r);
+    json_t *viol = json_object_get(r, "violations");
+    if (json_array_size(viol)) {
+        char *v = json_dumps(viol, 0);
+        fprintf(stderr, "twilio violations: %s\n", v);
+        free(v);
+    }
+    assert_int_equal(json_array_size(viol), 0);
+}
+
+/* Gemini's interrupted reaches Twilio as a clear: the rest of a long answer is not played. */
+static void test_e2e_gemini_barge_in_clears_twilio(void **state)
+{
+    (void)state;
+    struct gem_peer g;
+    struct vt_srv s;
+    start_gemini(
+        &s, &g,
+        "{\"rules\":[{\"on\":\"client_content\",\"do\":[{\"tone\":{\"hz\":500,"
+        "\"ms\":4000}}]},{\"on\":\"audio\",\"ms\":1500,\"do\":[{\"interrupted\":true}]}]}");
+    char *spec = caller_spec(&s, 4000);
+    json_t *r = vt_call_run(spec, 30);
+    free(spec);
+    no_violations(r);
+    assert_true(vt_jint(r, "received.clears") >= 1);
+    long long media = vt_jint(r, "received.media");
+    assert_true(media > 10);  /* some of the answer played ... */
+    assert_true(media < 170); /* ... not all 200 frames: the rest was dropped */
+    json_decref(r);
+    json_t *log = gem_peer_log(&g);
+    assert_null(gem_peer_kind(log, "reject", 0));
+    json_decref(log);
+    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0);
+    gem_peer_stop(&g);
+}
+
+/* goAway mid-call: the server's call carries on over a resumed Gemini session; a tool call
+ * on the new socket works; the caller sees one uninterrupted stream. */
+static void test_e2e_gemini_resumption_mid_call(void **state)
+{
+    (void)state;
+    struct gem_peer g;
+    struct vt_srv s;
+    start_gemini(&s, &g,
+                 "{\"rules\":[{\"on\":\"audio\",\"conn\":1,\"ms\":800,\"do\":[{\"go_away\":"
+                 "{\"time_left_ms\":5000}}]},"
+                 "{\"on\":\"setup\",\"resumed\":true,\"do\":[{\"wait\":200,\"tool_call\":{\"id\":"
+                 "\"fc_req\",\"name\":\"check_requirements\",\"args\":{\"claim_reference\":"
+                 "\"RMC-1001\"}}}]},"
+                 "{\"on\":\"tool_response\",\"id\":\"fc_req\",\"do\":[{\"tone\":{\"hz\":800,"
+                 "\"ms\":400,\"turn_complete\":true}}]}]}");
+    char *spec = caller_spec(&s, 4500);
+    json_t *r = vt_call_run(spec, 30);
+    free(spec);
+    no_violations(r);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "ws"), "closed_by")),
+                        "client"); /* the caller hung up; the server never dropped the call */
+    assert_true(vt_jint(r, "received.media") >= 20);
+    json_decref(r);
+    json_t *log = gem_peer_log(&g);
+    assert_null(gem_peer_kind(log, "reject", 0));
+    json_t *s2 = json_object_get(gem_peer_nth_in(log, "setup", 1), "setup");
+    assert_non_null(
+        json_string_value(json_object_get(json_object_get(s2, "sessionResumption"), "handle")));
+    json_t *out = function_output(log, "fc_req");
+    assert_non_null(out);
+    assert_true(json_is_true(json_object_get(out, "success")));
+    assert_true(gem_peer_count_in(log, "realtimeInput", 2) > 10); /* caller audio went on */
+    json_decref(log);
+    assert_true(wait_call_row(&s));
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_calls WHERE provider = "
+                                        "'gemini'"),
+                     1);
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM missed_calls"), 0);
+    assert_true(vt_srv_log_wait(&s, "Gemini session resumed", 1000));
+    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0);
+    gem_peer_stop(&g);
+}
+
+/* Gemini drops the call with no resumption handle: the caller gets the fallback and a
+ * callback row, as with any provider failure. */
+static void test_e2e_gemini_drop_without_handle_falls_back(void **state)
+{
+    (void)state;
+    struct gem_peer g;
+    struct vt_srv s;
+    start_gemini(&s, &g,
+                 "{\"no_handles\":true,\"rules\":[{\"on\":\"audio\",\"ms\":600,\"do\":[{\"close\":"
+                 "{\"code\":1011,\"reason\":\"Internal error occurred.\"}}]}]}");
+    char *spec = caller_spec(&s, 5000);
+    json_t *r = vt_call_run(spec, 30);
+    free(spec);
+    no_violations(r);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "ws"), "closed_by")),
+                        "server");
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&s, "voice agent unavailable", 3000));
+    assert_true(wait_call_row(&s));
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM missed_calls WHERE user_id = 1 AND "
+                                        "source = 'voice_fallback' AND reason LIKE 'gemini%'"),
+                     1);
+    char *reason = vt_srv_sql_text(&s, "SELECT end_reason FROM voice_calls");
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "gemini"));
+    free(reason);
+    assert_int_equal(vt_srv_stop(&s, 15, 8000), 0);
+    gem_peer_stop(&g);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -271,6 +399,9 @@ int main(void)
         cmocka_unit_test(test_e2e_gemini_call_runs_actions),
         cmocka_unit_test(test_e2e_gemini_failover_from_openai),
         cmocka_unit_test(test_e2e_gemini_serve_refuses_affective_dialog_on_38),
+        cmocka_unit_test(test_e2e_gemini_barge_in_clears_twilio),
+        cmocka_unit_test(test_e2e_gemini_resumption_mid_call),
+        cmocka_unit_test(test_e2e_gemini_drop_without_handle_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,11 +16,16 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "core/cfg.h"
+#include "db/db.h"
+#include "net/twilio.h"
 #include "oai_peer.h"
 #include "srv_peer.h"
+#include "vt_db.h"
 #include "vwstest.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,8 @@
 #define AUTH "0123456789abcdef0123456789abcdef"
 #define PUB "https://voice.example.co.uk"
 #define SARAH "+447700900001"
+
+static bool use_localhost; /* provider URL by name: resolved on a worker */
 
 struct e2e {
     struct vt_oai peer;
@@ -44,7 +51,11 @@ static void e2e_start(struct e2e *t, const char *script, const char *const *extr
     int n = 0;
     assert_int_equal(vt_oai_start(&t->peer, script, "sk-test"), 0);
     vt_peers_track(t->peer.pid, NULL);
-    snprintf(t->url_env, sizeof t->url_env, "OPENAI_REALTIME_URL=%s", t->peer.url);
+    if (use_localhost)
+        snprintf(t->url_env, sizeof t->url_env, "OPENAI_REALTIME_URL=ws://localhost:%d/v1/realtime",
+                 t->peer.port);
+    else
+        snprintf(t->url_env, sizeof t->url_env, "OPENAI_REALTIME_URL=%s", t->peer.url);
     env[n++] = "TWILIO_AUTH_TOKEN=" AUTH;
     env[n++] = "PUBLIC_URL=" PUB;
     env[n++] = "LINK_SECRET=e2e-secret";
@@ -59,6 +70,15 @@ static void e2e_start(struct e2e *t, const char *script, const char *const *extr
 
 static void e2e_stop(struct e2e *t)
 {
+    /* a clean, sanitizer-checked exit (LSan reports make the exit status non-zero) */
+    int st = vt_srv_stop(&t->srv, SIGTERM, 15000);
+    if (st != 0) {
+        char *log = vt_srv_log(&t->srv);
+        fprintf(stderr, "serve exit status %d; log tail:\n%s\n", st,
+                strlen(log) > 4000 ? log + strlen(log) - 4000 : log);
+        free(log);
+    }
+    assert_int_equal(st, 0);
     vt_srv_cleanup(&t->srv);
     vt_peers_untrack(t->peer.pid);
     vt_oai_stop(&t->peer);
@@ -85,7 +105,8 @@ static char *spec_for(struct e2e *t, const char *sid, const char *extra)
 {
     char *spec = malloc(4096);
     snprintf(spec, 4096,
-             "{\"http\":\"http://127.0.0.1:%d\",\"public_url\":\"" PUB "\",\"ws\":\"ws://127.0.0.1:%d\","
+             "{\"http\":\"http://127.0.0.1:%d\",\"public_url\":\"" PUB
+             "\",\"ws\":\"ws://127.0.0.1:%d\","
              "\"auth_token\":\"" AUTH "\",\"from\":\"" SARAH "\",\"call_sid\":\"%s\"%s%s}",
              t->srv.port, t->srv.port, sid, extra && *extra ? "," : "", extra ? extra : "");
     return spec;
@@ -122,13 +143,16 @@ static const char *fn_output(json_t *log, const char *call_id)
 {
     size_t i;
     json_t *rec;
-    json_array_foreach(log, i, rec) {
+    json_array_foreach(log, i, rec)
+    {
         json_t *ev = json_object_get(rec, "ev");
         json_t *item = json_object_get(ev, "item");
         const char *dir = json_string_value(json_object_get(rec, "dir"));
         if (dir && !strcmp(dir, "in") &&
-            !strcmp(json_string_value(json_object_get(ev, "type")) ?: "", "conversation.item.create") &&
-            !strcmp(json_string_value(json_object_get(item, "type")) ?: "", "function_call_output") &&
+            !strcmp(json_string_value(json_object_get(ev, "type")) ?: "",
+                    "conversation.item.create") &&
+            !strcmp(json_string_value(json_object_get(item, "type")) ?: "",
+                    "function_call_output") &&
             !strcmp(json_string_value(json_object_get(item, "call_id")) ?: "", call_id))
             return json_string_value(json_object_get(item, "output"));
     }
@@ -146,13 +170,15 @@ static long long sql_int(struct e2e *t, const char *fmt, const char *arg)
 
 static const char SCRIPT_TOOLS[] =
     "{\"rules\":["
-    " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":600,\"pace_ms\":20,"
+    " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":600,\"pace_ms\":"
+    "20,"
     "   \"transcript\":\"Hello Sarah, how can I help?\"}}]},"
     " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"speech\":200},{\"response\":{\"audio_ms\":200,"
     "   \"transcript\":\"Let me check.\",\"calls\":[{\"name\":\"check_claim_details\","
     "   \"arguments\":{\"claim_reference\":\"RMC-1001\"},\"call_id\":\"call_own\"}]}}]},"
     " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":300,"
-    "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":\"RMC-2001\"},"
+    "   "
+    "\"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":\"RMC-2001\"},"
     "   \"call_id\":\"call_other\"}]}}]},"
     " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":200,"
     "   \"calls\":[{\"name\":\"schedule_callback\",\"arguments\":{\"preferred_time\":\"%s\","
@@ -210,22 +236,34 @@ static void test_e2e_call_greets_relays_audio_and_runs_tools(void **state)
 
     assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
     poll(NULL, 0, 300);
-    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' "
-                                 "AND source <> 'voice_fallback'", sid), 1);
-    assert_int_equal(sql_int(&t, "SELECT actions_count FROM voice_calls WHERE call_sid = '%s' "
-                                 "AND provider = 'openai' AND end_reason = 'caller_hangup' "
-                                 "AND user_id = 1 AND ended_at IS NOT NULL", sid), 3);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' "
+                             "AND source <> 'voice_fallback'",
+                             sid),
+                     1);
+    assert_int_equal(sql_int(&t,
+                             "SELECT actions_count FROM voice_calls WHERE call_sid = '%s' "
+                             "AND provider = 'openai' AND end_reason = 'caller_hangup' "
+                             "AND user_id = 1 AND ended_at IS NOT NULL",
+                             sid),
+                     3);
     char *pm = vt_srv_sql_text(&t.srv, "SELECT phone_masked FROM voice_calls");
     assert_non_null(pm);
     assert_null(strstr(pm, "900001"));
     free(pm);
-    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = '%s' "
-                                 "AND provider = 'openai'", sid), 3);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = '%s' "
+                             "AND provider = 'openai'",
+                             sid),
+                     3);
     char *m = NULL;
     assert_int_equal(vt_http(t.srv.port, "GET", "/metrics", NULL, NULL, 0, &m), 200);
-    assert_non_null(strstr(m, "voice_actions_total{action=\"check_claim_details\",outcome=\"success\"} 1"));
-    assert_non_null(strstr(m, "voice_actions_total{action=\"check_claim_details\",outcome=\"failure\"} 1"));
-    assert_non_null(strstr(m, "voice_actions_total{action=\"schedule_callback\",outcome=\"success\"} 1"));
+    assert_non_null(
+        strstr(m, "voice_actions_total{action=\"check_claim_details\",outcome=\"success\"} 1"));
+    assert_non_null(
+        strstr(m, "voice_actions_total{action=\"check_claim_details\",outcome=\"failure\"} 1"));
+    assert_non_null(
+        strstr(m, "voice_actions_total{action=\"schedule_callback\",outcome=\"success\"} 1"));
     assert_non_null(strstr(m, "voice_calls_total 1"));
     free(m);
     e2e_stop(&t);
@@ -253,7 +291,133 @@ static void test_e2e_tool_call_budget_is_enforced_per_call(void **state)
     assert_non_null(strstr(cb, "budget_exceeded"));
     json_decref(log);
     assert_true(vt_srv_log_wait(&t.srv, "tool-call budget", 2000));
-    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s'", sid), 0);
+    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s'", sid),
+                     0);
+    e2e_stop(&t);
+}
+
+static void test_e2e_withheld_caller_is_served_without_identity(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e14";
+    const char *script =
+        "{\"rules\":["
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":300}}]},"
+        " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"response\":{\"audio_ms\":100,"
+        "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":"
+        "   \"RMC-1001\"},\"call_id\":\"call_anon\"}]}}]},"
+        " {\"on\":\"response.create\",\"times\":-1,\"do\":[{\"response\":{\"audio_ms\":200}}]}"
+        "]}";
+    e2e_start(&t, script, NULL);
+    json_t *r = call(&t, sid, "\"from\":\"\",\"duration_ms\":3000", 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "client");
+    json_t *params = json_object_get(json_object_get(r, "webhook"), "params");
+    assert_string_equal(json_string_value(json_object_get(params, "from")), "withheld");
+    assert_true(vt_jint(r, "received.media_bytes") >= 2400);
+    json_decref(r);
+    json_t *log = vt_oai_log(&t.peer);
+    /* greeted without a name; the model cannot act for nobody */
+    char *g = json_dumps(vt_oai_nth_in(log, "conversation.item.create", 0), 0);
+    assert_null(strstr(g, "first name"));
+    free(g);
+    const char *o = fn_output(log, "call_anon");
+    assert_non_null(o);
+    assert_non_null(strstr(o, "\"success\":false"));
+    assert_null(strstr(o, "in_progress"));
+    json_decref(log);
+    assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND "
+                             "phone_masked = 'withheld' AND user_id IS NULL",
+                             sid),
+                     1);
+    e2e_stop(&t);
+}
+
+static void test_e2e_provider_sending_garbage_ends_the_call_with_fallback(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e15";
+    e2e_start(
+        &t,
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"malformed\":12}]}]}",
+        NULL);
+    json_t *r = call(&t, sid, "\"duration_ms\":5000", 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "server");
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "voice agent unavailable (openai protocol", 2000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
+                             "source = 'voice_fallback'",
+                             sid),
+                     1);
+    e2e_stop(&t);
+}
+
+/* ---- provider start-up ---- */
+
+static void test_e2e_cold_stream_holds_caller_audio_until_ready(void **state)
+{
+    (void)state;
+    struct e2e t;
+    char tok[TW_TOKEN_MAX], extra[600];
+    const char *sid = "CA00000000000000000000000000000e12";
+    use_localhost = true; /* and the provider host is resolved off the loop */
+    e2e_start(&t, "{}", NULL);
+    use_localhost = false;
+    /* no webhook: nothing pre-warmed, the provider connects when the stream starts */
+    tw_stream_token("e2e-secret", 10, sid, SARAH, time(NULL) + 60, tok, sizeof tok);
+    snprintf(extra, sizeof extra,
+             "\"skip_webhook\":{\"params\":{\"from\":\"" SARAH "\",\"callSid\":\"%s\","
+             "\"token\":\"%s\"}},\"duration_ms\":1500",
+             sid, tok);
+    json_t *r = call(&t, sid, extra, 30);
+    assert_no_violations(r);
+    assert_string_equal(closed_by(r), "client");
+    long long sent = vt_jint(r, "sent.media");
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "ended (caller_hangup)", 3000));
+    /* every caller frame reached the provider: the ones sent while it connected were held */
+    json_t *log = vt_oai_log(&t.peer);
+    assert_int_equal(vt_oai_count_in(log, "input_audio_buffer.append"), sent);
+    json_decref(log);
+    char *slog = vt_srv_log(&t.srv);
+    assert_non_null(strstr(slog, "resolved localhost -> 127.0.0.1"));
+    assert_non_null(strstr(slog, "(cold)"));
+    free(slog);
+    e2e_stop(&t);
+}
+
+static void test_e2e_provider_not_ready_in_time_falls_back(void **state)
+{
+    (void)state;
+    struct e2e t;
+    const char *sid = "CA00000000000000000000000000000e13";
+    const char *extra[] = {"PROVIDER_CONNECT_TIMEOUT_MS=800", NULL};
+    e2e_start(&t, "{\"ignore_session_update\":true}", extra);
+    json_t *r = call(&t, sid, "\"duration_ms\":5000", 30);
+    assert_string_equal(closed_by(r), "server");
+    assert_true(vt_jint(r, "ws.close_ms") < 1500);
+    assert_int_equal(vt_jint(r, "received.media"), 0);
+    json_decref(r);
+    assert_true(vt_srv_log_wait(&t.srv, "not ready within PROVIDER_CONNECT_TIMEOUT_MS=800", 1000));
+    poll(NULL, 0, 300);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
+                             "source = 'voice_fallback'",
+                             sid),
+                     1);
+    char *m = NULL;
+    vt_http(t.srv.port, "GET", "/metrics", NULL, NULL, 0, &m);
+    assert_non_null(
+        strstr(m, "voice_provider_errors_total{provider=\"openai\",reason=\"timeout\"} 1"));
+    free(m);
     e2e_stop(&t);
 }
 
@@ -266,7 +430,8 @@ static void test_e2e_barge_in_clears_and_truncates_at_heard_ms(void **state)
     const char *script =
         "{\"rules\":["
         " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":4000,"
-        "   \"chunk_ms\":100,\"pace_ms\":100,\"transcript\":\"A long greeting.\",\"wait\":false}}]},"
+        "   \"chunk_ms\":100,\"pace_ms\":100,\"transcript\":\"A long "
+        "greeting.\",\"wait\":false}}]},"
         " {\"on\":\"audio\",\"bytes\":12000,\"do\":[{\"speech_started\":true}]}"
         "]}";
     e2e_start(&t, script, NULL);
@@ -296,8 +461,13 @@ static void test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call
 {
     (void)state;
     struct e2e t;
-    e2e_start(&t, "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":3200,\"do\":[{\"malformed\":2}]}]}",
-              NULL);
+    e2e_start(
+        &t,
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":3200,\"do\":[{\"malformed\":2},"
+        "{\"send\":{\"type\":\"response.output_audio.delta\",\"response_id\":\"resp_x\","
+        "\"item_id\":\"item_x\",\"output_index\":0,\"content_index\":0,"
+        "\"delta\":\"AAAA\\\"},{\\\"event\\\":\\\"x\"}}]}]}",
+        NULL);
     struct vt_call big;
     char *spec = spec_for(&t, "CA00000000000000000000000000000e04",
                           "\"duration_ms\":4000,\"events\":[{\"at\":1500,\"big\":70000}]");
@@ -326,11 +496,16 @@ static void test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call
     assert_non_null(strstr(log, "ignored a malformed message from Twilio: unknown event"));
     assert_non_null(strstr(log, "media for another streamSid"));
     assert_non_null(strstr(log, "caller pressed 5"));
+    /* provider audio that is not base64 never reaches Twilio's JSON (no violation above) */
+    assert_non_null(strstr(log, "provider audio is not base64: dropped"));
     assert_non_null(strstr(log, "over 65536 bytes: closing this stream"));
     free(log);
     /* the oversized call gets the fallback promise kept: a callback row */
-    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' "
-                                 "AND source = 'voice_fallback'", "CA00000000000000000000000000000e04"), 1);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' "
+                             "AND source = 'voice_fallback'",
+                             "CA00000000000000000000000000000e04"),
+                     1);
     e2e_stop(&t);
 }
 
@@ -341,18 +516,22 @@ static void test_e2e_provider_closing_mid_call_falls_back_with_callback(void **s
     (void)state;
     struct e2e t;
     const char *sid = "CA00000000000000000000000000000e05";
-    e2e_start(&t, "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":8000,\"do\":[{\"drop\":true}]}]}",
-              NULL);
+    e2e_start(
+        &t,
+        "{\"echo\":true,\"rules\":[{\"on\":\"audio\",\"bytes\":8000,\"do\":[{\"drop\":true}]}]}",
+        NULL);
     json_t *r = call(&t, sid, "\"duration_ms\":6000", 30);
     assert_no_violations(r);
     assert_string_equal(closed_by(r), "server");
-    assert_true(vt_jint(r, "webhook.fallback_say") == 1);   /* Twilio then says the fallback */
+    assert_true(vt_jint(r, "webhook.fallback_say") == 1); /* Twilio then says the fallback */
     json_decref(r);
     assert_true(vt_srv_log_wait(&t.srv, "voice agent unavailable", 2000));
     poll(NULL, 0, 300);
-    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
-                                 "source = 'voice_fallback' AND user_id = 1 AND reason LIKE 'openai%%'",
-                             sid), 1);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND "
+                             "source = 'voice_fallback' AND user_id = 1 AND reason LIKE 'openai%%'",
+                             sid),
+                     1);
     char *reason = vt_srv_sql_text(&t.srv, "SELECT end_reason FROM voice_calls WHERE call_sid = "
                                            "'CA00000000000000000000000000000e05'");
     assert_non_null(reason);
@@ -360,7 +539,8 @@ static void test_e2e_provider_closing_mid_call_falls_back_with_callback(void **s
     free(reason);
     char *m = NULL;
     vt_http(t.srv.port, "GET", "/metrics", NULL, NULL, 0, &m);
-    assert_non_null(strstr(m, "voice_provider_errors_total{provider=\"openai\",reason=\"dropped\"} 1"));
+    assert_non_null(
+        strstr(m, "voice_provider_errors_total{provider=\"openai\",reason=\"dropped\"} 1"));
     free(m);
     e2e_stop(&t);
 }
@@ -400,9 +580,66 @@ static void test_e2e_failover_to_the_other_provider(void **state)
     json_decref(r);
     assert_true(vt_srv_log_wait(&t.srv, "failing over to openai", 1000));
     poll(NULL, 0, 300);
-    assert_int_equal(sql_int(&t, "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND "
-                                 "provider = 'openai'", sid), 1);
+    assert_int_equal(sql_int(&t,
+                             "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND "
+                             "provider = 'openai'",
+                             sid),
+                     1);
     e2e_stop(&t);
+}
+
+/* ---- the call rows on both database backends ---- */
+
+static void test_e2e_call_rows_on_every_backend(void **state)
+{
+    (void)state;
+    const char *backends[4];
+    int nb = vt_db_backends(backends, 4);
+    const char *script =
+        "{\"rules\":["
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":200}}]},"
+        " {\"on\":\"audio\",\"bytes\":4000,\"do\":[{\"response\":{\"audio_ms\":100,"
+        "   \"calls\":[{\"name\":\"check_claim_details\",\"arguments\":{\"claim_reference\":"
+        "   \"RMC-1001\"},\"call_id\":\"call_b\"}]}}]},"
+        " {\"on\":\"response.create\",\"times\":1,\"do\":[{\"response\":{\"audio_ms\":100}},"
+        "   {\"wait\":300},{\"drop\":true}]}"
+        "]}";
+    for (int b = 0; b < nb; b++) {
+        struct cfg c;
+        struct vt_db h;
+        struct e2e t;
+        vt_db_fresh(backends[b], &c, &h, NULL);
+        e2e_start(&t, script, h.env);
+        char sid[48];
+        snprintf(sid, sizeof sid, "CA0000000000000000000000000000b%d", b);
+        json_t *r = call(&t, sid, "\"duration_ms\":6000", 40);
+        /* one tool call, then the provider drops: fallback on this backend too */
+        assert_string_equal(closed_by(r), "server");
+        json_decref(r);
+        assert_true(vt_srv_log_wait(&t.srv, "callback requested", 3000));
+        poll(NULL, 0, 300);
+        struct db *db = vt_db_open(&c, false);
+        char q[400];
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM voice_calls WHERE call_sid = '%s' AND provider = 'openai' "
+                 "AND actions_count = 1 AND user_id = 1 AND ended_at IS NOT NULL AND end_reason "
+                 "LIKE 'openai dropped%%'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM missed_calls WHERE call_sid = '%s' AND source = "
+                 "'voice_fallback' AND user_id = 1 AND status = 'pending'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT COUNT(*) FROM voice_action_logs WHERE call_sid = '%s' AND provider = "
+                 "'openai' AND action = 'check_claim_details'",
+                 sid);
+        assert_int_equal(vt_db_int(db, q), 1);
+        db_close(db);
+        e2e_stop(&t);
+        vt_db_cleanup(&h, &c);
+    }
 }
 
 /* ---- a slow action does not delay other calls ---- */
@@ -422,9 +659,13 @@ static void test_e2e_slow_action_does_not_delay_other_calls(void **state)
     char base[96];
     snprintf(base, sizeof base, "TWILIO_API_BASE=http://127.0.0.1:%d", sport);
     /* AccountSid ending 0408: the SMS API reads the request and never answers */
-    const char *extra[] = {"ENABLE_REAL_SMS=true", "TWILIO_ACCOUNT_SID=AC00000000000000000000000000000408",
-                           "TWILIO_FROM_NUMBER=+442079460123", "SMS_TEST_NUMBERS=" SARAH,
-                           "SMS_TIMEOUT=3", base, NULL};
+    const char *extra[] = {"ENABLE_REAL_SMS=true",
+                           "TWILIO_ACCOUNT_SID=AC00000000000000000000000000000408",
+                           "TWILIO_FROM_NUMBER=+442079460123",
+                           "SMS_TEST_NUMBERS=" SARAH,
+                           "SMS_TIMEOUT=3",
+                           base,
+                           NULL};
     poll(NULL, 0, 500);
     e2e_start(&t, "{\"echo\":true}", extra);
 
@@ -433,14 +674,17 @@ static void test_e2e_slow_action_does_not_delay_other_calls(void **state)
     char *spec = spec_for(&t, "CA00000000000000000000000000000e09", "\"duration_ms\":9000");
     assert_int_equal(vt_call_start(&a, spec), 0);
     free(spec);
-    assert_true(vt_srv_log_wait(&t.srv, "call=CA00000000000000000000000000000e09 provider openai ready", 5000));
+    assert_true(vt_srv_log_wait(
+        &t.srv, "call=CA00000000000000000000000000000e09 provider openai ready", 5000));
     poll(NULL, 0, 800);
     char when[64], steps[512];
     bookable_time(when, sizeof when);
     snprintf(steps, sizeof steps,
-             "[{\"echo\":false},{\"wait\":800},{\"response\":{\"audio_ms\":100,\"calls\":[{\"name\":\"schedule_callback\","
+             "[{\"echo\":false},{\"wait\":800},{\"response\":{\"audio_ms\":100,\"calls\":[{"
+             "\"name\":\"schedule_callback\","
              "\"arguments\":{\"preferred_time\":\"%s\",\"reason\":\"slow sms\"},"
-             "\"call_id\":\"call_slow\"}],\"wait\":false}}]", when);
+             "\"call_id\":\"call_slow\"}],\"wait\":false}}]",
+             when);
     char path[64];
     snprintf(path, sizeof path, "/control/last");
     int st = vt_http(t.peer.port, "POST", path, NULL, steps, strlen(steps), NULL);
@@ -452,8 +696,8 @@ static void test_e2e_slow_action_does_not_delay_other_calls(void **state)
                       "\"duration_ms\":4000,\"audio\":\"seq\",\"from\":\"+447700900002\"", 30);
     assert_no_violations(rb);
     long long n = vt_jint(rb, "rtt.n"), mx = vt_jint(rb, "rtt.max");
-    fprintf(stderr, "slow-action: other call echo rtt n=%lld max=%lld ms p50=%lld max_gap=%lld\n", n,
-            mx, vt_jint(rb, "rtt.p50"), vt_jint(rb, "received.max_gap_ms"));
+    fprintf(stderr, "slow-action: other call echo rtt n=%lld max=%lld ms p50=%lld max_gap=%lld\n",
+            n, mx, vt_jint(rb, "rtt.p50"), vt_jint(rb, "received.max_gap_ms"));
     assert_true(n >= 100);
     assert_true(mx < 300);
     assert_true(vt_jint(rb, "received.max_gap_ms") < 300);
@@ -483,14 +727,31 @@ static void test_e2e_slow_action_does_not_delay_other_calls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_e2e_call_greets_relays_audio_and_runs_tools, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_tool_call_budget_is_enforced_per_call, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_barge_in_clears_and_truncates_at_heard_ms, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_provider_closing_mid_call_falls_back_with_callback, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_refused_key_falls_back_and_the_next_call_works, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_call_greets_relays_audio_and_runs_tools,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_tool_call_budget_is_enforced_per_call,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_withheld_caller_is_served_without_identity,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_provider_sending_garbage_ends_the_call_with_fallback,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_cold_stream_holds_caller_audio_until_ready,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_provider_not_ready_in_time_falls_back,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_barge_in_clears_and_truncates_at_heard_ms,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(
+            test_e2e_malformed_messages_are_ignored_and_oversize_closes_one_call,
+            vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_provider_closing_mid_call_falls_back_with_callback,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_refused_key_falls_back_and_the_next_call_works,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_e2e_failover_to_the_other_provider, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_e2e_slow_action_does_not_delay_other_calls, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_call_rows_on_every_backend, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_e2e_slow_action_does_not_delay_other_calls,
+                                  vt_peers_cleanup_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,12 +12,19 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "actions/links.h"
+#include "core/cfg.h"
+#include "core/err.h"
+#include "db/db.h"
 #include "net/twilio.h"
 #include "oai_peer.h"
 #include "srv_peer.h"
 #include "vwstest.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,9 +120,9 @@ static void test_http_stream_token_is_bound_to_call_from_and_expiry(void **state
     char tok[TW_TOKEN_MAX];
     const char *sid = "CA11111111111111111111111111111111";
     long long now = 1800000000;
-    assert_int_equal(tw_stream_token(SECRET, strlen(SECRET), sid, "+447700900001", now + 60, tok,
-                                     sizeof tok),
-                     0);
+    assert_int_equal(
+        tw_stream_token(SECRET, strlen(SECRET), sid, "+447700900001", now + 60, tok, sizeof tok),
+        0);
     assert_int_equal(tw_stream_token_check(SECRET, strlen(SECRET), sid, "+447700900001", tok, now),
                      TW_TOKEN_OK);
     /* changed from, changed call, other key */
@@ -140,9 +147,9 @@ static void test_http_stream_token_is_bound_to_call_from_and_expiry(void **state
     /* malformed */
     assert_int_equal(tw_stream_token_check(SECRET, strlen(SECRET), sid, "+447700900001", "", now),
                      TW_TOKEN_MALFORMED);
-    assert_int_equal(tw_stream_token_check(SECRET, strlen(SECRET), sid, "+447700900001",
-                                           "abc.def", now),
-                     TW_TOKEN_MALFORMED);
+    assert_int_equal(
+        tw_stream_token_check(SECRET, strlen(SECRET), sid, "+447700900001", "abc.def", now),
+        TW_TOKEN_MALFORMED);
     assert_int_equal(tw_stream_token_check(SECRET, strlen(SECRET), sid, "+447700900001", NULL, now),
                      TW_TOKEN_MALFORMED);
 }
@@ -167,9 +174,14 @@ static void test_http_caller_id_withheld_values(void **state)
 /* A provider is configured (so webhooks answer with a stream) but nothing listens there:
  * these tests are about the HTTP side, not the call. */
 static const char *const base_env[] = {
-    "TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
-    "ACTIONS_API_TOKEN=act-token-123", "LOG_LEVEL=debug", "OPENAI_API_KEY=sk-test",
-    "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime", NULL,
+    "TWILIO_AUTH_TOKEN=" AUTH,
+    "PUBLIC_URL=" PUB,
+    "LINK_SECRET=" SECRET,
+    "ACTIONS_API_TOKEN=act-token-123",
+    "LOG_LEVEL=debug",
+    "OPENAI_API_KEY=sk-test",
+    "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime",
+    NULL,
 };
 
 static int post_webhook(struct vt_srv *s, const char *body, const char *sig, char **resp)
@@ -203,8 +215,8 @@ static void test_http_webhook_checks_signature_and_answers_twiml(void **state)
     assert_non_null(
         strstr(resp, "<Connect><Stream url=\"wss://voice.example.co.uk/media-stream\">"));
     assert_non_null(strstr(resp, "<Parameter name=\"from\" value=\"+447700900123\"/>"));
-    assert_non_null(strstr(
-        resp, "<Parameter name=\"callSid\" value=\"CA11111111111111111111111111111111\"/>"));
+    assert_non_null(
+        strstr(resp, "<Parameter name=\"callSid\" value=\"CA11111111111111111111111111111111\"/>"));
     const char *tk = strstr(resp, "<Parameter name=\"token\" value=\"");
     assert_non_null(tk);
     /* the fallback verb comes after </Connect> */
@@ -241,7 +253,7 @@ static void test_http_webhook_checks_signature_and_answers_twiml(void **state)
 
     char *log = vt_srv_log(&s);
     assert_non_null(strstr(log, "X-Twilio-Signature does not match"));
-    assert_null(strstr(log, "+447700900123"));   /* phones masked in the log */
+    assert_null(strstr(log, "+447700900123")); /* phones masked in the log */
     free(log);
     vt_srv_cleanup(&s);
 }
@@ -252,7 +264,8 @@ static void test_http_webhook_withheld_caller_gets_a_stream_without_identity(voi
     struct vt_srv s;
     char sig[32], *resp = NULL;
     assert_int_equal(vt_srv_start(&s, base_env), 0);
-    const char body[] = "CallSid=CA33333333333333333333333333333333&From=anonymous&To=%2B442079460123";
+    const char body[] =
+        "CallSid=CA33333333333333333333333333333333&From=anonymous&To=%2B442079460123";
     sign_body(PUB "/incoming-call", body, sig);
     assert_int_equal(post_webhook(&s, body, sig, &resp), 200);
     assert_non_null(strstr(resp, "<Parameter name=\"from\" value=\"withheld\"/>"));
@@ -287,6 +300,51 @@ static void test_http_webhook_without_any_provider_apologises_and_books_a_callba
     vt_srv_cleanup(&s);
 }
 
+static void test_http_without_public_url_the_host_header_is_signed(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], url[128];
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "LINK_SECRET=" SECRET, "OPENAI_API_KEY=sk-test",
+                         "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime", NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    /* curl sends Host: 127.0.0.1:PORT; an ngrok-style http URL and the https one both pass */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/incoming-call", s.port);
+    sign_body(url, BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 200);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/incoming-call", s.port);
+    sign_body(url, BODY_11, sig);
+    char *resp = NULL;
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    char want[128];
+    snprintf(want, sizeof want, "wss://127.0.0.1:%d/media-stream", s.port);
+    assert_non_null(strstr(resp, want));
+    free(resp);
+    sign_body("https://elsewhere.example/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 403);
+    vt_srv_cleanup(&s);
+}
+
+static void test_http_public_url_with_a_path_prefix(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char sig[32], *resp = NULL;
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=https://edge.example.co.uk:8443/voice/",
+                         "LINK_SECRET=" SECRET,
+                         "OPENAI_API_KEY=sk-test",
+                         "OPENAI_REALTIME_URL=ws://127.0.0.1:9/v1/realtime",
+                         NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    sign_body("https://edge.example.co.uk:8443/voice/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, &resp), 200);
+    assert_non_null(
+        strstr(resp, "<Stream url=\"wss://edge.example.co.uk:8443/voice/media-stream\">"));
+    free(resp);
+    vt_srv_cleanup(&s);
+}
+
 static void test_http_routes_methods_and_limits(void **state)
 {
     (void)state;
@@ -315,8 +373,8 @@ static void test_http_routes_methods_and_limits(void **state)
     free(resp);
     /* links: missing token 400, unknown token valid:false */
     assert_int_equal(vt_http(s.port, "GET", "/links/verify", NULL, NULL, 0, NULL), 400);
-    assert_int_equal(vt_http(s.port, "GET", "/links/verify?token=nosuchtoken", NULL, NULL, 0, &resp),
-                     200);
+    assert_int_equal(
+        vt_http(s.port, "GET", "/links/verify?token=nosuchtoken", NULL, NULL, 0, &resp), 200);
     assert_non_null(strstr(resp, "\"valid\":false"));
     free(resp);
     vt_srv_cleanup(&s);
@@ -348,11 +406,13 @@ static void test_http_health_and_metrics(void **state)
 
     assert_int_equal(vt_http(s.port, "GET", "/metrics", NULL, NULL, 0, &resp), 200);
     assert_non_null(strstr(resp, "# TYPE voice_actions_total counter"));
-    assert_non_null(strstr(resp, "voice_actions_total{action=\"check_claim_details\",outcome=\"success\"} 0"));
+    assert_non_null(
+        strstr(resp, "voice_actions_total{action=\"check_claim_details\",outcome=\"success\"} 0"));
     assert_non_null(strstr(resp, "# TYPE voice_action_duration_ms histogram"));
     assert_non_null(strstr(resp, "voice_calls_active 0"));
     assert_non_null(strstr(resp, "voice_sms_total{outcome=\"sent\"} 0"));
-    assert_non_null(strstr(resp, "voice_provider_errors_total{provider=\"openai\",reason=\"connect_failed\"} 0"));
+    assert_non_null(strstr(
+        resp, "voice_provider_errors_total{provider=\"openai\",reason=\"connect_failed\"} 0"));
     free(resp);
     vt_srv_cleanup(&s);
 }
@@ -362,20 +422,25 @@ static void test_http_actions_endpoint_needs_the_bearer_token(void **state)
     (void)state;
     struct vt_srv s;
     char *resp = NULL;
-    const char *body = "{\"caller\":\"+447700900001\",\"arguments\":{\"claim_reference\":\"RMC-1001\"}}";
+    const char *body =
+        "{\"caller\":\"+447700900001\",\"arguments\":{\"claim_reference\":\"RMC-1001\"}}";
     assert_int_equal(vt_srv_start(&s, base_env), 0);
     const char *none[] = {"Content-Type: application/json", NULL};
     const char *bad[] = {"Authorization: Bearer wrong", NULL};
     const char *basic[] = {"Authorization: Basic YWN0LXRva2VuLTEyMw==", NULL};
     const char *good[] = {"Authorization: Bearer act-token-123", NULL};
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", none, body,
-                             strlen(body), NULL), 401);
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", bad, body,
-                             strlen(body), NULL), 401);
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", basic, body,
-                             strlen(body), NULL), 401);
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", good, body,
-                             strlen(body), &resp), 200);
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", none, body, strlen(body), NULL),
+        401);
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", bad, body, strlen(body), NULL),
+        401);
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", basic, body, strlen(body), NULL),
+        401);
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", good, body, strlen(body), &resp),
+        200);
     json_error_t e;
     json_t *env = json_loads(resp, 0, &e);
     assert_non_null(env);
@@ -385,27 +450,98 @@ static void test_http_actions_endpoint_needs_the_bearer_token(void **state)
     json_decref(env);
     free(resp);
     /* another person's claim: refused like a missing one */
-    const char *other = "{\"caller\":\"+447700900001\",\"arguments\":{\"claim_reference\":\"RMC-2001\"}}";
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", good, other,
-                             strlen(other), &resp), 200);
+    const char *other =
+        "{\"caller\":\"+447700900001\",\"arguments\":{\"claim_reference\":\"RMC-2001\"}}";
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", good, other, strlen(other), &resp),
+        200);
     assert_non_null(strstr(resp, "\"success\":false"));
     free(resp);
     /* malformed body 400; audited with provider http */
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", good, "{nope", 5,
-                             NULL), 400);
-    assert_true(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_action_logs WHERE provider = 'http'") >= 2);
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", good, "{nope", 5, NULL), 400);
+    assert_true(
+        vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_action_logs WHERE provider = 'http'") >= 2);
     /* counted in /metrics */
     assert_int_equal(vt_http(s.port, "GET", "/metrics", NULL, NULL, 0, &resp), 200);
-    assert_non_null(strstr(resp, "voice_actions_total{action=\"check_claim_details\",outcome=\"success\"} 1"));
-    assert_non_null(strstr(resp, "voice_actions_total{action=\"check_claim_details\",outcome=\"failure\"} 1"));
+    assert_non_null(
+        strstr(resp, "voice_actions_total{action=\"check_claim_details\",outcome=\"success\"} 1"));
+    assert_non_null(
+        strstr(resp, "voice_actions_total{action=\"check_claim_details\",outcome=\"failure\"} 1"));
     free(resp);
     vt_srv_cleanup(&s);
 
     /* without ACTIONS_API_TOKEN the endpoint does not exist */
     const char *env2[] = {"PUBLIC_URL=" PUB, NULL};
     assert_int_equal(vt_srv_start(&s, env2), 0);
-    assert_int_equal(vt_http(s.port, "POST", "/actions/check_claim_details", good, body,
-                             strlen(body), NULL), 404);
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", good, body, strlen(body), NULL),
+        404);
+    vt_srv_cleanup(&s);
+}
+
+static void test_http_links_verify_accepts_a_link_once(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    char *resp = NULL, dbp[256], tok[LINK_TOKEN_MAX];
+    const char *env[] = {"PUBLIC_URL=" PUB, NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    /* a link row made by the links module on the server's database (as an action would) */
+    struct cfg c;
+    struct db *db = NULL;
+    struct err e = {0};
+    snprintf(dbp, sizeof dbp, "DB_PATH=%s", s.db_path);
+    const char *kv[] = {dbp, NULL};
+    vt_cfg(&c, kv);
+    assert_int_equal(db_open(&db_sqlite_ops, &db, &c, &e), 0);
+    assert_int_equal(link_create(db, 1, "portal", "sms", 3600, "CAlinktest", tok, NULL, &e), 0);
+    db_close(db);
+    cfg_free(&c);
+    char path[256];
+    snprintf(path, sizeof path, "/links/verify?token=%s", tok);
+    assert_int_equal(vt_http(s.port, "GET", path, NULL, NULL, 0, &resp), 200);
+    assert_non_null(strstr(resp, "\"valid\":true"));
+    assert_non_null(strstr(resp, "Sarah"));
+    free(resp);
+    /* single use */
+    assert_int_equal(vt_http(s.port, "GET", path, NULL, NULL, 0, &resp), 200);
+    assert_non_null(strstr(resp, "\"valid\":false"));
+    assert_non_null(strstr(resp, "used"));
+    free(resp);
+    vt_srv_cleanup(&s);
+}
+
+/* A client that sends half a body and stalls is dropped; others are served meanwhile.
+ * (Raw bytes on purpose: a well-behaved HTTP library cannot stall mid-body.) */
+static void test_http_slow_client_is_dropped(void **state)
+{
+    (void)state;
+    struct vt_srv s;
+    assert_int_equal(vt_srv_start(&s, base_env), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char req[] = "POST /incoming-call HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       "Content-Length: 100\r\n\r\nCallSid=CA";
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    double t0 = mono_ms();
+    /* the stalled client does not hold anyone else up */
+    assert_int_equal(vt_http(s.port, "GET", "/metrics", NULL, NULL, 0, NULL), 200);
+    assert_true(mono_ms() - t0 < 1000);
+    char buf[512];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    ssize_t n = 1;
+    while (n > 0 && mono_ms() - t0 < 20000) {
+        if (poll(&p, 1, 500) > 0)
+            n = read(fd, buf, sizeof buf);
+    }
+    double ms = mono_ms() - t0;
+    close(fd);
+    assert_true(n <= 0);                  /* closed by the server */
+    assert_true(ms > 5000 && ms < 16000); /* after the body timeout (10 s) */
     vt_srv_cleanup(&s);
 }
 
@@ -415,7 +551,8 @@ static char *caller_spec(struct vt_srv *s, const char *extra)
 {
     char *spec = malloc(2048);
     snprintf(spec, 2048,
-             "{\"http\":\"http://127.0.0.1:%d\",\"public_url\":\"" PUB "\",\"ws\":\"ws://127.0.0.1:%d\","
+             "{\"http\":\"http://127.0.0.1:%d\",\"public_url\":\"" PUB
+             "\",\"ws\":\"ws://127.0.0.1:%d\","
              "\"auth_token\":\"" AUTH "\",\"from\":\"+447700900001\"%s%s}",
              s->port, s->port, extra && *extra ? "," : "", extra ? extra : "");
     return spec;
@@ -439,8 +576,8 @@ static void test_http_stream_refuses_forged_missing_expired_and_changed_tokens(v
         assert_non_null(r);
         assert_int_equal(vt_jint(r, "webhook.status"), 200);
         assert_int_equal(vt_jint(r, "ws.opened"), 1);
-        assert_string_equal(json_string_value(json_object_get(json_object_get(r, "ws"), "closed_by")),
-                            "server");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(r, "ws"), "closed_by")), "server");
         assert_true(vt_jint(r, "ws.close_ms") < 1500);
         assert_int_equal(vt_jint(r, "received.media"), 0);
         json_decref(r);
@@ -450,8 +587,10 @@ static void test_http_stream_refuses_forged_missing_expired_and_changed_tokens(v
     const char *sid = "CA44444444444444444444444444444444";
     tw_stream_token(SECRET, strlen(SECRET), sid, "+447700900001", time(NULL) - 5, tok, sizeof tok);
     snprintf(extra, sizeof extra,
-             "\"skip_webhook\":{\"params\":{\"from\":\"+447700900001\",\"callSid\":\"%s\",\"token\":\"%s\"}},"
-             "\"duration_ms\":3000", sid, tok);
+             "\"skip_webhook\":{\"params\":{\"from\":\"+447700900001\",\"callSid\":\"%s\","
+             "\"token\":\"%s\"}},"
+             "\"duration_ms\":3000",
+             sid, tok);
     char *spec = caller_spec(&s, extra);
     json_t *r = vt_call_run(spec, 20);
     free(spec);
@@ -491,8 +630,13 @@ static void test_http_sigterm_drains_active_calls(void **state)
     assert_int_equal(vt_oai_start(&peer, "{\"echo\":true}", "sk-test"), 0);
     vt_peers_track(peer.pid, NULL);
     snprintf(envs[0], sizeof envs[0], "OPENAI_REALTIME_URL=%s", peer.url);
-    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH, "PUBLIC_URL=" PUB, "LINK_SECRET=" SECRET,
-                         "OPENAI_API_KEY=sk-test", envs[0], "DRAIN_SECONDS=20", NULL};
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=" PUB,
+                         "LINK_SECRET=" SECRET,
+                         "OPENAI_API_KEY=sk-test",
+                         envs[0],
+                         "DRAIN_SECONDS=20",
+                         NULL};
     assert_int_equal(vt_srv_start(&s, env), 0);
 
     /* a 3 s call; SIGTERM after 1 s: the call finishes normally, then the server exits */
@@ -515,7 +659,7 @@ static void test_http_sigterm_drains_active_calls(void **state)
     json_t *r = vt_call_wait(&c, 20);
     assert_non_null(r);
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "ws"), "closed_by")),
-                        "client");   /* the caller hung up; we did not cut the call */
+                        "client"); /* the caller hung up; we did not cut the call */
     assert_int_equal(json_array_size(json_object_get(r, "violations")), 0);
     json_decref(r);
     assert_int_equal(vt_srv_wait(&s, 5000), 0);
@@ -541,7 +685,8 @@ static void test_http_sigterm_drains_active_calls(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "ws"), "closed_by")),
                         "server");
     json_decref(r);
-    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_calls WHERE end_reason = 'shutdown'"), 1);
+    assert_int_equal(
+        vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_calls WHERE end_reason = 'shutdown'"), 1);
     vt_srv_cleanup(&s);
     vt_peers_untrack(peer.pid);
     vt_oai_stop(&peer);
@@ -553,16 +698,30 @@ int main(void)
         cmocka_unit_test(test_http_signature_matches_twilio_doc_vectors),
         cmocka_unit_test(test_http_signature_matches_twilio_python_vector),
         cmocka_unit_test(test_http_form_decoding_follows_form_rules),
-        cmocka_unit_test_teardown(test_http_stream_token_is_bound_to_call_from_and_expiry, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_stream_token_is_bound_to_call_from_and_expiry,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test(test_http_caller_id_withheld_values),
-        cmocka_unit_test_teardown(test_http_webhook_checks_signature_and_answers_twiml, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_http_webhook_withheld_caller_gets_a_stream_without_identity, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_http_webhook_without_any_provider_apologises_and_books_a_callback, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_webhook_checks_signature_and_answers_twiml,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_webhook_withheld_caller_gets_a_stream_without_identity,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(
+            test_http_webhook_without_any_provider_apologises_and_books_a_callback,
+            vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_without_public_url_the_host_header_is_signed,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_public_url_with_a_path_prefix, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_routes_methods_and_limits, vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_health_and_metrics, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_http_stream_refuses_forged_missing_expired_and_changed_tokens, vt_peers_cleanup_all),
-        cmocka_unit_test_teardown(test_http_sigterm_without_calls_exits_at_once, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_actions_endpoint_needs_the_bearer_token,
+                                  vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_slow_client_is_dropped, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_links_verify_accepts_a_link_once, vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(
+            test_http_stream_refuses_forged_missing_expired_and_changed_tokens,
+            vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_sigterm_without_calls_exits_at_once,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_sigterm_drains_active_calls, vt_peers_cleanup_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,6 +227,8 @@ static void ctx_new(struct h *h, const char *ca_path)
 }
 
 /* Start the stand-in with script (may be NULL) and a cfg pointing at it (or at url). */
+static const char *voice_override; /* "OPENAI_VOICE=..." for one test */
+
 static void h_init_keys(struct h *h, const char *script, const char *peer_key,
                         const char *client_key, const char *url)
 {
@@ -242,7 +244,7 @@ static void h_init_keys(struct h *h, const char *script, const char *peer_key,
     const char *kv[] = {key,
                         h->url,
                         "COMPANY_NAME=Resolve My Claim",
-                        "OPENAI_VOICE=marin",
+                        voice_override ? voice_override : "OPENAI_VOICE=marin",
                         "PROVIDER_CONNECT_TIMEOUT_MS=4000",
                         NULL};
     vt_cfg(&h->cfg, kv);
@@ -311,6 +313,30 @@ static json_t *peer_log(struct h *h)
     return vt_oai_log(&h->peer);
 }
 
+/* Close code the stand-in saw for its first connection; -1 while still open. */
+static int peer_close_code(struct h *h)
+{
+    json_t *log = peer_log(h);
+    size_t i;
+    json_t *r;
+    int code = -1;
+    json_array_foreach(log, i, r)
+    {
+        const char *k = json_string_value(json_object_get(r, "kind"));
+        if (k && !strcmp(k, "closed")) {
+            code = (int)json_integer_value(json_object_get(r, "code"));
+            break;
+        }
+    }
+    json_decref(log);
+    return code;
+}
+
+static bool peer_saw_close(struct h *h)
+{
+    return peer_close_code(h) >= 0;
+}
+
 static void fail_with_stderr(struct h *h, const char *what)
 {
     char *e = vt_oai_stderr(&h->peer);
@@ -341,6 +367,8 @@ static void test_openai_session_update_accepted_with_tools_and_instructions(void
     assert_string_equal(json_string_value(json_object_get(hs, "kind")), "handshake");
     assert_true(json_is_true(json_object_get(hs, "auth_ok")));
     assert_null(json_object_get(json_object_get(hs, "headers"), "openai-beta"));
+    assert_null(json_object_get(json_object_get(hs, "headers"), "origin"));
+    assert_null(json_object_get(json_object_get(hs, "headers"), "sec-websocket-protocol"));
     assert_string_equal(json_string_value(json_object_get(json_object_get(hs, "query"), "model")),
                         "gpt-realtime-2");
     assert_string_equal(json_string_value(json_object_get(hs, "path")), "/v1/realtime");
@@ -387,6 +415,11 @@ static void test_openai_session_update_accepted_with_tools_and_instructions(void
     assert_null(json_object_get(s, "modalities"));
     json_decref(log);
     assert_int_equal(h.r.closed, 0);
+    /* close(): a close frame 1000, not a dropped TCP connection (1006) */
+    prov_openai_ops.close(h.r.p);
+    h.r.p = NULL;
+    assert_true(run_until(&h, peer_saw_close, 5000));
+    assert_int_equal(peer_close_code(&h), 1000);
     h_done(&h);
 }
 
@@ -906,6 +939,18 @@ static void test_openai_forbidden_rejected(void **state)
     h_done(&h);
 }
 
+static void test_openai_handshake_429_is_connect_failed(void **state)
+{
+    (void)state;
+    struct h h;
+    /* rate limited / server errors at the upgrade are transient: fail over, not "rejected" */
+    h_init(&h, "{\"handshake_status\":429}", NULL, NULL);
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_CONNECT_FAILED, 6000);
+    assert_non_null(strstr(h.r.detail, "429"));
+    h_done(&h);
+}
+
 static void test_openai_unreachable_port_connect_failed(void **state)
 {
     (void)state;
@@ -960,6 +1005,8 @@ static void test_openai_malformed_flood_is_protocol_error(void **state)
     h_init(&h, "{\"rules\":[{\"on\":\"ready\",\"do\":[{\"malformed\":6}]}]}", NULL, NULL);
     open_ready(&h);
     expect_close(&h, PROV_CLOSE_PROTOCOL, 6000);
+    assert_true(run_until(&h, peer_saw_close, 5000));
+    assert_int_equal(peer_close_code(&h), 1002);
     h_done(&h);
 }
 
@@ -1038,6 +1085,24 @@ static void test_openai_wrong_formats_rejected(void **state)
     expect_close(&h, PROV_CLOSE_REJECTED, 8000);
     assert_int_equal(h.r.ready, 0);
     assert_non_null(strstr(h.r.detail, "audio/pcm"));
+    h_done(&h);
+}
+
+static void test_openai_refused_session_update_rejected(void **state)
+{
+    (void)state;
+    struct h h;
+    voice_override = "OPENAI_VOICE=robot"; /* not a voice the API knows */
+    h_init(&h, NULL, NULL, NULL);
+    voice_override = NULL;
+    h_open(&h);
+    expect_close(&h, PROV_CLOSE_REJECTED, 8000);
+    assert_int_equal(h.r.ready, 0);
+    assert_non_null(strstr(h.r.detail, "session.update refused: invalid_value"));
+    json_t *log = peer_log(&h);
+    assert_int_equal(vt_oai_errors(log, "invalid_value"), 1);
+    assert_int_equal(vt_oai_count_out(log, "session.updated"), 0);
+    json_decref(log);
     h_done(&h);
 }
 
@@ -1365,6 +1430,7 @@ int main(void)
         cmocka_unit_test(test_openai_errors_logged_and_key_never_logged),
         cmocka_unit_test(test_openai_wrong_key_rejected),
         cmocka_unit_test(test_openai_forbidden_rejected),
+        cmocka_unit_test(test_openai_handshake_429_is_connect_failed),
         cmocka_unit_test(test_openai_unreachable_port_connect_failed),
         cmocka_unit_test(test_openai_mid_call_drop_is_dropped),
         cmocka_unit_test(test_openai_mid_call_close_frame_is_dropped),
@@ -1374,6 +1440,7 @@ int main(void)
         cmocka_unit_test(test_openai_oversized_message_is_protocol_error),
         cmocka_unit_test(test_openai_fragmented_large_message_reassembled),
         cmocka_unit_test(test_openai_wrong_formats_rejected),
+        cmocka_unit_test(test_openai_refused_session_update_rejected),
         cmocka_unit_test(test_openai_no_session_updated_times_out),
         cmocka_unit_test(test_openai_close_inside_tool_call_is_safe),
         cmocka_unit_test(test_openai_close_inside_closed_and_while_connecting),

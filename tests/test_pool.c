@@ -22,8 +22,8 @@ struct tjob {
     struct pool_job base;
     pthread_t ran_on;
     int sleep_ms;
-    int *done_count;              /* loop-side counter */
-    pthread_mutex_t *gate;        /* run blocks on it when set */
+    int *done_count;       /* loop-side counter */
+    pthread_mutex_t *gate; /* run blocks on it when set */
 };
 
 static atomic_int wakes;
@@ -117,11 +117,11 @@ static void test_pool_refuses_when_queue_full(void **state)
     assert_int_equal(pool_submit(p, &mk(0, &done, NULL)->base), 0);
     struct tjob *extra = mk(0, &done, NULL);
     assert_int_equal(pool_submit(p, &extra->base), ERR_BUSY);
-    free(extra);   /* refused: still ours */
+    free(extra); /* refused: still ours */
     assert_int_equal(pool_pending(p), 3);
     pthread_mutex_unlock(&gate);
     wait_pending_zero(p);
-    pool_free(p);  /* runs the remaining done callbacks */
+    pool_free(p); /* runs the remaining done callbacks */
     assert_int_equal(done, 3);
 }
 
@@ -157,7 +157,7 @@ static void test_pool_slow_job_does_not_block_others(void **state)
         usleep(1000);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
-    assert_true(ms < 400);   /* the second worker ran the quick ones meanwhile */
+    assert_true(ms < 400); /* the second worker ran the quick ones meanwhile */
     pool_free(p);
     assert_int_equal(done, 6);
 }

@@ -23,12 +23,12 @@
 
 struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;            /* signalled when a job is queued or on stop */
-    struct pool_job *qhead, *qtail;   /* submitted, not yet started */
-    struct pool_job *dhead, *dtail;   /* finished, done callback not yet run */
-    int queued;                   /* jobs in the submit queue */
-    int running;                  /* jobs being run by a worker */
-    int done_n;                   /* jobs on the done list */
+    pthread_cond_t cv;              /* signalled when a job is queued or on stop */
+    struct pool_job *qhead, *qtail; /* submitted, not yet started */
+    struct pool_job *dhead, *dtail; /* finished, done callback not yet run */
+    int queued;                     /* jobs in the submit queue */
+    int running;                    /* jobs being run by a worker */
+    int done_n;                     /* jobs on the done list */
     int queue_max;
     bool stopping;
     int nthreads;
@@ -45,7 +45,7 @@ static void *worker_main(void *arg)
         while (!p->qhead && !p->stopping)
             pthread_cond_wait(&p->cv, &p->mu);
         struct pool_job *j = p->qhead;
-        if (!j) {                 /* stopping and nothing left to run */
+        if (!j) { /* stopping and nothing left to run */
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }

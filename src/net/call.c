@@ -28,6 +28,7 @@
 #include "providers/provider.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,43 +36,44 @@
 #define LOG_MODULE "call"
 #include "core/log.h"
 
-#define TW_MSG_MAX (64 * 1024)       /* a Twilio message is < 2 KiB; bigger closes the socket */
-#define START_TIMEOUT_S 10           /* a socket must send a valid start by then */
-#define PREWARM_MS 20000             /* webhook-opened provider dropped without a stream */
-#define GREET_WAIT_MS 1500           /* wait this long for the caller lookup before greeting */
-#define CHUNK_B64 1280               /* 960 u-law bytes = 120 ms, a multiple of 4 chars */
+#define TW_MSG_MAX (64 * 1024) /* a Twilio message is < 2 KiB; bigger closes the socket */
+#define START_TIMEOUT_S 10     /* a socket must send a valid start by then */
+#define PREWARM_MS 20000       /* webhook-opened provider dropped without a stream */
+#define GREET_WAIT_MS 1500     /* wait this long for the caller lookup before greeting */
+#define CHUNK_B64 1280         /* 960 u-law bytes = 120 ms, a multiple of 4 chars */
 #define MARK_EVERY_MS 100
-#define LEAD_MS 1000.0               /* agent audio handed to Twilio ahead of playback */
+#define LEAD_MS 1000.0 /* agent audio handed to Twilio ahead of playback */
 #define MARKS_MAX 256
 #define ITEM_RING 4
 #define BAD_MSG_LOG_MAX 5
+#define HOLD_FRAMES 50 /* caller audio kept while the provider connects (1 s) */
 #define DB_WAIT_MS 3000
-#define AUTO_RETRY_MS 30000.0        /* auto: skip a provider that failed this recently */
+#define AUTO_RETRY_MS 30000.0 /* auto: skip a provider that failed this recently */
 
 /* ---- types ---- */
 
-struct call_sess {                /* act_session shared with jobs; refs on the loop only */
+struct call_sess { /* act_session shared with jobs; refs on the loop only */
     int refs;
     struct act_session s;
 };
 
-struct tw_conn {                  /* lws per-session data of one Twilio socket */
+struct tw_conn { /* lws per-session data of one Twilio socket */
     struct srv *s;
     struct lws *wsi;
-    struct call *call;            /* NULL before start / after the call ended */
-    char *rx;                     /* message reassembly */
+    struct call *call; /* NULL before start / after the call ended */
+    char *rx;          /* message reassembly */
     size_t rx_len, rx_cap;
-    struct net_msg *oq_head, *oq_tail;   /* written one per WRITEABLE */
-    bool closing;                 /* close after the queue is flushed */
-    bool closed;                  /* lws closed it (CLOSED seen) */
+    struct net_msg *oq_head, *oq_tail; /* written one per WRITEABLE */
+    bool closing;                      /* close after the queue is flushed */
+    bool closed;                       /* lws closed it (CLOSED seen) */
     bool started;
     int bad_msgs;
 };
 
 struct mark {
-    uint32_t item;                /* item sequence number */
-    int off_ms;                   /* audio of that item before the mark */
-    bool flushed;                 /* a clear was sent after it: its echo is not "heard" */
+    uint32_t item; /* item sequence number */
+    int off_ms;    /* audio of that item before the mark */
+    bool flushed;  /* a clear was sent after it: its echo is not "heard" */
     char name[24];
 };
 
@@ -83,22 +85,22 @@ struct call {
     uint64_t id;
     char call_sid[72];
     char stream_sid[72];
-    char from[24];                /* E.164 of the signed From, "" = withheld */
-    struct tw_conn *conn;         /* NULL until the stream attaches */
+    char from[24];        /* E.164 of the signed From, "" = withheld */
+    struct tw_conn *conn; /* NULL until the stream attaches */
     double created_ms, started_ms;
     char started_at[24];
     bool ending, failed, row_started;
     char fail_reason[200];
 
     /* provider */
-    int pidx;                     /* index into s->provs */
+    int pidx; /* index into s->provs */
     struct prov *prov;
     bool tried[NET_PROV_N];
     bool ready, waiting_dns, fail_pending;
     enum prov_close fail_why;
     char fail_detail[160];
     double prov_open_ms;
-    const char *served_by;        /* provider that became ready */
+    const char *served_by; /* provider that became ready */
     lws_sorted_usec_list_t sul_connect, sul_prewarm, sul_greet, sul_pace, sul_provfail;
 
     /* identity */
@@ -108,13 +110,13 @@ struct call {
     long long user_id;
 
     /* agent audio: arrival side */
-    char items[ITEM_RING][96];    /* item ids by seq % ITEM_RING */
-    uint32_t item_seq;            /* latest arrived item */
+    char items[ITEM_RING][96]; /* item ids by seq % ITEM_RING */
+    uint32_t item_seq;         /* latest arrived item */
     char truncated_item[96];
-    struct net_msg *bl_head, *bl_tail;   /* paced backlog, not yet queued to Twilio */
+    struct net_msg *bl_head, *bl_tail; /* paced backlog, not yet queued to Twilio */
     /* agent audio: sent side */
     uint32_t sent_item;
-    long sent_bytes, mark_bytes;  /* of sent_item */
+    long sent_bytes, mark_bytes; /* of sent_item */
     double item_first_ms, play_until;
     struct mark marks[MARKS_MAX];
     int mk_head, mk_n;
@@ -127,8 +129,13 @@ struct call {
     int tool_calls;
     bool budget_logged;
 
+    /* caller audio held until the provider is ready (newest HOLD_FRAMES frames) */
+    char *hold[HOLD_FRAMES];
+    int hold_head, hold_n;
+
     /* stats */
     long frames_in, frames_dropped, msgs_out;
+    int bad_audio_logged;
 };
 
 struct tool_job {
@@ -138,7 +145,7 @@ struct tool_job {
     struct call_sess *cs;
     atomic_bool cancelled;
     bool skipped;
-    struct tool_job *next;        /* in call->tools (loop thread) */
+    struct tool_job *next; /* in call->tools (loop thread) */
     char id[128];
     char name[64];
     char *args;
@@ -215,8 +222,7 @@ static void conn_close(struct tw_conn *k)
 /* Build {"event":EV,"streamSid":SID,<key>:{<field>:"<val>"}} without a JSON library:
  * the SID is checked at start to be [A-Za-z0-9_.:-], val is base64 or a mark name. */
 static struct net_msg *msg_build(enum net_msg_kind kind, const char *ev, const char *sid,
-                                 const char *key, const char *field, const char *val,
-                                 size_t vlen)
+                                 const char *key, const char *field, const char *val, size_t vlen)
 {
     size_t cap = 96 + strlen(sid) + vlen;
     struct net_msg *m = net_msg_new(kind, cap);
@@ -247,14 +253,14 @@ static void free_msgs(struct net_msg *m)
 static void send_mark(struct call *c)
 {
     if (c->mk_n >= MARKS_MAX)
-        return;                   /* Twilio is not echoing: stop adding, audio still flows */
+        return; /* Twilio is not echoing: stop adding, audio still flows */
     struct mark *mk = &c->marks[(c->mk_head + c->mk_n) % MARKS_MAX];
     mk->item = c->sent_item;
     mk->off_ms = (int)(c->sent_bytes / 8);
     mk->flushed = false;
     snprintf(mk->name, sizeof mk->name, "%u:%d", mk->item, mk->off_ms);
-    struct net_msg *m = msg_build(NET_MSG_MARK, "mark", c->stream_sid, "mark", "name", mk->name,
-                                  strlen(mk->name));
+    struct net_msg *m =
+        msg_build(NET_MSG_MARK, "mark", c->stream_sid, "mark", "name", mk->name, strlen(mk->name));
     if (!m)
         return;
     c->mk_n++;
@@ -267,7 +273,6 @@ static void pace_cb(lws_sorted_usec_list_t *sul)
     struct call *c = lws_container_of(sul, struct call, sul_pace);
     pump(c);
 }
-
 
 /* Move backlog to Twilio while we are less than LEAD_MS ahead of playback. */
 static void pump(struct call *c)
@@ -314,7 +319,7 @@ static void queue_audio(struct call *c, const char *b64, size_t len)
     while (off < len) {
         size_t n = len - off;
         if (n > CHUNK_B64 && len % 4 == 0)
-            n = CHUNK_B64;        /* split only well-formed base64, at a 4-char boundary */
+            n = CHUNK_B64; /* split only well-formed base64, at a 4-char boundary */
         struct net_msg *m =
             msg_build(NET_MSG_MEDIA, "media", c->stream_sid, "media", "payload", b64 + off, n);
         if (!m)
@@ -327,6 +332,38 @@ static void queue_audio(struct call *c, const char *b64, size_t len)
             c->bl_head = m;
         c->bl_tail = m;
         off += n;
+    }
+}
+
+/* ---- caller audio held while the provider connects ---- */
+
+static void hold_frame(struct call *c, const char *b64, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, b64, len + 1);
+    if (c->hold_n == HOLD_FRAMES) { /* keep the newest second: drop the oldest */
+        free(c->hold[c->hold_head]);
+        c->hold_head = (c->hold_head + 1) % HOLD_FRAMES;
+        c->hold_n--;
+        c->frames_dropped++;
+    }
+    c->hold[(c->hold_head + c->hold_n) % HOLD_FRAMES] = copy;
+    c->hold_n++;
+}
+
+/* Send (send=true) or discard what was held, oldest first. */
+static void hold_flush(struct call *c, bool send)
+{
+    while (c->hold_n > 0) {
+        char *f = c->hold[c->hold_head];
+        c->hold[c->hold_head] = NULL;
+        c->hold_head = (c->hold_head + 1) % HOLD_FRAMES;
+        c->hold_n--;
+        if (send && c->prov)
+            ops_of(c)->send_audio(c->prov, f, strlen(f));
+        free(f);
     }
 }
 
@@ -345,8 +382,9 @@ static void ev_ready(void *owner)
     pthread_mutex_lock(&c->cs->s.mu);
     util_strlcpy(c->cs->s.provider, c->served_by, sizeof c->cs->s.provider);
     pthread_mutex_unlock(&c->cs->s.mu);
-    log_info("call=%s provider %s ready in %.0f ms", c->call_sid, c->served_by,
-             util_mono_ms() - c->prov_open_ms);
+    log_info("call=%s provider %s ready in %.0f ms%s", c->call_sid, c->served_by,
+             util_mono_ms() - c->prov_open_ms, c->hold_n ? "; sending the caller audio held" : "");
+    hold_flush(c, true);
     maybe_greet(c);
 }
 
@@ -358,7 +396,13 @@ static void ev_audio(void *owner, const char *b64, size_t len, const char *item_
     if (!item_id)
         item_id = "";
     if (item_id[0] && !strcmp(item_id, c->truncated_item))
-        return;                   /* late audio of an item cut by barge-in */
+        return; /* late audio of an item cut by barge-in */
+    /* It goes into our JSON verbatim: only the base64 alphabet may pass. */
+    if (strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") < len) {
+        if (!c->bad_audio_logged++)
+            log_warn("call=%s provider audio is not base64: dropped", c->call_sid);
+        return;
+    }
     if (strcmp(item_id, c->items[c->item_seq % ITEM_RING]) || c->item_seq == 0) {
         c->item_seq++;
         util_strlcpy(c->items[c->item_seq % ITEM_RING], item_id, sizeof c->items[0]);
@@ -421,13 +465,13 @@ static void ev_barge_in(void *owner)
     for (int i = 0; i < c->mk_n; i++)
         unflushed += !c->marks[(c->mk_head + i) % MARKS_MAX].flushed;
     if (!c->bl_head && !unflushed && now >= c->play_until)
-        return;                   /* everything already played: nothing to cut */
+        return; /* everything already played: nothing to cut */
     int heard = heard_estimate(c, now);
     free_msgs(c->bl_head);
     c->bl_head = c->bl_tail = NULL;
     lws_sul_cancel(&c->sul_pace);
     int dropped = conn_drop_unsent(c->conn);
-    c->mk_n -= dropped < c->mk_n ? dropped : c->mk_n;   /* never sent: no echo will come */
+    c->mk_n -= dropped < c->mk_n ? dropped : c->mk_n; /* never sent: no echo will come */
     for (int i = 0; i < c->mk_n; i++)
         c->marks[(c->mk_head + i) % MARKS_MAX].flushed = true;
     struct net_msg *m = msg_build(NET_MSG_OTHER, "clear", c->stream_sid, NULL, NULL, NULL, 0);
@@ -501,8 +545,7 @@ static void tool_done(struct pool_job *pj)
         log_info("call=%s tool call %s (%s) was withdrawn by the provider: %s", j->cs->s.call_sid,
                  j->name, j->id, j->skipped ? "not run" : "result dropped");
     } else if (!c || c->ending || !c->prov) {
-        log_info("call=%s tool call %s finished after the call ended", j->cs->s.call_sid,
-                 j->name);
+        log_info("call=%s tool call %s finished after the call ended", j->cs->s.call_sid, j->name);
     } else if (!j->result) {
         log_error("call=%s tool call %s produced no envelope", c->call_sid, j->name);
     } else {
@@ -519,9 +562,10 @@ static void tool_done(struct pool_job *pj)
 
 static void answer_busy(struct call *c, const char *id, const char *name)
 {
-    json_t *e = json_pack("{s:b,s:s,s:{},s:{s:s},s:i}", "success", 0, "message",
-                          err_say(ERR_BUSY), "data", "error", "code", "busy",
-                          "execution_time_ms", 0);
+    log_warn("call=%s tool call %s (%s) refused: the work queue is full (answered busy)",
+             c->call_sid, name, id);
+    json_t *e = json_pack("{s:b,s:s,s:{},s:{s:s},s:i}", "success", 0, "message", err_say(ERR_BUSY),
+                          "data", "error", "code", "busy", "execution_time_ms", 0);
     char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
     if (txt)
         ops_of(c)->tool_result(c->prov, id, name, txt);
@@ -583,12 +627,17 @@ static void ev_tool_cancel(void *owner, const char *call_id)
 static int reason_of(enum prov_close why)
 {
     switch (why) {
-    case PROV_CLOSE_CONNECT_FAILED: return NET_PR_CONNECT_FAILED;
-    case PROV_CLOSE_REJECTED: return NET_PR_REJECTED;
-    case PROV_CLOSE_PROTOCOL: return NET_PR_PROTOCOL;
-    case PROV_CLOSE_EXPIRED: return NET_PR_EXPIRED;
+    case PROV_CLOSE_CONNECT_FAILED:
+        return NET_PR_CONNECT_FAILED;
+    case PROV_CLOSE_REJECTED:
+        return NET_PR_REJECTED;
+    case PROV_CLOSE_PROTOCOL:
+        return NET_PR_PROTOCOL;
+    case PROV_CLOSE_EXPIRED:
+        return NET_PR_EXPIRED;
     case PROV_CLOSE_DROPPED:
-    case PROV_CLOSE_NORMAL: break;
+    case PROV_CLOSE_NORMAL:
+        break;
     }
     return NET_PR_DROPPED;
 }
@@ -700,7 +749,7 @@ static void open_provider_now(struct call *c)
             ev_closed(c, PROV_CLOSE_CONNECT_FAILED, e.detail[0] ? e.detail : err_name(e.code));
         return;
     }
-    c->prov = p;   /* if closed already fired inside open(), provfail_cb closes it */
+    c->prov = p; /* if closed already fired inside open(), provfail_cb closes it */
 }
 
 static void open_provider(struct call *c, int idx)
@@ -713,7 +762,7 @@ static void open_provider(struct call *c, int idx)
     lws_sul_schedule(s->ctx, 0, &c->sul_connect, connect_timeout_cb,
                      (lws_usec_t)s->cfg->provider_connect_timeout_ms * 1000);
     struct net_dns *d = &s->dns[idx];
-    if (d->host[0] && !d->addr[0]) {   /* not resolved yet: a worker does it, then we open */
+    if (d->host[0] && !d->addr[0]) { /* not resolved yet: a worker does it, then we open */
         c->waiting_dns = true;
         net__dns_refresh(s, idx);
         if (!d->resolving) {
@@ -722,7 +771,7 @@ static void open_provider(struct call *c, int idx)
         }
         return;
     }
-    net__dns_refresh(s, idx);          /* refresh a stale cache in the background */
+    net__dns_refresh(s, idx); /* refresh a stale cache in the background */
     open_provider_now(c);
 }
 
@@ -808,8 +857,8 @@ static void ident_run(struct pool_job *pj)
 {
     struct ident_job *j = (struct ident_job *)pj;
     struct err e = {0};
-    j->rc = act_session_identify(&j->s->env, &j->cs->s, j->first_name, (int)sizeof j->first_name,
-                                 &e);
+    j->rc =
+        act_session_identify(&j->s->env, &j->cs->s, j->first_name, (int)sizeof j->first_name, &e);
     util_strlcpy(j->detail, e.detail, sizeof j->detail);
     pthread_mutex_lock(&j->cs->s.mu);
     j->user_id = j->cs->s.user_id;
@@ -839,7 +888,7 @@ static void ident_done(struct pool_job *pj)
 static void start_identify(struct call *c)
 {
     if (!c->from[0]) {
-        c->identified = true;     /* withheld: nobody to look up */
+        c->identified = true; /* withheld: nobody to look up */
         return;
     }
     struct ident_job *j = calloc(1, sizeof *j);
@@ -869,7 +918,7 @@ struct row_job {
     enum row_kind kind;
     struct srv *s;
     char call_sid[72];
-    char phone[24];               /* ROW_MISSED: E.164 (operational callback list) */
+    char phone[24]; /* ROW_MISSED: E.164 (operational callback list) */
     char phone_masked[32];
     long long user_id;
     char provider[16];
@@ -893,24 +942,27 @@ static void row_run(struct pool_job *pj)
     if (j->kind == ROW_START) {
         struct db_val a[] = {DB_S(j->call_sid), DB_S(j->phone_masked), uid, DB_S(j->provider),
                              DB_S(j->started_at)};
-        rc = db_run(db, "INSERT INTO voice_calls (call_sid, phone_masked, user_id, provider, "
-                        "started_at, actions_count) VALUES (?, ?, ?, ?, ?, 0)",
+        rc = db_run(db,
+                    "INSERT INTO voice_calls (call_sid, phone_masked, user_id, provider, "
+                    "started_at, actions_count) VALUES (?, ?, ?, ?, ?, 0)",
                     a, 5, &e);
     } else if (j->kind == ROW_END) {
         struct db_val a[] = {DB_S(j->ended_at), DB_S(j->end_reason), DB_I(j->actions), uid,
                              DB_S(j->provider), DB_S(j->call_sid)};
-        rc = db_exec(db, "UPDATE voice_calls SET ended_at = ?, end_reason = ?, actions_count = ?, "
-                         "user_id = ?, provider = ? WHERE call_sid = ?",
+        rc = db_exec(db,
+                     "UPDATE voice_calls SET ended_at = ?, end_reason = ?, actions_count = ?, "
+                     "user_id = ?, provider = ? WHERE call_sid = ?",
                      a, 6, &r, &e);
         long long changed = r.changes;
         db_rows_free(&r);
-        if (!rc && changed == 0) {   /* the start row lost a race or failed: write it whole */
-            struct db_val b[] = {DB_S(j->call_sid), DB_S(j->phone_masked), uid,
-                                 DB_S(j->provider), DB_S(j->started_at), DB_S(j->ended_at),
+        if (!rc && changed == 0) { /* the start row lost a race or failed: write it whole */
+            struct db_val b[] = {DB_S(j->call_sid),   DB_S(j->phone_masked), uid,
+                                 DB_S(j->provider),   DB_S(j->started_at),   DB_S(j->ended_at),
                                  DB_S(j->end_reason), DB_I(j->actions)};
-            rc = db_run(db, "INSERT INTO voice_calls (call_sid, phone_masked, user_id, provider, "
-                            "started_at, ended_at, end_reason, actions_count) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rc = db_run(db,
+                        "INSERT INTO voice_calls (call_sid, phone_masked, user_id, provider, "
+                        "started_at, ended_at, end_reason, actions_count) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         b, 8, &e);
         }
     } else {
@@ -919,12 +971,16 @@ static void row_run(struct pool_job *pj)
             j->user_id = db_cell_int(&r, 0, "id", 0);
         db_rows_free(&r);
         err_clear(&e);
-        struct db_val a[] = {j->user_id ? DB_I(j->user_id) : DB_NIL, DB_S(j->phone),
-                             DB_S(j->ended_at), DB_S(j->end_reason), DB_S(j->call_sid),
+        struct db_val a[] = {j->user_id ? DB_I(j->user_id) : DB_NIL,
+                             DB_S(j->phone),
+                             DB_S(j->ended_at),
+                             DB_S(j->end_reason),
+                             DB_S(j->call_sid),
                              DB_S(j->ended_at)};
-        rc = db_run(db, "INSERT INTO missed_calls (user_id, phone, callback_time, reason, status, "
-                        "source, call_sid, created_at) "
-                        "VALUES (?, ?, ?, ?, 'pending', 'voice_fallback', ?, ?)",
+        rc = db_run(db,
+                    "INSERT INTO missed_calls (user_id, phone, callback_time, reason, status, "
+                    "source, call_sid, created_at) "
+                    "VALUES (?, ?, ?, ?, 'pending', 'voice_fallback', ?, ?)",
                     a, 6, &e);
         if (!rc)
             log_info("call=%s callback requested for %s (missed_calls, voice_fallback)",
@@ -958,7 +1014,9 @@ static void submit_row(struct call *c, enum row_kind kind, const char *reason)
         util_strlcpy(j->phone_masked, "withheld", sizeof j->phone_masked);
     j->user_id = c->user_id;
     util_strlcpy(j->provider,
-                 c->served_by ? c->served_by : c->s->provs[c->pidx] ? ops_of(c)->name : "none",
+                 c->served_by           ? c->served_by
+                 : c->s->provs[c->pidx] ? ops_of(c)->name
+                                        : "none",
                  sizeof j->provider);
     util_strlcpy(j->started_at, c->started_at, sizeof j->started_at);
     db_utc_text(util_now(), j->ended_at, (int)sizeof j->ended_at);
@@ -1021,12 +1079,11 @@ void net__call_prewarm(struct srv *s, const char *call_sid, const char *from)
 {
     for (struct call *c = s->calls; c; c = c->next)
         if (!strcmp(c->call_sid, call_sid))
-            return;               /* a webhook retry: already warming */
+            return; /* a webhook retry: already warming */
     struct call *c = call_new(s, call_sid, from);
     if (!c || c->ending)
         return;
-    lws_sul_schedule(s->ctx, 0, &c->sul_prewarm, prewarm_expired_cb,
-                     (lws_usec_t)PREWARM_MS * 1000);
+    lws_sul_schedule(s->ctx, 0, &c->sul_prewarm, prewarm_expired_cb, (lws_usec_t)PREWARM_MS * 1000);
 }
 
 static void call_fail(struct call *c, const char *reason)
@@ -1061,7 +1118,8 @@ static void call_end(struct call *c, const char *reason)
         c->prov = NULL;
         ops_of(c)->close(p);
     }
-    c->tools = NULL;              /* running jobs find no call and only clean up */
+    c->tools = NULL; /* running jobs find no call and only clean up */
+    hold_flush(c, false);
     free_msgs(c->bl_head);
     c->bl_head = c->bl_tail = NULL;
     if (c->conn) {
@@ -1087,7 +1145,7 @@ static void call_end(struct call *c, const char *reason)
 
 void net__call_unavailable(struct srv *s, const char *call_sid, const char *from)
 {
-    struct call *c = call_new(s, call_sid, from);   /* fails at once: logs, callback row */
+    struct call *c = call_new(s, call_sid, from); /* fails at once: logs, callback row */
     if (c && !c->ending)
         call_end(c, c->fail_reason[0] ? c->fail_reason : "no_provider");
 }
@@ -1210,7 +1268,7 @@ static void on_media(struct tw_conn *k, json_t *root)
         return;
     c->frames_in++;
     if (!c->ready || !c->prov) {
-        c->frames_dropped++;      /* held back until the provider confirms its session */
+        hold_frame(c, json_string_value(pl), json_string_length(pl));
         return;
     }
     ops_of(c)->send_audio(c->prov, json_string_value(pl), json_string_length(pl));
@@ -1336,6 +1394,8 @@ int net__media_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return on_writeable(wsi, k);
     case LWS_CALLBACK_CLOSED:
         k->closed = true;
+        if (!k->started)
+            log_info("media-stream closed before a valid start");
         if (k->call)
             call_end(k->call, k->started ? "stream_closed" : "closed_before_start");
         free_msgs(k->oq_head);

@@ -29,9 +29,9 @@
 #define LOG_MODULE "http"
 #include "core/log.h"
 
-#define HTTP_BODY_MAX (64 * 1024)   /* webhook and action bodies; bigger -> 413 */
-#define HTTP_BODY_TIMEOUT_S 10      /* a slow client must finish its body by then */
-#define HTTP_JOB_TIMEOUT_S 30       /* worker answer deadline before the socket is dropped */
+#define HTTP_BODY_MAX (64 * 1024) /* webhook and action bodies; bigger -> 413 */
+#define HTTP_BODY_TIMEOUT_S 10    /* a slow client must finish its body by then */
+#define HTTP_JOB_TIMEOUT_S 30     /* worker answer deadline before the socket is dropped */
 #define HTTP_DB_WAIT_MS 2000
 
 enum route { R_NONE = 0, R_HEALTH, R_METRICS, R_INCOMING, R_ACTION, R_LINK };
@@ -39,23 +39,23 @@ enum method { M_OTHER = 0, M_GET, M_POST };
 enum wstate { W_IDLE = 0, W_HEADERS, W_BODY, W_WAITING };
 
 struct http_req {
-    struct http_req *next;        /* srv->reqs while a job runs for it */
+    struct http_req *next; /* srv->reqs while a job runs for it */
     bool linked;
     uint64_t id;
     struct lws *wsi;
     struct srv *s;
     enum route route;
     enum method method;
-    char action[64];              /* /actions/NAME */
-    char *body;                   /* request body, NUL-terminated, <= HTTP_BODY_MAX */
+    char action[64]; /* /actions/NAME */
+    char *body;      /* request body, NUL-terminated, <= HTTP_BODY_MAX */
     size_t blen;
     bool too_big;
-    bool responded;               /* a response is queued or sent */
+    bool responded; /* a response is queued or sent */
     /* response */
     int status;
     const char *ctype;
     const char *extra_hdr_name, *extra_hdr_val;
-    unsigned char *resp;          /* LWS_PRE + body */
+    unsigned char *resp; /* LWS_PRE + body */
     size_t resp_len;
     enum wstate ws;
     bool close_after;
@@ -95,8 +95,7 @@ static void req_reset(struct http_req *r)
     r->resp = NULL;
 }
 
-static void respond(struct http_req *r, int status, const char *ctype, const char *body,
-                    size_t len)
+static void respond(struct http_req *r, int status, const char *ctype, const char *body, size_t len)
 {
     free(r->resp);
     r->resp = malloc(LWS_PRE + len + 1);
@@ -104,7 +103,7 @@ static void respond(struct http_req *r, int status, const char *ctype, const cha
         len = 0;
         r->resp = malloc(LWS_PRE + 1);
         status = 500;
-        if (!r->resp) {       /* nothing we can send: drop the connection */
+        if (!r->resp) { /* nothing we can send: drop the connection */
             r->close_after = true;
             lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             return;
@@ -150,9 +149,8 @@ static int write_headers(struct lws *wsi, struct http_req *r)
                                     (const unsigned char *)r->extra_hdr_val,
                                     (int)strlen(r->extra_hdr_val), &p, end))
         return -1;
-    if (r->close_after &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
-                                     &p, end))
+    if (r->close_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                                       (const unsigned char *)"close", 5, &p, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
@@ -181,14 +179,14 @@ struct http_job {
     struct srv *s;
     uint64_t req_id;
     enum job_kind kind;
-    struct app_health_extra x;    /* J_HEALTH (strings are static) */
-    char name[64];                /* J_ACTION */
+    struct app_health_extra x; /* J_HEALTH (strings are static) */
+    char name[64];             /* J_ACTION */
     char caller[24];
-    json_t *args;                 /* J_ACTION, owned */
-    char token[256];              /* J_LINK */
+    json_t *args;    /* J_ACTION, owned */
+    char token[256]; /* J_LINK */
     /* results */
     int status;
-    json_t *out;                  /* owned */
+    json_t *out; /* owned */
     int success, sms_sent;
     double ms;
     char code[48];
@@ -345,7 +343,8 @@ static void do_action(struct http_req *r)
     json_t *root = json_loadb(r->body ? r->body : "", r->blen, 0, &jerr);
     json_t *caller = root ? json_object_get(root, "caller") : NULL;
     json_t *args = root ? json_object_get(root, "arguments") : NULL;
-    if (!root || !json_is_object(root) || (caller && !json_is_string(caller) && !json_is_null(caller)) ||
+    if (!root || !json_is_object(root) ||
+        (caller && !json_is_string(caller) && !json_is_null(caller)) ||
         (args && !json_is_object(args) && !json_is_null(args))) {
         json_decref(root);
         respond_text(r, 400, "body must be {\"caller\":\"+44...\",\"arguments\":{...}}\n");
@@ -387,7 +386,8 @@ static void respond_twiml_fallback(struct http_req *r, int status)
     respond(r, status, "text/xml", x, (size_t)(n > 0 ? n : 0));
 }
 
-/* Signature check over PUBLIC_URL/incoming-call (or https://Host/... without PUBLIC_URL). */
+/* Signature check over PUBLIC_URL/incoming-call. Without PUBLIC_URL (development) the
+ * URL is rebuilt from the Host header, https or http (Twilio accepts http webhooks). */
 static bool webhook_signed(struct http_req *r, const struct tw_form *f)
 {
     const char *tok = r->s->cfg->twilio_auth_token;
@@ -397,9 +397,12 @@ static bool webhook_signed(struct http_req *r, const struct tw_form *f)
     if (lws_hdr_custom_copy(r->wsi, sig, (int)sizeof sig, "x-twilio-signature:", 19) <= 0)
         sig[0] = '\0';
     if (r->s->sig_url[0])
-        util_strlcpy(url, r->s->sig_url, sizeof url);
-    else
-        snprintf(url, sizeof url, "https://%s/incoming-call", header_host(r, host, sizeof host));
+        return tw_signature_valid(tok, r->s->sig_url, f, sig);
+    const char *h = header_host(r, host, sizeof host);
+    snprintf(url, sizeof url, "https://%s/incoming-call", h);
+    if (tw_signature_valid(tok, url, f, sig))
+        return true;
+    snprintf(url, sizeof url, "http://%s/incoming-call", h);
     return tw_signature_valid(tok, url, f, sig);
 }
 
@@ -466,12 +469,24 @@ static void do_incoming(struct http_req *r)
 static void dispatch(struct http_req *r)
 {
     switch (r->route) {
-    case R_HEALTH: do_health(r); break;
-    case R_METRICS: do_metrics(r); break;
-    case R_INCOMING: do_incoming(r); break;
-    case R_ACTION: do_action(r); break;
-    case R_LINK: do_link(r); break;
-    case R_NONE: respond_text(r, 404, "not found\n"); break;
+    case R_HEALTH:
+        do_health(r);
+        break;
+    case R_METRICS:
+        do_metrics(r);
+        break;
+    case R_INCOMING:
+        do_incoming(r);
+        break;
+    case R_ACTION:
+        do_action(r);
+        break;
+    case R_LINK:
+        do_link(r);
+        break;
+    case R_NONE:
+        respond_text(r, 404, "not found\n");
+        break;
     }
 }
 
@@ -502,12 +517,18 @@ static enum route route_of(struct http_req *r, const char *path)
 static bool method_allowed(enum route rt, enum method m)
 {
     switch (rt) {
-    case R_HEALTH: return m == M_GET || m == M_POST;
-    case R_METRICS: return m == M_GET;
-    case R_LINK: return m == M_GET;
-    case R_INCOMING: return m == M_POST;
-    case R_ACTION: return m == M_POST;
-    case R_NONE: return true;
+    case R_HEALTH:
+        return m == M_GET || m == M_POST;
+    case R_METRICS:
+        return m == M_GET;
+    case R_LINK:
+        return m == M_GET;
+    case R_INCOMING:
+        return m == M_POST;
+    case R_ACTION:
+        return m == M_POST;
+    case R_NONE:
+        return true;
     }
     return false;
 }
@@ -531,12 +552,12 @@ static int on_http(struct lws *wsi, struct http_req *r, const char *path)
     r->id = r->s->next_req_id++;
     r->method = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)    ? M_GET
                 : lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) ? M_POST
-                                                                 : M_OTHER;
+                                                                : M_OTHER;
     r->route = route_of(r, path);
     if (!method_allowed(r->route, r->method)) {
         r->close_after = r->method != M_GET;
         r->extra_hdr_name = "allow:";
-        r->extra_hdr_val = r->route == R_HEALTH ? "GET, POST"
+        r->extra_hdr_val = r->route == R_HEALTH                          ? "GET, POST"
                            : r->route == R_METRICS || r->route == R_LINK ? "GET"
                                                                          : "POST";
         respond_text(r, 405, "method not allowed\n");
@@ -560,7 +581,7 @@ static int on_http(struct lws *wsi, struct http_req *r, const char *path)
     }
     bool wants_body = (r->route == R_INCOMING || r->route == R_ACTION) && cl != 0;
     if (r->method == M_POST && !wants_body && cl > 0)
-        r->close_after = true;    /* a body we don't read: don't reuse the connection */
+        r->close_after = true; /* a body we don't read: don't reuse the connection */
     if (!wants_body) {
         dispatch(r);
         return 0;

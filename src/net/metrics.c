@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double hist_le[NET_HIST_N] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000,
-                                           10000, 30000};
+static const double hist_le[NET_HIST_N] = {5,   10,   25,   50,   100,   250,
+                                           500, 1000, 2500, 5000, 10000, 30000};
 
 static const char *const reason_names[NET_PR_N] = {
     "connect_failed", "rejected", "dropped", "protocol", "expired", "timeout",
@@ -34,7 +34,7 @@ void net__envelope_stats(json_t *env, int *success, double *ms, int *sms_sent, c
 {
     *success = 0;
     *ms = 0;
-    *sms_sent = -1;               /* -1: the action sent no SMS */
+    *sms_sent = -1; /* -1: the action sent no SMS */
     if (code && codesz)
         code[0] = '\0';
     if (!json_is_object(env))
@@ -52,7 +52,7 @@ void net__envelope_stats(json_t *env, int *success, double *ms, int *sms_sent, c
 
 void net__metrics_action(struct srv *s, const char *action, int success, double ms, int sms_sent)
 {
-    int idx = NET_ACT_MAX;        /* "unknown" row */
+    int idx = NET_ACT_MAX; /* "unknown" row */
     int n = act_count();
     for (int i = 0; i < n && i < NET_ACT_MAX; i++)
         if (!strcmp(act_at(i)->name, action)) {
@@ -134,8 +134,8 @@ static void render_actions(struct srv *s, struct out *o)
         long long cum = 0;
         for (int b = 0; b < NET_HIST_N; b++) {
             cum += s->m.act_hist[i][b];
-            put(o, "voice_action_duration_ms_bucket{action=\"%s\",le=\"%g\"} %lld\n",
-                act_label(i), hist_le[b], cum);
+            put(o, "voice_action_duration_ms_bucket{action=\"%s\",le=\"%g\"} %lld\n", act_label(i),
+                hist_le[b], cum);
         }
         cum += s->m.act_hist[i][NET_HIST_N];
         put(o, "voice_action_duration_ms_bucket{action=\"%s\",le=\"+Inf\"} %lld\n", act_label(i),
@@ -148,28 +148,35 @@ static void render_actions(struct srv *s, struct out *o)
 
 static void render_calls(struct srv *s, struct out *o)
 {
-    put(o, "# HELP voice_calls_active Calls with a live Twilio media stream.\n"
-           "# TYPE voice_calls_active gauge\nvoice_calls_active %d\n",
+    put(o,
+        "# HELP voice_calls_active Calls with a live Twilio media stream.\n"
+        "# TYPE voice_calls_active gauge\nvoice_calls_active %d\n",
         s->calls_active);
-    put(o, "# HELP voice_calls_total Calls whose media stream started.\n"
-           "# TYPE voice_calls_total counter\nvoice_calls_total %lld\n",
+    put(o,
+        "# HELP voice_calls_total Calls whose media stream started.\n"
+        "# TYPE voice_calls_total counter\nvoice_calls_total %lld\n",
         s->m.calls_total);
-    put(o, "# HELP voice_calls_failover_total Calls served by the second provider.\n"
-           "# TYPE voice_calls_failover_total counter\nvoice_calls_failover_total %lld\n",
+    put(o,
+        "# HELP voice_calls_failover_total Calls served by the second provider.\n"
+        "# TYPE voice_calls_failover_total counter\nvoice_calls_failover_total %lld\n",
         s->m.calls_failed_over);
-    put(o, "# HELP voice_calls_fallback_total Calls ended early (fallback message + callback).\n"
-           "# TYPE voice_calls_fallback_total counter\nvoice_calls_fallback_total %lld\n",
+    put(o,
+        "# HELP voice_calls_fallback_total Calls ended early (fallback message + callback).\n"
+        "# TYPE voice_calls_fallback_total counter\nvoice_calls_fallback_total %lld\n",
         s->m.calls_fallback);
-    put(o, "# HELP voice_streams_rejected_total Media streams refused (bad token or start).\n"
-           "# TYPE voice_streams_rejected_total counter\nvoice_streams_rejected_total %lld\n",
+    put(o,
+        "# HELP voice_streams_rejected_total Media streams refused (bad token or start).\n"
+        "# TYPE voice_streams_rejected_total counter\nvoice_streams_rejected_total %lld\n",
         s->m.streams_rejected);
-    put(o, "# HELP voice_webhooks_total Incoming-call webhooks, and those refused.\n"
-           "# TYPE voice_webhooks_total counter\nvoice_webhooks_total %lld\n"
-           "voice_webhooks_rejected_total %lld\n",
+    put(o,
+        "# HELP voice_webhooks_total Incoming-call webhooks, and those refused.\n"
+        "# TYPE voice_webhooks_total counter\nvoice_webhooks_total %lld\n"
+        "voice_webhooks_rejected_total %lld\n",
         s->m.webhooks_total, s->m.webhooks_rejected);
-    put(o, "# HELP voice_sms_total SMS confirmations reported by actions, by outcome.\n"
-           "# TYPE voice_sms_total counter\n"
-           "voice_sms_total{outcome=\"sent\"} %lld\nvoice_sms_total{outcome=\"failed\"} %lld\n",
+    put(o,
+        "# HELP voice_sms_total SMS confirmations reported by actions, by outcome.\n"
+        "# TYPE voice_sms_total counter\n"
+        "voice_sms_total{outcome=\"sent\"} %lld\nvoice_sms_total{outcome=\"failed\"} %lld\n",
         s->m.sms_sent, s->m.sms_failed);
     put(o, "# HELP voice_provider_errors_total Provider failures, by provider and reason.\n"
            "# TYPE voice_provider_errors_total counter\n");
@@ -178,8 +185,9 @@ static void render_calls(struct srv *s, struct out *o)
         for (int r = 0; r < NET_PR_N; r++)
             put(o, "voice_provider_errors_total{provider=\"%s\",reason=\"%s\"} %lld\n", pn[p],
                 reason_names[r], s->m.prov_err[p][r]);
-    put(o, "# HELP voice_work_queue_pending Jobs queued or running on the worker pool.\n"
-           "# TYPE voice_work_queue_pending gauge\nvoice_work_queue_pending %d\n",
+    put(o,
+        "# HELP voice_work_queue_pending Jobs queued or running on the worker pool.\n"
+        "# TYPE voice_work_queue_pending gauge\nvoice_work_queue_pending %d\n",
         s->pool ? pool_pending(s->pool) : 0);
 }
 

@@ -53,7 +53,7 @@ struct net_msg *net_msg_new(enum net_msg_kind kind, size_t len)
 int net__submit(struct srv *s, struct pool_job *j)
 {
     if (!s->pool)
-        return ERR_BUSY;          /* shutting down */
+        return ERR_BUSY; /* shutting down */
     int rc = pool_submit(s->pool, j);
     if (rc)
         log_warn("work queue full (%d pending): job refused", pool_pending(s->pool));
@@ -73,7 +73,7 @@ static void on_signal(int sig)
     (void)sig;
     struct srv *s = sig_srv;
     if (s) {
-        s->got_signal = 1;
+        s->got_signal = s->got_signal < 2 ? s->got_signal + 1 : 2; /* a second one: now */
         lws_cancel_service(s->ctx);
     }
 }
@@ -92,13 +92,14 @@ static void start_drain(struct srv *s)
     s->draining = true;
     net__calls_drop_failed(s);
     int pending = net__calls_count(s);
-    log_info("shutdown requested: not accepting new calls; %d active, %d pre-warmed; waiting "
-             "up to %d s",
-             s->calls_active, pending - s->calls_active, s->cfg->drain_seconds);
     if (!s->calls) {
+        log_info("shutdown requested: no active calls; exiting");
         s->stop = true;
         return;
     }
+    log_info("shutdown requested: not accepting new calls; %d active, %d pre-warmed; waiting "
+             "up to %d s (DRAIN_SECONDS)",
+             s->calls_active, pending - s->calls_active, s->cfg->drain_seconds);
     lws_sul_schedule(s->ctx, 0, &s->sul_drain, drain_deadline,
                      (lws_usec_t)s->cfg->drain_seconds * LWS_USEC_PER_SEC);
 }
@@ -119,7 +120,7 @@ struct dns_job {
     struct srv *s;
     int idx;
     char host[256];
-    char addr[64];                /* "" = failed */
+    char addr[64]; /* "" = failed */
 };
 
 static void dns_run(struct pool_job *j)
@@ -189,7 +190,7 @@ static void dns_init(struct srv *s, int idx, const char *url)
     char hp[256];
     if (!url || !*url || tw_url_host(url, hp, sizeof hp))
         return;
-    if (hp[0] == '[') {           /* [v6]:port */
+    if (hp[0] == '[') { /* [v6]:port */
         char *e = strchr(hp, ']');
         if (!e)
             return;
@@ -256,8 +257,8 @@ static int make_context(struct srv *s, int port, struct err *e)
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.user = s;
-    info.max_http_header_data = 4096;   /* bigger request headers are refused by lws */
-    info.timeout_secs = 10;             /* slow clients: handshake/body stalls */
+    info.max_http_header_data = 4096; /* bigger request headers are refused by lws */
+    info.timeout_secs = 10;           /* slow clients: handshake/body stalls */
     info.keepalive_timeout = 10;
     s->ctx = lws_create_context(&info);
     if (!s->ctx)
@@ -282,8 +283,14 @@ static void set_public_url(struct srv *s)
     const char *pu = s->cfg->public_url;
     if (pu && *pu) {
         snprintf(s->sig_url, sizeof s->sig_url, "%s/incoming-call", pu);
-        if (tw_url_host(pu, s->public_host, sizeof s->public_host))
-            s->public_host[0] = '\0';
+        /* host plus any path prefix ("https://h/voice" -> "h/voice"): a proxy that maps a
+         * prefix onto this server gets wss://h/voice/media-stream */
+        const char *hp = strstr(pu, "://");
+        util_strlcpy(s->public_host, hp ? hp + 3 : "", sizeof s->public_host);
+        size_t n = strcspn(s->public_host, "?#");
+        s->public_host[n] = '\0';
+        while (n && s->public_host[n - 1] == '/')
+            s->public_host[--n] = '\0';
     }
 }
 
@@ -291,17 +298,15 @@ static int set_token_key(struct srv *s, struct err *e)
 {
     const char *ls = s->cfg->link_secret;
     if (ls && *ls) {
-        size_t n = strlen(ls);
-        if (n > sizeof s->token_key)
-            n = sizeof s->token_key;   /* HMAC keys longer than a block are hashed anyway */
-        memcpy(s->token_key, ls, n);
-        s->token_key_len = n;
+        s->token_key = (const unsigned char *)ls; /* the whole secret, however long */
+        s->token_key_len = strlen(ls);
         return 0;
     }
     /* Development without LINK_SECRET: a per-process key (tokens die with the process). */
-    if (util_random(s->token_key, 32))
+    if (util_random(s->token_rand, sizeof s->token_rand))
         return err_set(e, ERR_INTERNAL, NULL, "no random bytes for the stream token key");
-    s->token_key_len = 32;
+    s->token_key = s->token_rand;
+    s->token_key_len = sizeof s->token_rand;
     log_warn("LINK_SECRET is not set: stream tokens use a random per-process key (development "
              "only; a second instance could not accept this one's streams)");
     return 0;
@@ -323,8 +328,7 @@ static void print_banner(struct srv *s, int port)
     int first = net__provider_first(s);
     log_info("voice-ws listening on port %d; provider=%s (next call: %s); database=%s; sms=%s",
              port, cfg_provider_name((enum cfg_provider)s->provider_sel),
-             first >= 0 ? s->provs[first]->name : "none",
-             s->cfg->db_host[0] ? "mysql" : "sqlite",
+             first >= 0 ? s->provs[first]->name : "none", s->cfg->db_host[0] ? "mysql" : "sqlite",
              s->cfg->enable_real_sms ? "live" : "mock");
     if (s->sig_url[0])
         log_info("next: point your Twilio number's Voice webhook (A call comes in -> Webhook, "
@@ -409,6 +413,11 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
             break;
         if (s->got_signal && !s->draining)
             start_drain(s);
+        if (s->got_signal >= 2 && !s->stop) {
+            log_warn("second signal: ending %d active calls now", s->calls_active);
+            net__calls_end_all(s, "shutdown");
+            s->stop = true;
+        }
     }
     teardown(s);
     log_info("stopped");

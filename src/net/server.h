@@ -9,8 +9,8 @@
 struct cfg;
 
 struct srv_opts {
-    int port;               /* 0 = cfg->port */
-    int provider;           /* enum cfg_provider, -1 = cfg->voice_provider */
+    int port;     /* 0 = cfg->port */
+    int provider; /* enum cfg_provider, -1 = cfg->voice_provider */
 };
 
 /* Run until SIGTERM/SIGINT (then drain). Returns the process exit code. Main thread. */

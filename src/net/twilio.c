@@ -111,12 +111,11 @@ static int param_cmp(const void *a, const void *b)
 {
     const struct tw_param *x = *(const struct tw_param *const *)a;
     const struct tw_param *y = *(const struct tw_param *const *)b;
-    int c = strcmp(x->name, y->name);   /* byte order, case-sensitive */
+    int c = strcmp(x->name, y->name); /* byte order, case-sensitive */
     return c ? c : strcmp(x->value, y->value);
 }
 
-void tw_signature(const char *auth_token, const char *url, const struct tw_form *f,
-                  char out[32])
+void tw_signature(const char *auth_token, const char *url, const struct tw_form *f, char out[32])
 {
     const struct tw_param *sorted[TW_FORM_MAX_PARAMS];
     size_t total = strlen(url) + 1;
@@ -191,7 +190,7 @@ static void token_mac(const void *secret, size_t slen, const char *call_sid, con
     char msg[256];
     int n = snprintf(msg, sizeof msg, "%s\n%s\n%lld", call_sid, from, expiry);
     if (n < 0 || (size_t)n >= sizeof msg)
-        n = (int)sizeof msg - 1;  /* callers bound the inputs; never reached */
+        n = (int)sizeof msg - 1; /* callers bound the inputs; never reached */
     uint8_t mac[64];
     unsigned ml = util_hmac_sha256(secret, slen, msg, (size_t)n, mac);
     char tmp[96];
@@ -236,10 +235,14 @@ enum tw_token_result tw_stream_token_check(const void *secret, size_t slen, cons
 const char *tw_token_result_name(enum tw_token_result r)
 {
     switch (r) {
-    case TW_TOKEN_OK: return "ok";
-    case TW_TOKEN_MALFORMED: return "malformed";
-    case TW_TOKEN_FORGED: return "forged";
-    case TW_TOKEN_EXPIRED: return "expired";
+    case TW_TOKEN_OK:
+        return "ok";
+    case TW_TOKEN_MALFORMED:
+        return "malformed";
+    case TW_TOKEN_FORGED:
+        return "forged";
+    case TW_TOKEN_EXPIRED:
+        return "expired";
     }
     return "unknown";
 }
@@ -275,12 +278,23 @@ static int xml_esc(char *out, size_t outsz, const char *s)
     for (; *s; s++) {
         const char *r = NULL;
         switch (*s) {
-        case '&': r = "&amp;"; break;
-        case '<': r = "&lt;"; break;
-        case '>': r = "&gt;"; break;
-        case '"': r = "&quot;"; break;
-        case '\'': r = "&apos;"; break;
-        default: break;
+        case '&':
+            r = "&amp;";
+            break;
+        case '<':
+            r = "&lt;";
+            break;
+        case '>':
+            r = "&gt;";
+            break;
+        case '"':
+            r = "&quot;";
+            break;
+        case '\'':
+            r = "&apos;";
+            break;
+        default:
+            break;
         }
         size_t rl = r ? strlen(r) : 1;
         if (w + rl >= outsz)
@@ -296,7 +310,7 @@ static int xml_esc(char *out, size_t outsz, const char *s)
 }
 
 #define TW_SAY_FALLBACK                                                                            \
-    "<Say voice=\"Polly.Amy\" language=\"en-GB\">Sorry, our assistant can't take your call "      \
+    "<Say voice=\"Polly.Amy\" language=\"en-GB\">Sorry, our assistant can't take your call "       \
     "right now. We'll call you back as soon as we can. Goodbye.</Say>"
 
 int tw_twiml_connect(char *out, size_t outsz, const char *host, const char *from,

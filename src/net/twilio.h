@@ -9,18 +9,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TW_FORM_MAX_PARAMS 128    /* a Twilio voice webhook sends ~20 */
-#define TW_TOKEN_MAX 96           /* "<expiry>.<43 chars base64url>" */
+#define TW_FORM_MAX_PARAMS 128 /* a Twilio voice webhook sends ~20 */
+#define TW_TOKEN_MAX 96        /* "<expiry>.<43 chars base64url>" */
 
 struct tw_param {
-    char *name;                   /* decoded, NUL-terminated, points into tw_form.buf */
+    char *name; /* decoded, NUL-terminated, points into tw_form.buf */
     char *value;
 };
 
-struct tw_form {                  /* an application/x-www-form-urlencoded body, decoded */
+struct tw_form { /* an application/x-www-form-urlencoded body, decoded */
     struct tw_param p[TW_FORM_MAX_PARAMS];
     int n;
-    char *buf;                    /* owned; freed by tw_form_free */
+    char *buf; /* owned; freed by tw_form_free */
 };
 
 /* Decode body (len bytes, not NUL-terminated) with form rules ('+' is a space, %XX).
@@ -31,8 +31,7 @@ void tw_form_free(struct tw_form *f);
 const char *tw_form_get(const struct tw_form *f, const char *name);
 
 /* The signature Twilio computes for url + sorted params (base64, 28 chars + NUL). */
-void tw_signature(const char *auth_token, const char *url, const struct tw_form *f,
-                  char out[32]);
+void tw_signature(const char *auth_token, const char *url, const struct tw_form *f, char out[32]);
 /* Constant-time check of sig against url with and without the default :443 port. */
 bool tw_signature_valid(const char *auth_token, const char *url, const struct tw_form *f,
                         const char *sig);

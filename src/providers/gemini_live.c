@@ -144,8 +144,12 @@ struct gem {
 static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len);
 
+/* 16 KiB of rx buffer per socket (lws allocates it per connection); larger messages
+ * arrive in pieces and are reassembled (GEM_RX_MAX). */
 static const struct lws_protocols gem_protocol = {
-    GEM_PROTOCOL, gem_callback, 0, 65536, 0, NULL, 0,
+    .name = GEM_PROTOCOL,
+    .callback = gem_callback,
+    .rx_buffer_size = 16384,
 };
 
 /* ---- configuration checks and the setup message ---- */
@@ -360,7 +364,7 @@ static int conn_connect(struct gem *g, struct gconn *c)
     i.port = g->port;
     i.path = g->path;
     i.host = g->host;
-    i.origin = g->host;
+    i.origin = NULL; /* server to server: no Origin header */
     i.ssl_connection = g->tls ? LCCSCF_USE_SSL : 0;
     i.alpn = "http/1.1"; /* plain WebSocket over HTTP/1.1, never ws-over-h2 */
     i.protocol = NULL;   /* no Sec-WebSocket-Protocol */
@@ -402,6 +406,13 @@ static struct gconn *conn_new(struct gem *g, const char *handle, const char *con
 
 /* ---- events to the session ---- */
 
+static const char *close_name(enum prov_close why)
+{
+    static const char *const names[] = {"normal",  "connect_failed", "rejected",
+                                        "dropped", "protocol",       "expired"};
+    return (unsigned)why < sizeof names / sizeof names[0] ? names[why] : "?";
+}
+
 /* The call is over for us: tell the session once, drop the sockets. */
 static void fail(struct gem *g, enum prov_close why, const char *detail)
 {
@@ -413,7 +424,7 @@ static void fail(struct gem *g, enum prov_close why, const char *detail)
     conn_orphan(g->cur);
     conn_orphan(g->next);
     g->cur = g->next = NULL;
-    log_warn("call=%s gemini session ended why=%d: %s", g->call_sid, (int)why, detail);
+    log_warn("call=%s Gemini session ended (%s): %s", g->call_sid, close_name(why), detail);
     if (!g->close_called)
         g->ev->closed(g->owner, why, detail);
 }

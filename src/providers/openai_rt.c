@@ -15,8 +15,9 @@
  * Threads: loop thread only (lws callbacks, timers and the prov_ops calls).
  *
  * Lifetime: the call session owns struct oai through open()/close(). The wsi
- * points back at it through opaque user data; close() clears that pointer and
- * kills the wsi asynchronously, so no lws callback can reach freed memory.
+ * points back at it through opaque user data; close() replaces that pointer by
+ * a static "bye" marker (the socket then sends a close frame, with a 3 s kill as
+ * backstop), so no lws callback can reach freed memory.
  * `closed` is always delivered from a 0 ms timer (never from inside another
  * call into us), and close() cancels the timers, so nothing follows close().
  */
@@ -135,8 +136,9 @@ struct oai {
     enum prov_close why;
     char detail[200];
     bool closed_sent;
-    bool dead; /* close() called: no more events, free when not busy */
-    int busy;  /* depth of our own dispatch (events may call close()) */
+    bool dead;        /* close() called: no more events, free when not busy */
+    bool established; /* the upgrade succeeded (a close frame can be sent) */
+    int busy;         /* depth of our own dispatch (events may call close()) */
 };
 
 static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -194,15 +196,51 @@ static void next_event_id(struct oai *p, const char *kind, char *out, size_t out
     snprintf(out, outsz, "vws_%s_%d", kind, ++p->seq);
 }
 
-/* Detach from the wsi: no callback reaches p again; the socket is killed soon. */
-static void detach(struct oai *p, bool kill)
+/*
+ * A detached but still open socket carries one of these as opaque user data instead of p:
+ * on its next WRITEABLE it is closed with a close frame (1000 normal, 1002 protocol error).
+ * Nothing else of ours is reachable from it.
+ */
+static char oai_bye[2];
+#define OAI_BYE_NORMAL ((void *)&oai_bye[0])
+#define OAI_BYE_PROTOCOL ((void *)&oai_bye[1])
+
+/*
+ * Detach from the wsi: no callback reaches p again. An upgraded socket is closed politely
+ * (close frame, then a 3 s kill backstop); one still connecting is killed at once.
+ */
+static void detach(struct oai *p, bool protocol_error)
 {
     if (!p->wsi)
         return;
-    lws_set_opaque_user_data(p->wsi, NULL);
-    if (kill)
+    if (p->established) {
+        lws_set_opaque_user_data(p->wsi, protocol_error ? OAI_BYE_PROTOCOL : OAI_BYE_NORMAL);
+        lws_callback_on_writable(p->wsi);
+        lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, 3);
+    } else {
+        lws_set_opaque_user_data(p->wsi, NULL);
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
     p->wsi = NULL;
+}
+
+/* Callbacks of a detached socket (see oai_bye). */
+static int bye_callback(struct lws *wsi, enum lws_callback_reasons reason, void *bye)
+{
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        lws_close_reason(
+            wsi, bye == OAI_BYE_PROTOCOL ? LWS_CLOSE_STATUS_PROTOCOL_ERR : LWS_CLOSE_STATUS_NORMAL,
+            NULL, 0);
+        return -1;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        lws_set_opaque_user_data(wsi, NULL);
+        return 0;
+    default:
+        return 0; /* late vendor messages after close() are ignored */
+    }
 }
 
 static void closed_cb(lws_sorted_usec_list_t *sul)
@@ -242,7 +280,7 @@ static void fail(struct oai *p, enum prov_close why, bool wsi_gone, const char *
         lws_set_opaque_user_data(p->wsi, NULL);
         p->wsi = NULL;
     }
-    detach(p, true);
+    detach(p, why == PROV_CLOSE_PROTOCOL);
     lws_sul_cancel(&p->sul_deadline);
     lws_sul_cancel(&p->sul_retry);
     lws_sul_schedule(p->ctx, 0, &p->sul_closed, closed_cb, 1);
@@ -588,6 +626,13 @@ static void on_response_done(struct oai *p, json_t *m)
     }
     if (!strcmp(p->active_resp, id))
         p->active_resp[0] = '\0';
+    if (strcmp(status, "completed")) {
+        json_t *sd = json_object_get(r, "status_details");
+        json_t *er = json_object_get(sd, "error");
+        log_info("call=%s response %s %s reason=%s error=%s %.160s", p->call_sid, id, status,
+                 jstr_or(sd, "reason", "-"), jstr_or(er, "code", jstr_or(er, "type", "-")),
+                 jstr_or(er, "message", ""));
+    }
     if (!strcmp(status, "completed") && json_is_array(output))
         run_calls(p, id, output);
     else
@@ -740,6 +785,13 @@ static void on_event(struct oai *p, const char *type, json_t *m)
     } else if (!strcmp(type, "response.output_audio_transcript.done")) {
         const char *t = jstr_or(m, "transcript", "");
         log_debug("call=%s agent said: %.300s", p->call_sid, t); /* may hold personal data */
+    } else if (!strcmp(type, "rate_limits.updated")) {
+        size_t i;
+        json_t *rl;
+        json_array_foreach(json_object_get(m, "rate_limits"), i, rl) log_debug(
+            "call=%s rate limit %s remaining=%lld of %lld", p->call_sid, jstr_or(rl, "name", "?"),
+            (long long)json_number_value(json_object_get(rl, "remaining")),
+            (long long)json_number_value(json_object_get(rl, "limit")));
     } else if (!strcmp(type, "conversation.item.truncated")) {
         log_debug("call=%s item truncated", p->call_sid);
     }
@@ -849,12 +901,15 @@ static void connection_error(struct oai *p, struct lws *wsi, const char *why)
 static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
-    struct oai *p = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    void *o = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    struct oai *p = o;
     int rc = 0;
     (void)user;
 
-    if (!p)
-        return 0; /* detached (closed by us) or not ours */
+    if (!o)
+        return 0; /* not ours, or fully detached */
+    if (o == OAI_BYE_NORMAL || o == OAI_BYE_PROTOCOL)
+        return bye_callback(wsi, reason, o);
     p->busy++;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
@@ -867,6 +922,7 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         p->wsi = wsi;
+        p->established = true;
         if (p->st == OAI_CONNECTING) {
             p->st = OAI_OPEN;
             log_info("call=%s openai socket open", p->call_sid);
@@ -1047,7 +1103,7 @@ static int oai_open(struct prov **out, const struct prov_open_args *a, struct er
     ci.port = p->port;
     ci.path = p->path;
     ci.host = p->host;
-    ci.origin = p->host;
+    ci.origin = NULL; /* no Origin header: we are a server, not a browser */
     ci.ssl_connection = p->tls ? LCCSCF_USE_SSL : 0; /* full certificate verification */
     ci.protocol = NULL;                              /* no subprotocol: server-to-server */
     ci.local_protocol_name = OAI_PROTOCOL_NAME;
@@ -1156,7 +1212,7 @@ static void oai_close(struct prov *pp)
     lws_sul_cancel(&p->sul_deadline);
     lws_sul_cancel(&p->sul_closed);
     lws_sul_cancel(&p->sul_retry);
-    detach(p, true);
+    detach(p, false);
     if (!p->busy)
         oai_free(p);
 }

@@ -181,6 +181,49 @@ int gem_peer_control(const struct gem_peer *s, const char *conn, const char *ste
     return (int)status;
 }
 
+struct membuf {
+    char *p;
+    size_t n;
+};
+
+static size_t collect(char *p, size_t sz, size_t n, void *arg)
+{
+    struct membuf *m = arg;
+    char *np = realloc(m->p, m->n + sz * n + 1);
+    if (!np)
+        return 0;
+    m->p = np;
+    memcpy(m->p + m->n, p, sz * n);
+    m->n += sz * n;
+    m->p[m->n] = '\0';
+    return sz * n;
+}
+
+json_t *gem_peer_audio_report(const struct gem_peer *s, const char *conn)
+{
+    char url[128];
+    struct membuf m = {NULL, 0};
+    long status = 0;
+    CURL *c = curl_easy_init();
+    json_t *j = NULL;
+
+    if (!c)
+        return NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/audio/%s", s->port, conn);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 200 && m.p)
+        j = json_loads(m.p, 0, NULL);
+    free(m.p);
+    curl_easy_cleanup(c);
+    return j;
+}
+
 json_t *gem_peer_log(const struct gem_peer *s)
 {
     json_t *arr = json_array();

@@ -41,6 +41,9 @@ int gem_peer_start_tls(struct gem_peer *s, const char *script_json, const char *
 void gem_peer_stop(struct gem_peer *s);
 /* POST steps (JSON array text) to /control/<conn> ("last" or a number). HTTP status or -1. */
 int gem_peer_control(const struct gem_peer *s, const char *conn, const char *steps_json);
+/* The stand-in's own analysis of the caller audio a connection received (GET /audio/<conn>):
+ * {"rate","samples","ms","dominant_hz","rms"}. Caller owns; NULL on error. */
+json_t *gem_peer_audio_report(const struct gem_peer *s, const char *conn);
 /* Every record so far. Caller owns. */
 json_t *gem_peer_log(const struct gem_peer *s);
 

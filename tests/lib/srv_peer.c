@@ -95,8 +95,8 @@ static char *slurp(const char *path)
 /* env: PATH/HOME/sanitizer options from ours, then extra. */
 static int build_env(char **envp, int max, const char *const *extra)
 {
-    static const char *const pass[] = {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS",
-                                       "LSAN_OPTIONS", "TMPDIR", NULL};
+    static const char *const pass[] = {
+        "PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR", NULL};
     int n = 0;
     for (const char *const *p = pass; *p; p++) {
         const char *v = getenv(*p);
@@ -133,10 +133,17 @@ int vt_srv_start(struct vt_srv *s, const char *const *env)
 
     const char *base[64];
     int nb = 0;
-    base[nb++] = portv;
-    base[nb++] = dbv;
-    for (const char *const *p = env; p && *p && nb < 62; p++)
+    bool has_db = false;
+    for (const char *const *p = env; p && *p && nb < 61; p++) {
         base[nb++] = *p;
+        if (!strncmp(*p, "DB_PATH=", 8)) { /* the caller's database (vt_db_fresh) */
+            has_db = true;
+            snprintf(s->db_path, sizeof s->db_path, "%s", *p + 8);
+        }
+    }
+    base[nb++] = portv;
+    if (!has_db)
+        base[nb++] = dbv;
     base[nb] = NULL;
 
     struct vt_run r;

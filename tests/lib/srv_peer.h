@@ -12,12 +12,12 @@
 #include <sys/types.h>
 
 struct vt_srv {
-    pid_t pid;                    /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     int port;
-    char dir[128];                /* working directory (voice.db, stderr.txt) */
+    char dir[128]; /* working directory (voice.db, stderr.txt) */
     char db_path[192];
     char err_path[192];
-    int exit_status;              /* after vt_srv_stop */
+    int exit_status; /* after vt_srv_stop */
 };
 
 /* Init the demo DB, then start serve with env ("K=V", NULL-terminated) and wait

@@ -26,6 +26,8 @@
  *     {"t":ms,"conn":n,"kind":"reject","code":1007,"reason":"...","why":"..."}  our rejection
  *     {"t":ms,"conn":n,"kind":"closed","code":n,"reason":"...","by":"client"|"server"}
  *   HTTP on the same port:  GET /log -> the records as a JSON array;  GET /health -> {"ok":true}
+ *   GET /audio/<conn|last> -> the caller audio that connection received, analysed:
+ *        {"conn":n,"rate":16000,"samples":N,"ms":..,"dominant_hz":440,"rms":..}
  *   POST /control/<conn|last>  body = JSON array of STEPs, run now on that connection.
  *
  * Rejections (as the real API; reasons as Google words them, cut to 123 bytes):
@@ -344,6 +346,30 @@ function checkSetup(s, version) {
   return model;
 }
 
+/* ---- caller audio analysis (GET /audio/<conn>) ---- */
+
+const PCM_KEEP = 16000 * 2 * 120;   // bytes kept per connection: 2 min at 16 kHz
+
+function goertzel(x, hz, rate) {
+  const w = 2 * Math.PI * hz / rate, c = 2 * Math.cos(w);
+  let s1 = 0, s2 = 0;
+  for (let i = 0; i < x.length; i++) { const s0 = x[i] + c * s1 - s2; s2 = s1; s1 = s0; }
+  return (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.length * x.length || 1);
+}
+
+function analyse(c) {
+  const n = c.pcmLen / 2, x = new Float64Array(n);
+  for (let i = 0; i < n; i++) x[i] = c.pcm.readInt16LE(i * 2);
+  let best = 0, bestp = -1, sum = 0;
+  for (let f = 100; f <= Math.min(3900, (c.rate || 16000) / 2 - 100); f += 10) {
+    const p = goertzel(x, f, c.rate || 16000);
+    if (p > bestp) { bestp = p; best = f; }
+  }
+  for (let i = 0; i < n; i++) sum += x[i] * x[i];
+  return { conn: c.n, rate: c.rate || null, samples: n, ms: c.rate ? n * 1000 / c.rate : 0,
+    dominant_hz: n ? best : null, rms: n ? Math.sqrt(sum / n) : 0 };
+}
+
 /* ---- sessions (survive reconnects through handles) ---- */
 
 let nextSession = 1;
@@ -440,6 +466,16 @@ function onRealtimeInput(c, r) {
     if (bytes.length % 2) throw bad('odd number of PCM16 bytes');
     const rate = m[1] ? parseInt(m[1], 10) : 16000;
     c.audioMs += (bytes.length / 2) * 1000 / rate;
+    c.rate = rate;
+    if (c.pcmLen + bytes.length <= PCM_KEEP) {
+      if (c.pcm.length < c.pcmLen + bytes.length) {   // grow geometrically, capped
+        const nb = Buffer.alloc(Math.min(PCM_KEEP, Math.max(65536, (c.pcmLen + bytes.length) * 2)));
+        c.pcm.copy(nb, 0, 0, c.pcmLen);
+        c.pcm = nb;
+      }
+      bytes.copy(c.pcm, c.pcmLen);
+      c.pcmLen += bytes.length;
+    }
     if (SCRIPT.echo) echo(c, bytes, rate);
     fire(c, 'audio');
   }
@@ -484,7 +520,8 @@ function onToolResponse(c, tr) {
     if (c.session.cancelled.has(fr.id)) throw bad(`function response for cancelled call ${fr.id}`);
     const call = c.session.pending.get(fr.id);
     if (!call) throw bad(`function response for unknown call ${fr.id}`);
-    if (call.name !== fr.name) throw bad(`function response name ${fr.name} != ${call.name}`);
+    if (typeof fr.name !== 'string' || !fr.name) throw bad('function response without name');
+    if (call.name !== null && call.name !== fr.name) throw bad(`function response name ${fr.name} != ${call.name}`);
     c.session.pending.delete(fr.id);
   }
   for (const fr of tr.functionResponses) fire(c, 'tool_response', fr.id);
@@ -578,8 +615,9 @@ async function runStep(c, st) {
   }
   if (st.tool_call || st.calls) {
     const calls = st.calls || [st.tool_call];
-    for (const fc of calls)
-      if (fc.id) c.session.pending.set(fc.id, { name: fc.name });
+    for (const fc of calls)   // malformed entries (null, numbers, bad ids) are sent as given
+      if (fc && typeof fc.id === 'string' && fc.id)
+        c.session.pending.set(fc.id, { name: typeof fc.name === 'string' && /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/.test(fc.name) ? fc.name : null });
     send(c, { toolCall: { functionCalls: calls } });
     issueHandle(c, false);
   }
@@ -626,6 +664,13 @@ const handler = (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify(records));
   }
+  const am = /^\/audio\/(\d+|last)$/.exec(u.pathname);
+  if (req.method === 'GET' && am) {
+    const c = conns.get(am[1] === 'last' ? nconn : parseInt(am[1], 10));
+    if (!c) { res.writeHead(404); return res.end(); }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify(analyse(c)));
+  }
   const m = /^\/control\/(\d+|last)$/.exec(u.pathname);
   if (req.method === 'POST' && m) {
     let body = '';
@@ -670,7 +715,8 @@ server.on('upgrade', (req, socket, head) => {
     return;
   }
   wss.handleUpgrade(req, socket, head, (ws) => {
-    const c = { n, ws, version: m[1], keyVia, keyOk: key === KEY, audioMs: 0 };
+    const c = { n, ws, version: m[1], keyVia, keyOk: key === KEY, audioMs: 0,
+      pcm: Buffer.alloc(0), pcmLen: 0, rate: 0 };
     conns.set(n, c);
     ws.on('message', (data, isBinary) => {
       try { onMessage(c, data, isBinary); } catch (e) {

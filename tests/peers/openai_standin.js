@@ -12,6 +12,8 @@
  *   --key       the only API key accepted (default "sk-test"); wrong/missing -> HTTP 401.
  *   --lifeline  exit when stdin reaches EOF (the C test holds the pipe; if it dies we die).
  *   --tls-cert FILE --tls-key FILE   serve wss:// (and https) with this certificate.
+ *   --no-audio-log  log input_audio_buffer.append / output_audio.delta with "audio_bytes"
+ *               instead of the payload (load tests).
  *   --log FILE  every event is appended as one JSON line (written synchronously):
  *                 {"t":ms,"conn":n,"dir":"in","ev":{...client event...}}
  *                 {"t":ms,"conn":n,"dir":"out","ev":{...server event...}}
@@ -106,7 +108,7 @@ const { WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
 
 function parseArgs(argv) {
     const o = { port: 0, host: '127.0.0.1', key: 'sk-test', script: null, log: null, lifeline: false,
-        tlsCert: null, tlsKey: null };
+        tlsCert: null, tlsKey: null, audioLog: true };
     for (let i = 2; i < argv.length; i++) {
         const a = argv[i];
         const next = () => argv[++i];
@@ -118,6 +120,7 @@ function parseArgs(argv) {
         else if (a === '--lifeline') o.lifeline = true;
         else if (a === '--tls-cert') o.tlsCert = next();
         else if (a === '--tls-key') o.tlsKey = next();
+        else if (a === '--no-audio-log') o.audioLog = false;
         else { process.stderr.write(`openai_standin: unknown option ${a}\n`); process.exit(2); }
     }
     return o;
@@ -142,6 +145,14 @@ const records = [];
 const t0 = Date.now();
 function record(r) {
     r.t = Date.now() - t0;
+    if (!opts.audioLog && r.ev) {
+        const k = r.ev.type === 'input_audio_buffer.append' ? 'audio'
+            : r.ev.type === 'response.output_audio.delta' ? 'delta' : null;
+        if (k && typeof r.ev[k] === 'string') {
+            r.ev = { ...r.ev, audio_bytes: Buffer.from(r.ev[k], 'base64').length };
+            delete r.ev[k];
+        }
+    }
     if (records.length < LOG_MAX) records.push(r);
     if (opts.log) fs.appendFileSync(opts.log, JSON.stringify(r) + '\n');
 }
