@@ -468,8 +468,10 @@ static void test_act_side_effects_happen_exactly_once(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 1);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 1);
 
-    const char *cb = "{\"preferred_time\":\"2030-01-08T10:00\",\"reason\":\"offer\"}";
-    const char *cb2 = "{\"reason\":\"offer\",\"preferred_time\":\"2030-01-08T10:00\"}";
+    /* Friday 23 October 2026: 8 January 2027 is a Friday within the 90-day horizon */
+    util_set_fake_now(1792756800LL);
+    const char *cb = "{\"preferred_time\":\"2027-01-08T10:00\",\"reason\":\"offer\"}";
+    const char *cb2 = "{\"reason\":\"offer\",\"preferred_time\":\"2027-01-08T10:00\"}";
     a = run(f, "schedule_callback", cb);
     b = run(f, "schedule_callback", cb2); /* same arguments, other key order */
     assert_true(json_is_true(json_object_get(a, "success")));
@@ -481,7 +483,7 @@ static void test_act_side_effects_happen_exactly_once(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), 4);
     /* different arguments are a new action */
     expect_ok(f, "schedule_callback",
-              "{\"preferred_time\":\"2030-01-08T11:00\",\"reason\":\"offer\"}");
+              "{\"preferred_time\":\"2027-01-08T11:00\",\"reason\":\"offer\"}");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 2);
     /* reads are not cached */
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");

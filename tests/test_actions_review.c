@@ -690,6 +690,32 @@ static void test_concurrent_db_init_all_succeed(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* ---- callbacks far ahead ---- */
+
+/*
+ * "2099-01-05T10:00" was booked and spoken as "Monday 5 January at 10am":
+ * the spoken date has no year, so the caller heard next January. Callbacks
+ * are booked at most 90 days ahead; further is refused in words.
+ */
+static void test_callback_far_ahead_is_refused(void **state)
+{
+    struct fx *f = *state;
+    json_t *env;
+    fx_open(f, NULL, SARAH);
+    util_set_fake_now(FRI_OCT_2026);
+    env = callback(f, "2099-01-05T10:00");
+    assert_string_equal(code_of(env), "invalid_time");
+    assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "three months"));
+    json_decref(env);
+    env = callback(f, "2027-03-01T10:00"); /* 129 days ahead */
+    assert_string_equal(code_of(env), "invalid_time");
+    json_decref(env);
+    env = callback(f, "2027-01-15T10:00"); /* 84 days ahead */
+    assert_string_equal(code_of(env), "ok");
+    json_decref(env);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 static const struct CMUnitTest per_backend[] = {
@@ -706,6 +732,7 @@ static const struct CMUnitTest per_backend[] = {
     T(test_overlong_email_on_file_is_never_cut),
     T(test_emails_are_rate_limited_like_texts),
     T(test_concurrent_db_init_all_succeed),
+    T(test_callback_far_ahead_is_refused),
 };
 
 int main(void)

@@ -68,6 +68,11 @@ static const struct mrow mask_rows[] = {
     {"Email sarah@example.com and james.patel@example.co.uk",
      "Email s***@example.com and j***@example.co.uk"},
     {"<sarah@example.com>", "<s***@example.com>"},
+    /* accented (RFC 6531) addresses, as a model transcribes them (review: passed in clear) */
+    {"ren\xc3\xa9" "e@example.com", "r***@example.com"},
+    {"\xc3\xa9ric@example.com", "\xc3\xa9***@example.com"},
+    {"to chlo\xc3\xab@m\xc3\xbcller.de now", "to c***@m\xc3\xbcller.de now"},
+    {"r\xc3\xa9sum\xc3\xa9 sent", "r\xc3\xa9sum\xc3\xa9 sent"},
     {"mailto:sarah@example.com", "mailto:s***@example.com"},
     /* JSON text */
     {"{\"phone_number\":\"07700900001\",\"email\":\"sarah@example.com\"}",

@@ -683,6 +683,22 @@ static void test_sms_twilio_retry_after_too_long_is_not_waited(void **state)
     fx_close(&f);
 }
 
+/* Retry-After 9300000000000000 s: in milliseconds it overflowed a long and read as
+ * negative, so we retried at once (and UBSan stopped the process). Give up at once. */
+static void test_sms_twilio_absurd_retry_after_gives_up_at_once(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct sms_result r;
+    double ms;
+    live_send(&f, "4298", NULL, &r, &ms);
+    assert_false(r.sent);
+    assert_int_equal(peer_requests(&f), 1);
+    assert_true(ms < 5000);
+    assert_row(&f, r.row_id, CUSTOMER, CUSTOMER, "live", "failed", "20429");
+    fx_close(&f);
+}
+
 static void test_sms_twilio_503_three_attempts_then_failed(void **state)
 {
     (void)state;
@@ -1148,6 +1164,7 @@ int main(void)
         cmocka_unit_test(test_sms_twilio_429_then_201_is_retried_after_retry_after),
         cmocka_unit_test(test_sms_twilio_429_three_times_gives_up),
         cmocka_unit_test(test_sms_twilio_retry_after_too_long_is_not_waited),
+        cmocka_unit_test(test_sms_twilio_absurd_retry_after_gives_up_at_once),
         cmocka_unit_test(test_sms_twilio_503_three_attempts_then_failed),
         cmocka_unit_test(test_sms_twilio_500_not_retried_unknown),
         cmocka_unit_test(test_sms_twilio_502_not_json_unknown),

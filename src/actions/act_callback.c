@@ -10,7 +10,8 @@
  * outside_business_hours, and the next slot proposed in words and in
  * data.proposed_time. A phrase without a clock time ("asap", "tomorrow",
  * "Monday") that lands outside hours books the next opening directly
- * (data.next_opening=true, said in the message). An SMS failure
+ * (data.next_opening=true, said in the message). At most 90 days ahead
+ * (the spoken date carries no year). An SMS failure
  * never undoes the callback (data.sms.sent=false, said in the message; a
  * text whose fate is unknown is spoken as "may or may not have gone").
  * Worker thread.
@@ -29,6 +30,8 @@
 
 #define LOG_MODULE "act_callback"
 #include "core/log.h"
+
+#define CALLBACK_HORIZON_S (90 * 86400LL) /* callbacks are booked at most this far ahead */
 
 const char act__callback_desc[] =
     "Book a callback from our team at the time the caller wants (UK time, business hours "
@@ -81,6 +84,13 @@ static int check_time(struct act_call *c, long long now, long long *t, bool *mov
     }
     if (*t <= now)
         return act__fail(c, ERR_PAST_TIME, NULL, "time in the past");
+    if (*t > now + CALLBACK_HORIZON_S) { /* the spoken date has no year: keep it unambiguous */
+        json_object_set_new(c->data, "field", json_string("preferred_time"));
+        return act__fail(c, ERR_BAD_TIME,
+                         "I can only book a callback up to three months ahead. Could you give me "
+                         "a day before then?",
+                         "more than 90 days ahead");
+    }
     when_hours_from_cfg(c->env->cfg, &h);
     if (when_in_hours(*t, &h))
         return 0;

@@ -72,14 +72,15 @@ static bool is_word(int c)
     return isalnum(c) || c == '_';
 }
 
+/* Bytes >= 0x80: the UTF-8 of an internationalised address ("renée@", "@müller.de"). */
 static bool is_email_local(int c)
 {
-    return isalnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+    return isalnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c >= 0x80;
 }
 
 static bool is_domain(int c)
 {
-    return isalnum(c) || c == '.' || c == '-';
+    return isalnum(c) || c == '.' || c == '-' || c >= 0x80;
 }
 
 /*
@@ -376,7 +377,11 @@ size_t log_mask_text(const char *in, char *out, size_t outsz)
             if (!len)
                 no_email_before = s + scanned;
             if (len) {
-                o = put(out, o, outsz, s[0]);
+                size_t first = 1; /* the whole first character, never half of one */
+                while (first < at && ((unsigned char)s[first] & 0xC0) == 0x80)
+                    first++;
+                for (size_t k = 0; k < first; k++)
+                    o = put(out, o, outsz, s[k]);
                 o = puts_(out, o, outsz, "***");
                 for (size_t k = at; k < len; k++)
                     o = put(out, o, outsz, s[k]);

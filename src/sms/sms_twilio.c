@@ -227,8 +227,9 @@ static CURLcode attempt(CURL *h, const struct tw_req *q, struct tw_buf *b, long 
     *http = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, http);
     curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
+    /* capped: an absurd value in milliseconds would overflow (anything this long means give up) */
     if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-        *retry_after_s = (long)ra;
+        *retry_after_s = ra > 86400 ? 86400L : (long)ra;
     *sent = reqsize > 0;
     return cc;
 }

@@ -36,6 +36,8 @@ const SCENARIOS = {
   '0429': (k) => k === 1 ? {...twerr(20429, 'Too Many Requests', 429), headers: {'Retry-After': '1'}} : null,
   '4290': () => ({...twerr(20429, 'Too Many Requests', 429), headers: {'Retry-After': '0'}}),
   '4299': () => ({...twerr(20429, 'Too Many Requests', 429), headers: {'Retry-After': '120'}}),
+  // absurd Retry-After (x1000 overflows a 64-bit long): must still mean "too long, give up"
+  '4298': () => ({...twerr(20429, 'Too Many Requests', 429), headers: {'Retry-After': '9300000000000000'}}),
   '0503': () => ({status: 503, text: 'Service Unavailable', type: 'text/plain'}),
   '0500': () => twerr(20500, 'Internal Server Error', 500),
   '0502': () => ({status: 502, text: '<html><body><h1>502 Bad Gateway</h1></body></html>', type: 'text/html'}),
