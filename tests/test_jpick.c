@@ -85,6 +85,8 @@ static void test_refused(void **state)
         "[\"type\"]",                      /* not an object */
         "{\"type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
         "{type:\"a\"}",
+        "{\"type\":\"a\",\"x\":1,\"x\":2}",                 /* any repeated key */
+        "{\"type\":\"a\",\"m\":{\"c\":\"1\",\"c\":\"2\"}}", /* nested repeat */
         "",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -113,6 +113,12 @@ static void test_general_path(void **state)
         "{\"event\":\"media\",\"streamSid\":\"MZ1\",\"media\":{\"payload\":\"A\\u0000A\"}}",
         "{\"x\":{\"event\":\"media\"},\"streamSid\":\"MZ1\",\"media\":{\"payload\":\"AA==\"}}",
         "{\"event\":\"mediaX\",\"streamSid\":\"MZ1\",\"media\":{\"payload\":\"AA==\"}}",
+        /* duplicated keys anywhere: call.c's jansson path refuses them (JSON_REJECT_DUPLICATES) */
+        "{\"event\":\"media\",\"streamSid\":\"MZ1\",\"sequenceNumber\":\"1\",\"sequenceNumber\":"
+        "\"2\","
+        "\"media\":{\"payload\":\"AA==\"}}",
+        "{\"event\":\"media\",\"streamSid\":\"MZ1\",\"media\":{\"chunk\":\"1\",\"chunk\":\"1\","
+        "\"payload\":\"AA==\"}}",
         "[\"event\",\"media\"]",
         "not json",
         "",

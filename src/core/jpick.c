@@ -4,25 +4,54 @@
  * LEJP calls back per value with the matched path index; long strings come in chunks
  * of LEJP_STRING_CHUNK bytes (STR_CHUNK ... STR_END), appended here. Anything the fast
  * path should not decide (non-string value at a picked path, repeated key, value too
- * long, NUL inside, not one complete object) makes the whole parse fail, so callers fall
- * back to jansson and its error handling.
+ * long, NUL inside, not one complete object, any key repeated anywhere, more than 32 keys)
+ * makes the whole parse fail, so callers fall back to jansson and its error handling.
  * Owns nothing; pure function of its input.
  */
 #include "core/jpick.h"
 
 #include <libwebsockets.h>
+#include <stdint.h>
 #include <string.h>
+
+#define KEYS_MAX 32 /* keys tracked for duplicates; more: general path */
 
 struct st {
     struct jpick *f;
     const char *paths[JPICK_MAX];
     unsigned done;
     bool bad;
+    int nkeys;
+    uint32_t keys[KEYS_MAX]; /* hashes of the full paths of every key seen */
 };
+
+/* A key seen twice at the same path (also: the same key in two objects of an array) makes
+ * the parse fail, so callers that refuse duplicated keys (jansson JSON_REJECT_DUPLICATES)
+ * decide those messages themselves. A hash collision only sends a message the general way. */
+static void key_seen(struct st *s, const char *path)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = path; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    for (int i = 0; i < s->nkeys; i++)
+        if (s->keys[i] == h) {
+            s->bad = true;
+            return;
+        }
+    if (s->nkeys == KEYS_MAX) {
+        s->bad = true;
+        return;
+    }
+    s->keys[s->nkeys++] = h;
+}
 
 static signed char cb(struct lejp_ctx *ctx, char reason)
 {
     struct st *s = ctx->user;
+    if (reason == LEJPCB_PAIR_NAME) {
+        key_seen(s, ctx->path);
+        return 0;
+    }
     if (!ctx->path_match || !(reason & LEJP_FLAG_CB_IS_VALUE))
         return 0;
     int k = ctx->path_match - 1;

@@ -22,9 +22,10 @@ struct jpick {
 
 /*
  * Parse txt (len bytes) and fill the n (<= JPICK_MAX) fields. Returns 0 when txt is
- * exactly one well-formed JSON object and every field that occurs is a string that fits,
- * occurs once and holds no NUL; -1 otherwise (then parse it the general way). Absent
- * fields are not an error: check found. Pure; any thread.
+ * exactly one well-formed JSON object with at most 32 keys, none repeated at the same
+ * path, and every field that occurs is a string that fits and holds no NUL; -1 otherwise
+ * (then parse it the general way). Absent fields are not an error: check found. Pure;
+ * any thread.
  */
 int jpick(const char *txt, size_t len, struct jpick *f, int n);
 
