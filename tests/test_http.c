@@ -457,6 +457,11 @@ static void test_http_actions_endpoint_needs_the_bearer_token(void **state)
         200);
     assert_non_null(strstr(resp, "\"success\":false"));
     free(resp);
+    /* a duplicated key is ambiguous (which caller?): refused */
+    const char *dup = "{\"caller\":\"+447700900002\",\"caller\":\"+447700900001\","
+                      "\"arguments\":{\"claim_reference\":\"RMC-1001\"}}";
+    assert_int_equal(
+        vt_http(s.port, "POST", "/actions/check_claim_details", good, dup, strlen(dup), NULL), 400);
     /* malformed body 400; audited with provider http */
     assert_int_equal(
         vt_http(s.port, "POST", "/actions/check_claim_details", good, "{nope", 5, NULL), 400);
@@ -607,6 +612,56 @@ static void test_http_stream_refuses_forged_missing_expired_and_changed_tokens(v
     vt_srv_cleanup(&s);
 }
 
+/* ---- pre-warm ---- */
+
+static void test_http_prewarmed_provider_is_dropped_without_a_stream(void **state)
+{
+    (void)state;
+    struct vt_oai peer;
+    struct vt_srv s;
+    char url[192], sig[32];
+    assert_int_equal(vt_oai_start(&peer, "{}", "sk-test"), 0);
+    vt_peers_track(peer.pid, NULL);
+    snprintf(url, sizeof url, "OPENAI_REALTIME_URL=%s", peer.url);
+    const char *env[] = {"TWILIO_AUTH_TOKEN=" AUTH,
+                         "PUBLIC_URL=" PUB,
+                         "LINK_SECRET=" SECRET,
+                         "OPENAI_API_KEY=sk-test",
+                         url,
+                         NULL};
+    assert_int_equal(vt_srv_start(&s, env), 0);
+    /* the webhook opens the provider session at once (first words fast) ... */
+    sign_body(PUB "/incoming-call", BODY_11, sig);
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 200);
+    assert_true(vt_srv_log_wait(&s, "provider openai ready", 3000));
+    json_t *log = vt_oai_log(&peer);
+    assert_int_equal(vt_oai_count_in(log, "session.update"), 1);
+    json_decref(log);
+    /* ... a Twilio retry of the same webhook does not open a second one ... */
+    assert_int_equal(post_webhook(&s, BODY_11, sig, NULL), 200);
+    /* ... and with no stream it is dropped after 20 s */
+    assert_true(vt_srv_log_wait(&s, "no media stream within 20 s", 25000));
+    poll(NULL, 0, 500);
+    log = vt_oai_log(&peer);
+    assert_int_equal(vt_oai_count_in(log, "session.update"), 1);
+    int closed = 0;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(log, i, rec)
+    {
+        const char *k = json_string_value(json_object_get(rec, "kind"));
+        closed += k && !strcmp(k, "closed");
+    }
+    assert_int_equal(closed, 1);
+    json_decref(log);
+    /* no call happened: no voice_calls row, no callback */
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM voice_calls"), 0);
+    assert_int_equal(vt_srv_sql_int(&s, "SELECT COUNT(*) FROM missed_calls"), 0);
+    vt_srv_cleanup(&s);
+    vt_peers_untrack(peer.pid);
+    vt_oai_stop(&peer);
+}
+
 /* ---- SIGTERM ---- */
 
 static void test_http_sigterm_without_calls_exits_at_once(void **state)
@@ -720,6 +775,8 @@ int main(void)
         cmocka_unit_test_teardown(
             test_http_stream_refuses_forged_missing_expired_and_changed_tokens,
             vt_peers_cleanup_all),
+        cmocka_unit_test_teardown(test_http_prewarmed_provider_is_dropped_without_a_stream,
+                                  vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_sigterm_without_calls_exits_at_once,
                                   vt_peers_cleanup_all),
         cmocka_unit_test_teardown(test_http_sigterm_drains_active_calls, vt_peers_cleanup_all),

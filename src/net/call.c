@@ -1128,10 +1128,11 @@ static void call_end(struct call *c, const char *reason)
         c->conn = NULL;
         s->calls_active--;
         submit_row(c, ROW_END, reason);
-        log_info("call=%s ended (%s) after %.1f s: %d tool calls, provider %s, %ld frames in, "
-                 "%ld out",
+        log_info("call=%s ended (%s) after %.1f s: %d tool calls, provider %s, %ld frames in "
+                 "(%ld dropped before ready), %ld out",
                  c->call_sid, reason, (util_mono_ms() - c->started_ms) / 1000.0, c->tool_calls,
-                 c->served_by ? c->served_by : "none", c->frames_in, c->msgs_out);
+                 c->served_by ? c->served_by : "none", c->frames_in, c->frames_dropped,
+                 c->msgs_out);
     }
     for (struct call **pp = &s->calls; *pp; pp = &(*pp)->next)
         if (*pp == c) {
@@ -1277,7 +1278,7 @@ static void on_media(struct tw_conn *k, json_t *root)
 static int on_message(struct tw_conn *k)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(k->rx, k->rx_len, 0, &jerr);
+    json_t *root = json_loadb(k->rx, k->rx_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(root)) {
         bad_msg(k, root ? "not a JSON object" : "invalid JSON");
         json_decref(root);

@@ -132,8 +132,11 @@ static void respond_json(struct http_req *r, int status, json_t *j)
         return;
     }
     size_t n = strlen(s);
-    s = realloc(s, n + 2);
-    s[n++] = '\n';
+    char *nl = realloc(s, n + 2);
+    if (nl) { /* a trailing newline, for curl users */
+        s = nl;
+        s[n++] = '\n';
+    }
     respond(r, status, "application/json", s, n);
     free(s);
 }
@@ -340,7 +343,7 @@ static bool bearer_ok(struct http_req *r)
 static void do_action(struct http_req *r)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(r->body ? r->body : "", r->blen, 0, &jerr);
+    json_t *root = json_loadb(r->body ? r->body : "", r->blen, JSON_REJECT_DUPLICATES, &jerr);
     json_t *caller = root ? json_object_get(root, "caller") : NULL;
     json_t *args = root ? json_object_get(root, "arguments") : NULL;
     if (!root || !json_is_object(root) ||

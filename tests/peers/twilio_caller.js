@@ -19,7 +19,7 @@
  *   duration_ms   how long caller audio streams before stop (default 3000)
  *   audio         "silence" | "seq" (frames carry a marker + sequence number so echoed
  *                 audio gives a round-trip time per frame)
- *   token         "forge" | "omit" | "expired:<TOKEN>" (replace) ; from_param: send this
+ *   token         "forge" | "omit" | "replace:<TOKEN>" ; from_param: send this
  *                 `from` in start instead of the TwiML one; call_sid_param likewise
  *   events        [{"at":ms, "dtmf":"1"} | {"at":ms,"raw":"text"} | {"at":ms,"big":bytes}
  *                  | {"at":ms,"wrong_sid":true} | {"at":ms,"binary":true}]   (ms after start)
