@@ -267,6 +267,16 @@ static void test_invalid_values(void **state)
     assert_non_null(strstr(detail, "SMTP_URL"));
     assert_null(strstr(detail, "Pa55w0rd"));
 
+    /* link bases that could not be sent whole (cut inside a 256-byte buffer) or with a space */
+    char longurl[400] = "MAIN_APP_URL=https://portal.example.co.uk/";
+    memset(longurl + strlen(longurl), 'p', 250);
+    const char *kl[] = {longurl, NULL};
+    assert_int_equal(vt_cfg_try(&c, kl, detail, sizeof detail), ERR_CONFIG);
+    assert_non_null(strstr(detail, "MAIN_APP_URL"));
+    static const char *const ks[] = {"REVIEW_URL=https://reviews.example.com/a b", NULL};
+    assert_int_equal(vt_cfg_try(&c, ks, detail, sizeof detail), ERR_CONFIG);
+    assert_non_null(strstr(detail, "REVIEW_URL"));
+
     /* nor a key in a URL's query string (Gemini's ?key=, any token= or sig=) */
     static const char *const q[][2] = {
         {"GEMINI_LIVE_URL=https://generativelanguage.example.com/ws?key=AIzaSyQ-s3cr3t",

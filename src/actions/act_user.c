@@ -84,14 +84,12 @@ static int add_claims(struct act_call *c, long long user_id, int *n)
 static enum act_id_level raise_identity(struct act_call *c, long long user_id,
                                         enum act_id_level level)
 {
-    struct act__ident cur;
+    struct act__ident now;
 
-    act__ident_get(c->session, &cur);
     /* never lower: a verified call stays verified when the agent re-checks caller ID */
-    if (level >= cur.level || cur.user_id == 0)
-        act__ident_set(c->session, user_id, level);
-    else
-        level = cur.level, user_id = cur.user_id;
+    act__ident_raise(c->session, user_id, level, &now);
+    level = now.level;
+    user_id = now.user_id;
     c->user_id = user_id;
     json_object_set_new(c->data, "identity",
                         json_string(level == ACT_ID_VERIFIED ? "verified" : "caller_id"));

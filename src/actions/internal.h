@@ -48,8 +48,15 @@ struct act__ident {
     enum act_id_level level;
 };
 void act__ident_get(struct act_session *s, struct act__ident *out);
-/* Raise (or switch) the session's identity: used by check_user_details. */
-void act__ident_set(struct act_session *s, long long user_id, enum act_id_level level);
+/*
+ * Raise (or switch) the session's identity: used by check_user_details. The
+ * compare and the write happen under one lock, so two concurrent checks can
+ * never lower a verified call. The rule: the new identity is taken when its
+ * level is at least the current one or nobody is identified yet. *now gets
+ * the identity in force afterwards.
+ */
+void act__ident_raise(struct act_session *s, long long user_id, enum act_id_level level,
+                      struct act__ident *now);
 
 /* Identify the caller with a borrowed connection (db may be NULL when the
  * caller is withheld). 0 or ERR_DB_UNAVAILABLE. */

@@ -78,12 +78,17 @@ void act__ident_get(struct act_session *s, struct act__ident *out)
     pthread_mutex_unlock(&s->mu);
 }
 
-void act__ident_set(struct act_session *s, long long user_id, enum act_id_level level)
+void act__ident_raise(struct act_session *s, long long user_id, enum act_id_level level,
+                      struct act__ident *now)
 {
     pthread_mutex_lock(&s->mu);
-    s->user_id = user_id;
-    s->level = level;
+    if (level >= s->level || s->user_id == 0) {
+        s->user_id = user_id;
+        s->level = level;
+    }
     s->identified = true;
+    now->user_id = s->user_id;
+    now->level = s->level;
     pthread_mutex_unlock(&s->mu);
 }
 

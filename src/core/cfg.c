@@ -454,9 +454,18 @@ static bool is_e164(const char *s)
     return true;
 }
 
+/* http(s)://, at most 200 bytes (a link with its token must fit the texts and the action's
+ * buffers whole: a cut link is a wrong link), no spaces or control characters. */
 static bool is_http_url(const char *s)
 {
-    return !strncmp(s, "https://", 8) || !strncmp(s, "http://", 7);
+    if (strncmp(s, "https://", 8) && strncmp(s, "http://", 7))
+        return false;
+    if (strlen(s) > 200)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
 }
 
 static int validate(struct cfg *c, const struct src *s, struct err *e)
@@ -496,9 +505,11 @@ static int validate(struct cfg *c, const struct src *s, struct err *e)
     if (!is_http_url(c->twilio_api_base))
         return bad(e, "TWILIO_API_BASE", c->twilio_api_base, "an http(s):// URL");
     if (*c->main_app_url && !is_http_url(c->main_app_url))
-        return bad(e, "MAIN_APP_URL", c->main_app_url, "an http(s):// URL");
+        return bad(e, "MAIN_APP_URL", c->main_app_url,
+                   "an http(s):// URL of at most 200 characters, without spaces");
     if (*c->review_url && !is_http_url(c->review_url))
-        return bad(e, "REVIEW_URL", c->review_url, "an http(s):// URL");
+        return bad(e, "REVIEW_URL", c->review_url,
+                   "an http(s):// URL of at most 200 characters, without spaces");
     if (*c->public_url && strncmp(c->public_url, "https://", 8) && strncmp(c->public_url, "http://", 7))
         return bad(e, "PUBLIC_URL", c->public_url, "an https:// URL");
     if (*c->public_url) {   /* no trailing slash: paths are appended */

@@ -88,9 +88,10 @@ struct call {
     char stream_sid[72];
     char from[24];        /* E.164 of the signed From, "" = withheld */
     struct tw_conn *conn; /* NULL until the stream attaches */
-    double created_ms, started_ms;
+    double started_ms;
     char started_at[24];
     bool ending, failed, row_started;
+    bool prewarmed;       /* opened by the webhook, before the stream */
     char fail_reason[200];
 
     /* provider */
@@ -1060,7 +1061,6 @@ static struct call *call_new(struct srv *s, const char *call_sid, const char *fr
     cs->refs = 1;
     util_strlcpy(c->call_sid, call_sid, sizeof c->call_sid);
     util_strlcpy(c->from, from, sizeof c->from);
-    c->created_ms = util_mono_ms();
     c->next = s->calls;
     s->calls = c;
     int first = net__provider_first(s);
@@ -1084,6 +1084,7 @@ void net__call_prewarm(struct srv *s, const char *call_sid, const char *from)
     struct call *c = call_new(s, call_sid, from);
     if (!c || c->ending)
         return;
+    c->prewarmed = true;
     lws_sul_schedule(s->ctx, 0, &c->sul_prewarm, prewarm_expired_cb, (lws_usec_t)PREWARM_MS * 1000);
 }
 
@@ -1241,7 +1242,7 @@ static int on_start(struct tw_conn *k, json_t *root)
     s->calls_active++;
     s->m.calls_total++;
     log_info("call=%s stream %s started from=%s (%s); provider %s %s", sid, stream,
-             from[0] ? from : "withheld", c->created_ms < c->started_ms - 1 ? "pre-warmed" : "cold",
+             from[0] ? from : "withheld", c->prewarmed ? "pre-warmed" : "cold",
              c->s->provs[c->pidx] ? ops_of(c)->name : "none", c->ready ? "ready" : "connecting");
     submit_row(c, ROW_START, NULL);
     if (c->failed)
