@@ -395,7 +395,8 @@ static void test_e2e_provider_oversized_message_ends_only_that_call(void **state
     assert_no_violations(ra);
     assert_string_equal(closed_by(ra), "client");
     assert_true(vt_jint(ra, "rtt.n") >= 150);
-    assert_true(vt_jint(ra, "rtt.max") < 300);
+    /* generous for a loaded CI machine under ASan; a stalled loop shows seconds */
+    assert_true(vt_jint(ra, "rtt.max") < 1000);
     json_decref(ra);
     json_decref(rb);
     assert_true(vt_srv_log_wait(&t.srv, "voice agent unavailable (openai protocol", 1000));
@@ -766,8 +767,10 @@ static void test_e2e_slow_action_does_not_delay_other_calls(void **state)
     fprintf(stderr, "slow-action: other call echo rtt n=%lld max=%lld ms p50=%lld max_gap=%lld\n",
             n, mx, vt_jint(rb, "rtt.p50"), vt_jint(rb, "received.max_gap_ms"));
     assert_true(n >= 100);
-    assert_true(mx < 300);
-    assert_true(vt_jint(rb, "received.max_gap_ms") < 300);
+    /* The hanging SMS holds its worker for SMS_TIMEOUT (3 s): a loop blocked by it would
+     * show gaps of seconds. 1 s leaves room for a loaded CI machine under ASan. */
+    assert_true(mx < 1000);
+    assert_true(vt_jint(rb, "received.max_gap_ms") < 1000);
     json_decref(rb);
 
     json_t *ra = vt_call_wait(&a, 30);
