@@ -4,6 +4,7 @@
 #include "gem_peer.h"
 
 #include "core/util.h"
+#include "vt_node.h"
 #include "vwstest.h"
 
 #include <curl/curl.h>
@@ -16,22 +17,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
-}
 
 int gem_peer_start(struct gem_peer *s, const char *script_json, const char *key)
 {
@@ -56,99 +41,32 @@ int gem_peer_start_tls(struct gem_peer *s, const char *script_json, const char *
 static int start(struct gem_peer *s, const char *script_json, const char *key, const char *version,
                  const char *cert, const char *tkey)
 {
-    char script[192], errp[192], js[512], portbuf[16];
-    int in[2], out[2];
+    struct vt_node n;
 
     memset(s, 0, sizeof *s);
-    char *d = vt_tmpdir();
-    snprintf(s->dir, sizeof s->dir, "%s", d);
-    free(d);
-    snprintf(script, sizeof script, "%s/script.json", s->dir);
-    snprintf(s->log_path, sizeof s->log_path, "%s/log.jsonl", s->dir);
-    snprintf(errp, sizeof errp, "%s/stderr.txt", s->dir);
-    snprintf(js, sizeof js, "%s/tests/peers/gemini_standin.js", vt_src());
-    if (write_file(script, script_json ? script_json : "{\"rules\":[]}"))
+    if (vt_node_start(&n, "gemini_standin.js", key ? key : "test-key", script_json, cert, tkey,
+                      "gem_peer"))
         return -1;
-    s->port = vt_free_port();
-    snprintf(portbuf, sizeof portbuf, "%d", s->port);
-    if (pipe(in) || pipe(out))
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        if (fe >= 0)
-            dup2(fe, 2);
-        close(in[1]);
-        close(out[0]);
-        if (cert)
-            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
-                   "--script", script, "--log", s->log_path, "--lifeline", "--tls-cert", cert,
-                   "--tls-key", tkey, (char *)NULL);
-        else
-            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "test-key",
-                   "--script", script, "--log", s->log_path, "--lifeline", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    s->pid = pid;
-    s->stdin_fd = in[1];
+    s->pid = n.pid;
+    s->stdin_fd = n.stdin_fd;
+    s->port = n.port;
+    snprintf(s->dir, sizeof s->dir, "%s", n.dir);
+    snprintf(s->log_path, sizeof s->log_path, "%s", n.log_path);
     snprintf(s->url, sizeof s->url,
              "%s://%s:%d/ws/google.ai.generativelanguage.%s.GenerativeService."
              "BidiGenerateContent",
              cert ? "wss" : "ws", cert ? "localhost" : "127.0.0.1", s->port, version);
-
-    char line[256];
-    size_t n = 0;
-    double until = now_ms() + 10000;
-    while (now_ms() < until && n < sizeof line - 1) {
-        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t k = read(out[0], line + n, sizeof line - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        line[n] = '\0';
-        if (strstr(line, "\"listening\"")) {
-            close(out[0]);
-            return 0;
-        }
-    }
-    close(out[0]);
-    fprintf(stderr, "gem_peer: stand-in did not start (got '%.*s')\n", (int)n, line);
-    gem_peer_stop(s);
-    return -1;
+    return 0;
 }
 
 void gem_peer_stop(struct gem_peer *s)
 {
-    if (s->pid > 0) {
-        int st;
-        kill(s->pid, SIGTERM);
-        double until = now_ms() + 3000;
-        while (waitpid(s->pid, &st, WNOHANG) == 0) {
-            if (now_ms() > until) {
-                kill(s->pid, SIGKILL);
-                waitpid(s->pid, &st, 0);
-                break;
-            }
-            poll(NULL, 0, 10);
-        }
-        s->pid = 0;
-    }
-    if (s->stdin_fd > 0) {
-        close(s->stdin_fd);
-        s->stdin_fd = 0;
-    }
-    if (s->dir[0]) {
-        vt_rmdir(s->dir);
-        s->dir[0] = '\0';
-    }
+    struct vt_node n = {.pid = s->pid, .stdin_fd = s->stdin_fd, .port = s->port};
+    snprintf(n.dir, sizeof n.dir, "%s", s->dir);
+    vt_node_stop(&n);
+    s->pid = 0;
+    s->stdin_fd = 0;
+    s->dir[0] = '\0';
 }
 
 static size_t sink(char *p, size_t sz, size_t n, void *arg)
@@ -330,14 +248,5 @@ int16_t *gem_peer_audio(json_t *log, int conn, size_t *n, int *rate)
 
 char *gem_peer_stderr(const struct gem_peer *s)
 {
-    char p[256];
-    snprintf(p, sizeof p, "%s/stderr.txt", s->dir);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return strdup("");
-    char *buf = malloc(65536);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return vt_node_stderr(s->dir);
 }

@@ -4,6 +4,7 @@
  */
 #include "oai_peer.h"
 
+#include "vt_node.h"
 #include "vwstest.h"
 
 #include <fcntl.h>
@@ -16,96 +17,31 @@
 #include <time.h>
 #include <unistd.h>
 
-static int write_file(const char *path, const char *text)
+/* The launcher is shared with the Gemini peer; these copy its fields in and out. */
+static void from_node(struct vt_oai *s, const struct vt_node *n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
+    s->pid = n->pid;
+    s->stdin_fd = n->stdin_fd;
+    s->port = n->port;
+    snprintf(s->dir, sizeof s->dir, "%s", n->dir);
+    snprintf(s->log_path, sizeof s->log_path, "%s", n->log_path);
 }
 
 static int start_once(struct vt_oai *s, const char *script_json, const char *key, const char *cert,
                       const char *pkey)
 {
-    char script[192], errp[192], js[512], portbuf[16];
-    int in[2], out[2];
+    struct vt_node n;
 
     memset(s, 0, sizeof *s);
-    char *d = vt_tmpdir();
-    snprintf(s->dir, sizeof s->dir, "%s", d);
-    free(d);
-    snprintf(script, sizeof script, "%s/script.json", s->dir);
-    snprintf(s->log_path, sizeof s->log_path, "%s/log.jsonl", s->dir);
-    snprintf(errp, sizeof errp, "%s/stderr.txt", s->dir);
-    snprintf(js, sizeof js, "%s/tests/peers/openai_standin.js", vt_src());
-    if (write_file(script, script_json ? script_json : "{\"rules\":[]}"))
+    if (vt_node_start(&n, "openai_standin.js", key ? key : "sk-test", script_json, cert, pkey,
+                      "oai_peer"))
         return -1;
-    s->port = vt_free_port();
-    snprintf(portbuf, sizeof portbuf, "%d", s->port);
-    if (pipe(in) || pipe(out))
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        if (fe >= 0)
-            dup2(fe, 2);
-        close(in[1]);
-        close(out[0]);
-        if (cert)
-            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "sk-test",
-                   "--script", script, "--log", s->log_path, "--lifeline", "--tls-cert", cert,
-                   "--tls-key", pkey, (char *)NULL);
-        else
-            execlp("node", "node", js, "--port", portbuf, "--key", key ? key : "sk-test",
-                   "--script", script, "--log", s->log_path, "--lifeline", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    s->pid = pid;
-    s->stdin_fd = in[1];
+    from_node(s, &n);
     if (cert)
         snprintf(s->url, sizeof s->url, "wss://localhost:%d/v1/realtime", s->port);
     else
         snprintf(s->url, sizeof s->url, "ws://127.0.0.1:%d/v1/realtime", s->port);
-
-    /* Wait for {"listening":PORT}. */
-    char line[256];
-    size_t n = 0;
-    double until = now_ms() + 10000;
-    while (now_ms() < until && n < sizeof line - 1) {
-        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t k = read(out[0], line + n, sizeof line - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        line[n] = '\0';
-        if (strstr(line, "\"listening\"")) {
-            close(out[0]);
-            return 0;
-        }
-    }
-    close(out[0]);
-    char *err = vt_oai_stderr(s);
-    fprintf(stderr, "oai_peer: stand-in did not start on port %d (got '%.*s'); stderr: %s\n",
-            s->port, (int)n, line, err);
-    free(err);
-    vt_oai_stop(s);
-    return -1;
+    return 0;
 }
 
 int vt_oai_start(struct vt_oai *s, const char *script_json, const char *key)
@@ -143,28 +79,12 @@ int vt_oai_make_certs(const char *dir)
 
 void vt_oai_stop(struct vt_oai *s)
 {
-    if (s->pid > 0) {
-        int st;
-        kill(s->pid, SIGTERM);
-        double until = now_ms() + 3000;
-        while (waitpid(s->pid, &st, WNOHANG) == 0) {
-            if (now_ms() > until) {
-                kill(s->pid, SIGKILL);
-                waitpid(s->pid, &st, 0);
-                break;
-            }
-            poll(NULL, 0, 10);
-        }
-        s->pid = 0;
-    }
-    if (s->stdin_fd > 0) {
-        close(s->stdin_fd);
-        s->stdin_fd = 0;
-    }
-    if (s->dir[0]) {
-        vt_rmdir(s->dir);
-        s->dir[0] = '\0';
-    }
+    struct vt_node n = {.pid = s->pid, .stdin_fd = s->stdin_fd, .port = s->port};
+    snprintf(n.dir, sizeof n.dir, "%s", s->dir);
+    vt_node_stop(&n);
+    s->pid = 0;
+    s->stdin_fd = 0;
+    s->dir[0] = '\0';
 }
 
 json_t *vt_oai_log(const struct vt_oai *s)
@@ -246,14 +166,5 @@ int vt_oai_errors(json_t *log, const char *code)
 
 char *vt_oai_stderr(const struct vt_oai *s)
 {
-    char p[192];
-    snprintf(p, sizeof p, "%s/stderr.txt", s->dir);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return strdup("");
-    char *buf = calloc(1, 8193);
-    size_t n = fread(buf, 1, 8192, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return vt_node_stderr(s->dir);
 }
