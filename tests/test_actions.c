@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
+#include "vt_act.h"
 #include "vt_db.h"
 #include "vt_sms.h"
 #include "vwstest.h"
@@ -41,88 +42,15 @@
 
 static const char *g_backend;
 
-struct fx {
-    struct cfg c;
-    struct vt_db h;
-    struct db *db; /* for checking rows */
-    struct act_env env;
-    struct act_session s;
-    bool open;
-};
-
-static int fx_setup(void **state)
+/* The fixture (struct vt_act, vt_act_run, vt_act_code) is shared: tests/lib/vt_act.h. */
+static void fx_open(struct vt_act *f, const char *const *extra, const char *caller, int max_actions)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    *state = f;
-    return 0;
+    vt_act_open(f, g_backend, extra, caller, "CAtest0001", max_actions);
 }
 
-static void fx_close(struct fx *f)
+static void expect_ok(struct vt_act *f, const char *name, const char *args)
 {
-    if (!f->open)
-        return;
-    act_session_cleanup(&f->s);
-    app_env_close(&f->env);
-    db_close(f->db);
-    vt_db_cleanup(&f->h, &f->c);
-    f->open = false;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    fx_close(f);
-    free(f);
-    util_set_fake_now(0);
-    return 0;
-}
-
-/* Fresh demo database; extra "K=V" win over the defaults (no SMS rate limit). */
-static void fx_open(struct fx *f, const char *const *extra, const char *caller, int max_actions)
-{
-    const char *kv[32];
-    int n = 0;
-    struct err e = {0};
-
-    for (int i = 0; extra && extra[i] && n < 24; i++)
-        kv[n++] = extra[i];
-    kv[n++] = "SMS_RATE_LIMIT=off";
-    kv[n++] = "SMS_GLOBAL_RATE_LIMIT=off";
-    kv[n++] = "LOG_LEVEL=error";
-    kv[n] = NULL;
-    vt_db_fresh(g_backend, &f->c, &f->h, kv);
-    f->db = vt_db_open(&f->c, true);
-    assert_int_equal(app_env_open(&f->env, &f->c, &e), 0);
-    act_session_init(&f->s, caller, "CAtest0001", "cli", max_actions);
-    f->open = true;
-}
-
-static json_t *run(struct fx *f, const char *name, const char *args)
-{
-    json_t *env = act_execute_text(&f->env, &f->s, name, args);
-    assert_non_null(env);
-    /* the envelope's shape, for every result */
-    assert_true(json_is_boolean(json_object_get(env, "success")));
-    assert_true(json_is_string(json_object_get(env, "message")));
-    assert_true(strlen(json_string_value(json_object_get(env, "message"))) > 0);
-    assert_true(json_is_object(json_object_get(env, "data")));
-    assert_true(json_is_number(json_object_get(env, "execution_time_ms")));
-    assert_true(json_number_value(json_object_get(env, "execution_time_ms")) >= 0);
-    assert_int_equal(json_object_get(env, "error") != NULL,
-                     !json_is_true(json_object_get(env, "success")));
-    return env;
-}
-
-static const char *code_of(const json_t *env)
-{
-    const char *c = json_string_value(json_object_get(json_object_get(env, "error"), "code"));
-    return c ? c : "ok";
-}
-
-static void expect_ok(struct fx *f, const char *name, const char *args)
-{
-    json_t *env = run(f, name, args);
+    json_t *env = vt_act_run(f, name, args);
     if (!json_is_true(json_object_get(env, "success"))) {
         char *s = json_dumps(env, 0);
         fail_msg("%s %s failed on %s: %s", name, args, g_backend, s);
@@ -131,10 +59,10 @@ static void expect_ok(struct fx *f, const char *name, const char *args)
     json_decref(env);
 }
 
-static void expect_code(struct fx *f, const char *name, const char *args, const char *code)
+static void expect_code(struct vt_act *f, const char *name, const char *args, const char *code)
 {
-    json_t *env = run(f, name, args);
-    if (strcmp(code_of(env), code)) {
+    json_t *env = vt_act_run(f, name, args);
+    if (strcmp(vt_act_code(env), code)) {
         char *s = json_dumps(env, 0);
         fail_msg("%s %s: want %s on %s, got %s", name, args, code, g_backend, s);
         free(s);
@@ -142,7 +70,7 @@ static void expect_code(struct fx *f, const char *name, const char *args, const 
     json_decref(env);
 }
 
-static long long count(struct fx *f, const char *sql)
+static long long count(struct vt_act *f, const char *sql)
 {
     return vt_db_int(f->db, sql);
 }
@@ -228,9 +156,9 @@ static void test_act_tools_openai_and_gemini_formats(void **state)
 
 static void test_act_claim_details_for_own_claim(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *env = run(f, "check_claim_details", "{\"claim_reference\":\"rmc 1001\"}");
+    json_t *env = vt_act_run(f, "check_claim_details", "{\"claim_reference\":\"rmc 1001\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_string_equal(str_at(env, "claim", "status"), "in_progress");
     assert_string_equal(str_at(env, "claim", "claim_reference"), "RMC-1001");
@@ -242,12 +170,12 @@ static void test_act_claim_details_for_own_claim(void **state)
 
 static void test_act_other_persons_claim_is_not_found(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *theirs = run(f, "check_claim_details", "{\"claim_reference\":\"RMC-2001\"}");
-    json_t *none = run(f, "check_claim_details", "{\"claim_reference\":\"RMC-9999\"}");
-    assert_string_equal(code_of(theirs), "not_found");
-    assert_string_equal(code_of(none), "not_found");
+    json_t *theirs = vt_act_run(f, "check_claim_details", "{\"claim_reference\":\"RMC-2001\"}");
+    json_t *none = vt_act_run(f, "check_claim_details", "{\"claim_reference\":\"RMC-9999\"}");
+    assert_string_equal(vt_act_code(theirs), "not_found");
+    assert_string_equal(vt_act_code(none), "not_found");
     /* no existence oracle: the very same words */
     assert_true(json_equal(json_object_get(theirs, "message"), json_object_get(none, "message")));
     assert_true(json_equal(json_object_get(theirs, "data"), json_object_get(none, "data")));
@@ -259,9 +187,9 @@ static void test_act_other_persons_claim_is_not_found(void **state)
 
 static void test_act_requirements_lists_outstanding(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *env = run(f, "check_requirements", "{\"claim_reference\":\"RMC-1001\"}");
+    json_t *env = vt_act_run(f, "check_requirements", "{\"claim_reference\":\"RMC-1001\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(env, "data"), "count")), 2);
     json_t *arr = json_object_get(json_object_get(env, "data"), "outstanding");
@@ -271,7 +199,7 @@ static void test_act_requirements_lists_outstanding(void **state)
         json_string_value(json_object_get(json_array_get(arr, 1), "requirement_type")),
         "bank_statement");
     json_decref(env);
-    env = run(f, "check_requirements", "{\"claim_reference\":\"RMC-1002\"}");
+    env = vt_act_run(f, "check_requirements", "{\"claim_reference\":\"RMC-1002\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(env, "data"), "count")), 0);
     json_decref(env);
@@ -281,7 +209,7 @@ static void test_act_requirements_lists_outstanding(void **state)
 
 static void test_act_bad_arguments_are_refused_and_audited(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const cases[][3] = {
         {"check_claim_details", "{}", "invalid_arguments"},
         {"check_claim_details", "{\"claim_reference\":null}", "invalid_arguments"},
@@ -331,17 +259,17 @@ static void test_act_bad_arguments_are_refused_and_audited(void **state)
                 "{\"claim_reference\":\"RMC-1001\",\"claim_reference\":\"RMC-2001\"}",
                 "invalid_arguments");
     /* invalid_arguments tells the agent which field */
-    json_t *env = run(f, "check_claim_details", "{}");
+    json_t *env = vt_act_run(f, "check_claim_details", "{}");
     assert_string_equal(str_at(env, "field", NULL), "claim_reference");
     json_decref(env);
 }
 
 static void test_act_unknown_action_has_no_audit_row(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *env = run(f, "transfer_funds", "{}");
-    assert_string_equal(code_of(env), "unknown_action");
+    json_t *env = vt_act_run(f, "transfer_funds", "{}");
+    assert_string_equal(vt_act_code(env), "unknown_action");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), 0);
 }
@@ -350,15 +278,15 @@ static void test_act_unknown_action_has_no_audit_row(void **state)
 
 static void test_act_user_details_identity_levels(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *env = run(f, "check_user_details", "{\"phone_number\":\"07700 900001\"}");
+    json_t *env = vt_act_run(f, "check_user_details", "{\"phone_number\":\"07700 900001\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_string_equal(str_at(env, "identity", NULL), "caller_id");
     assert_string_equal(str_at(env, "first_name", NULL), "Sarah");
     json_decref(env);
     assert_int_equal(f->s.level, ACT_ID_CALLER);
-    env = run(f, "check_user_details",
+    env = vt_act_run(f, "check_user_details",
               "{\"phone_number\":\"+447700900001\",\"claim_reference\":\"rmc1002\"}");
     assert_string_equal(str_at(env, "identity", NULL), "verified");
     json_decref(env);
@@ -366,13 +294,13 @@ static void test_act_user_details_identity_levels(void **state)
     assert_int_equal(f->s.user_id, 1);
 
     /* someone else's number: without a reference, with a wrong one, or unknown: one answer */
-    json_t *a = run(f, "check_user_details", "{\"phone_number\":\"07700900002\"}");
-    json_t *b = run(f, "check_user_details",
+    json_t *a = vt_act_run(f, "check_user_details", "{\"phone_number\":\"07700900002\"}");
+    json_t *b = vt_act_run(f, "check_user_details",
                     "{\"phone_number\":\"07700900002\",\"claim_reference\":\"RMC-1001\"}");
-    json_t *c = run(f, "check_user_details", "{\"phone_number\":\"07700900099\"}");
-    json_t *d = run(f, "check_user_details",
+    json_t *c = vt_act_run(f, "check_user_details", "{\"phone_number\":\"07700900099\"}");
+    json_t *d = vt_act_run(f, "check_user_details",
                     "{\"phone_number\":\"07700900099\",\"claim_reference\":\"RMC-2001\"}");
-    assert_string_equal(code_of(a), "user_not_found");
+    assert_string_equal(vt_act_code(a), "user_not_found");
     assert_true(json_equal(a, b) ||
                 (json_equal(json_object_get(a, "message"), json_object_get(b, "message")) &&
                  json_equal(json_object_get(a, "data"), json_object_get(b, "data"))));
@@ -387,7 +315,7 @@ static void test_act_user_details_identity_levels(void **state)
 
 static void test_act_other_number_with_its_claim_verifies_that_user(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, NOBODY, 0);
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-2001\"}", "caller_unknown");
     expect_ok(f, "check_user_details",
@@ -400,7 +328,7 @@ static void test_act_other_number_with_its_claim_verifies_that_user(void **state
 
 static void test_act_user_details_caller_word_means_the_signed_number(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, JAMES, 0);
     expect_ok(
         f, "check_user_details",
@@ -414,7 +342,7 @@ static void test_act_user_details_caller_word_means_the_signed_number(void **sta
 
 static void test_act_withheld_caller_cannot_see_claims(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, "", 0);
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "caller_unknown");
     expect_code(f, "send_portal_link", "{\"method\":\"sms\"}", "caller_unknown");
@@ -426,11 +354,11 @@ static void test_act_withheld_caller_cannot_see_claims(void **state)
 
 static void test_act_require_verification_asks_for_claim_reference(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const kv[] = {"REQUIRE_VERIFICATION=true", NULL};
     fx_open(f, kv, SARAH, 0);
-    json_t *env = run(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
-    assert_string_equal(code_of(env), "verification_required");
+    json_t *env = vt_act_run(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
+    assert_string_equal(vt_act_code(env), "verification_required");
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "claim reference"));
     json_decref(env);
     expect_code(f, "check_requirements", "{\"claim_reference\":\"RMC-1001\"}",
@@ -440,7 +368,7 @@ static void test_act_require_verification_asks_for_claim_reference(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 0);
     /* caller ID alone: no claims disclosed */
-    env = run(f, "check_user_details", "{\"phone_number\":\"" SARAH "\"}");
+    env = vt_act_run(f, "check_user_details", "{\"phone_number\":\"" SARAH "\"}");
     assert_string_equal(str_at(env, "identity", NULL), "caller_id");
     assert_null(json_object_get(json_object_get(env, "data"), "claims"));
     json_decref(env);
@@ -458,10 +386,10 @@ static void test_act_require_verification_asks_for_claim_reference(void **state)
 
 static void test_act_side_effects_happen_exactly_once(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *a = run(f, "send_portal_link", "{\"method\":\"sms\"}");
-    json_t *b = run(f, "send_portal_link", "{ \"method\" : \"sms\" }");
+    json_t *a = vt_act_run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    json_t *b = vt_act_run(f, "send_portal_link", "{ \"method\" : \"sms\" }");
     assert_true(json_is_true(json_object_get(a, "success")));
     assert_true(json_equal(a, b));
     json_decref(a), json_decref(b);
@@ -472,8 +400,8 @@ static void test_act_side_effects_happen_exactly_once(void **state)
     util_set_fake_now(1792756800LL);
     const char *cb = "{\"preferred_time\":\"2027-01-08T10:00\",\"reason\":\"offer\"}";
     const char *cb2 = "{\"reason\":\"offer\",\"preferred_time\":\"2027-01-08T10:00\"}";
-    a = run(f, "schedule_callback", cb);
-    b = run(f, "schedule_callback", cb2); /* same arguments, other key order */
+    a = vt_act_run(f, "schedule_callback", cb);
+    b = vt_act_run(f, "schedule_callback", cb2); /* same arguments, other key order */
     assert_true(json_is_true(json_object_get(a, "success")));
     assert_true(json_equal(a, b));
     json_decref(a), json_decref(b);
@@ -490,7 +418,7 @@ static void test_act_side_effects_happen_exactly_once(void **state)
 }
 
 struct par {
-    struct fx *f;
+    struct vt_act *f;
     json_t *env;
 };
 
@@ -504,7 +432,7 @@ static void *par_run(void *arg)
 
 static void test_act_concurrent_repeats_send_once(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     pthread_t t[4];
     struct par p[4];
     fx_open(f, NULL, SARAH, 0);
@@ -527,12 +455,12 @@ static void test_act_concurrent_repeats_send_once(void **state)
 
 static void test_act_budget_stops_runaway_calls(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 3);
     for (int i = 0; i < 3; i++)
         expect_ok(f, "search_knowledge_base", "{\"query\":\"fees\"}");
-    json_t *env = run(f, "search_knowledge_base", "{\"query\":\"fees\"}");
-    assert_string_equal(code_of(env), "budget_exceeded");
+    json_t *env = vt_act_run(f, "search_knowledge_base", "{\"query\":\"fees\"}");
+    assert_string_equal(vt_act_code(env), "budget_exceeded");
     json_decref(env);
     expect_code(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}", "budget_exceeded");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs WHERE error_code = "
@@ -544,7 +472,7 @@ static void test_act_budget_stops_runaway_calls(void **state)
 
 static void test_act_audit_rows_are_masked(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
     expect_code(f, "check_user_details", "{\"phone_number\":\"07700 900002\"}", "user_not_found");
     expect_ok(f, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
@@ -581,14 +509,14 @@ static void db_down_check(const char *const *kv)
         act_execute_text(&env, &s, "check_claim_details", "{\"claim_reference\":\"RMC-1001\"}");
     assert_true(util_mono_ms() - t0 < 15000);
     assert_false(json_is_true(json_object_get(r, "success")));
-    assert_string_equal(code_of(r), "database_unavailable");
+    assert_string_equal(vt_act_code(r), "database_unavailable");
     json_decref(r);
     r = act_execute_text(&env, &s, "search_knowledge_base", "{\"query\":\"fees\"}");
-    assert_string_equal(code_of(r), "database_unavailable");
+    assert_string_equal(vt_act_code(r), "database_unavailable");
     json_decref(r);
     /* bad arguments still get their own answer */
     r = act_execute_text(&env, &s, "check_claim_details", "{}");
-    assert_string_equal(code_of(r), "invalid_arguments");
+    assert_string_equal(vt_act_code(r), "invalid_arguments");
     json_decref(r);
     json_t *h = app_health_json(&env, NULL);
     assert_string_equal(json_string_value(json_object_get(h, "status")), "degraded");
@@ -623,7 +551,7 @@ static void test_act_database_down_gives_an_envelope(void **state)
 
 static void test_act_health_json_fields(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
     json_t *h = app_health_json(&f->env, NULL), *svc = json_object_get(h, "services");
     assert_string_equal(json_string_value(json_object_get(h, "status")), "ok");
@@ -665,7 +593,7 @@ static void test_act_health_json_fields(void **state)
 
 static void test_act_links_store_only_hash_and_are_single_use(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     char tok[LINK_TOKEN_MAX], hash[65], sql[256];
     struct err e = {0};
     long long row = 0;
@@ -709,9 +637,9 @@ static void test_act_links_store_only_hash_and_are_single_use(void **state)
 
 static void test_act_portal_and_document_links_go_to_the_number_on_file(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
-    json_t *env = run(f, "send_portal_link",
+    json_t *env = vt_act_run(f, "send_portal_link",
                       "{\"method\":\"sms\",\"link_type\":\"claims\",\"phone\":\"+447700900666\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_string_equal(str_at(env, "sent_to", NULL), "+44*******001");
@@ -741,7 +669,7 @@ static void test_act_portal_and_document_links_go_to_the_number_on_file(void **s
 
 static void test_act_email_link_goes_to_the_address_on_file(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     struct vt_sms_peer peer = {0};
     char script[600], port[16], url[64], msg[600], *dir = vt_tmpdir();
     struct err e = {0};
@@ -757,7 +685,7 @@ static void test_act_email_link_goes_to_the_address_on_file(void **state)
     fx_open(f, kv, SARAH, 0);
 
     json_t *env =
-        run(f, "send_portal_link", "{\"method\":\"email\",\"email\":\"evil@example.net\"}");
+        vt_act_run(f, "send_portal_link", "{\"method\":\"email\",\"email\":\"evil@example.net\"}");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_string_equal(str_at(env, "sent_to", NULL), "s***@example.com");
     json_decref(env);
@@ -782,7 +710,7 @@ static void test_act_email_link_goes_to_the_address_on_file(void **state)
 
 static void test_act_failed_send_leaves_no_link(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const kv[] = {"SMS_RATE_LIMIT=1/600", NULL};
     fx_open(f, kv, SARAH, 0);
     expect_ok(f, "send_portal_link", "{\"method\":\"sms\"}");
@@ -794,7 +722,7 @@ static void test_act_failed_send_leaves_no_link(void **state)
 
 static void test_act_review_link_once_per_30_days(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const kv[] = {"REVIEW_URL=https://reviews.example.com/rmc", NULL};
     fx_open(f, kv, SARAH, 0);
     expect_ok(f, "send_review_link", "{\"method\":\"sms\"}");
@@ -817,7 +745,7 @@ static void test_act_review_link_once_per_30_days(void **state)
 
 static void test_act_review_link_not_configured(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH, 0);
     expect_code(f, "send_review_link", "{\"method\":\"sms\"}", "not_configured");
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages"), 0);
@@ -831,17 +759,17 @@ static void test_act_review_link_not_configured(void **state)
 /* 2027-03-26 (Friday) 12:00 UTC = 12:00 GMT; clocks go forward on Sunday 28 March. */
 #define FRI_MAR_2027 1806062400LL
 
-static json_t *callback(struct fx *f, const char *when)
+static json_t *callback(struct vt_act *f, const char *when)
 {
     char args[256];
     snprintf(args, sizeof args, "{\"preferred_time\":\"%s\",\"reason\":\"talk about my offer\"}",
              when);
-    return run(f, "schedule_callback", args);
+    return vt_act_run(f, "schedule_callback", args);
 }
 
 static void test_act_callback_in_hours_across_clock_changes(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     json_t *env;
     fx_open(f, NULL, SARAH, 0);
 
@@ -871,27 +799,27 @@ static void test_act_callback_in_hours_across_clock_changes(void **state)
 
 static void test_act_callback_outside_hours_proposes_next_slot(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     json_t *env;
     fx_open(f, NULL, SARAH, 0);
 
     util_set_fake_now(FRI_OCT_2026);
     env = callback(f, "tomorrow at 3pm"); /* Saturday */
-    assert_string_equal(code_of(env), "outside_business_hours");
+    assert_string_equal(vt_act_code(env), "outside_business_hours");
     /* Monday 26 October 09:00 GMT (the clocks went back on Sunday): 09:00 UTC */
     assert_string_equal(str_at(env, "proposed_time", NULL), "2026-10-26 09:00:00");
     assert_non_null(
         strstr(json_string_value(json_object_get(env, "message")), "Monday 26 October"));
     json_decref(env);
     env = callback(f, "2026-10-23T19:30"); /* after closing on Friday */
-    assert_string_equal(code_of(env), "outside_business_hours");
+    assert_string_equal(vt_act_code(env), "outside_business_hours");
     assert_string_equal(str_at(env, "proposed_time", NULL), "2026-10-26 09:00:00");
     json_decref(env);
     /* Good Friday 2027 (26 March) is a bank holiday, so is Easter Monday (29 March);
      * the clocks go forward in between: Tuesday 30 March 09:00 BST = 08:00 UTC */
     util_set_fake_now(FRI_MAR_2027);
     env = callback(f, "2027-03-26T15:00");
-    assert_string_equal(code_of(env), "outside_business_hours");
+    assert_string_equal(vt_act_code(env), "outside_business_hours");
     assert_string_equal(str_at(env, "proposed_time", NULL), "2027-03-30 08:00:00");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 0);
@@ -905,7 +833,7 @@ static void test_act_callback_outside_hours_proposes_next_slot(void **state)
 
 static void test_act_callback_sms_failure_keeps_the_callback(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const kv[] = {"SMS_RATE_LIMIT=1/600", NULL};
     fx_open(f, kv, SARAH, 0);
     util_set_fake_now(FRI_OCT_2026);
@@ -921,7 +849,7 @@ static void test_act_callback_sms_failure_keeps_the_callback(void **state)
 
 static void test_act_callback_for_unknown_caller_uses_their_number(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, NOBODY, 0);
     util_set_fake_now(FRI_OCT_2026);
     json_t *env = callback(f, "2026-10-23T16:00");
@@ -939,16 +867,16 @@ static void test_act_callback_for_unknown_caller_uses_their_number(void **state)
 
 static void test_act_knowledge_base_top_three(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, "", 0);
-    json_t *env = run(f, "search_knowledge_base", "{\"query\":\"fees\"}");
+    json_t *env = vt_act_run(f, "search_knowledge_base", "{\"query\":\"fees\"}");
     json_t *res = json_object_get(json_object_get(env, "data"), "results");
     assert_true(json_is_true(json_object_get(env, "success")));
     assert_true(json_array_size(res) >= 1 && json_array_size(res) <= 3);
     assert_non_null(json_string_value(json_object_get(json_array_get(res, 0), "title")));
     assert_non_null(json_string_value(json_object_get(json_array_get(res, 0), "snippet")));
     json_decref(env);
-    env = run(f, "search_knowledge_base", "{\"query\":\"complain\",\"category\":\"complaints\"}");
+    env = vt_act_run(f, "search_knowledge_base", "{\"query\":\"complain\",\"category\":\"complaints\"}");
     res = json_object_get(json_object_get(env, "data"), "results");
     assert_true(json_array_size(res) >= 1);
     for (size_t i = 0; i < json_array_size(res); i++)
@@ -961,7 +889,7 @@ static void test_act_knowledge_base_top_three(void **state)
 /* Every action x odd inputs: always an envelope, never a crash, one audit row each. */
 static void test_act_garbage_arguments_never_crash(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const junk[] = {
         "{\"claim_reference\":\"RMC-1001\",\"method\":\"sms\",\"query\":\"\\u0000\"}",
         "{\"phone_number\":{\"a\":[1,2,{\"b\":null}]}}",
@@ -984,17 +912,17 @@ static void test_act_garbage_arguments_never_crash(void **state)
     fx_open(f, NULL, SARAH, 0);
     for (int a = 0; a < act_count(); a++) {
         for (size_t j = 0; j < sizeof junk / sizeof junk[0]; j++) {
-            json_decref(run(f, act_at(a)->name, junk[j]));
+            json_decref(vt_act_run(f, act_at(a)->name, junk[j]));
             n++;
         }
-        json_decref(run(f, act_at(a)->name, big));
+        json_decref(vt_act_run(f, act_at(a)->name, big));
         n++;
     }
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"), n);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM users"), 2);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, vt_act_setup, vt_act_teardown)
 
 static const struct CMUnitTest per_backend[] = {
     T(test_act_claim_details_for_own_claim),

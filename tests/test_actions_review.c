@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
+#include "vt_act.h"
 #include "vt_db.h"
 #include "vt_sms.h"
 #include "vwstest.h"
@@ -39,78 +40,13 @@
 
 static const char *g_backend;
 
-struct fx {
-    struct cfg c;
-    struct vt_db h;
-    struct db *db; /* for checking rows */
-    struct act_env env;
-    struct act_session s;
-    bool open;
-};
-
-static int fx_setup(void **state)
+/* The fixture (struct vt_act, vt_act_run, vt_act_code) is shared: tests/lib/vt_act.h. */
+static void fx_open(struct vt_act *f, const char *const *extra, const char *caller)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    *state = f;
-    return 0;
+    vt_act_open(f, g_backend, extra, caller, "CAreview0001", 0);
 }
 
-static void fx_close(struct fx *f)
-{
-    if (!f->open)
-        return;
-    act_session_cleanup(&f->s);
-    app_env_close(&f->env);
-    db_close(f->db);
-    vt_db_cleanup(&f->h, &f->c);
-    f->open = false;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    fx_close(f);
-    free(f);
-    util_set_fake_now(0);
-    return 0;
-}
-
-/* Fresh demo database; extra "K=V" win over the defaults (no SMS rate limit). */
-static void fx_open(struct fx *f, const char *const *extra, const char *caller)
-{
-    const char *kv[32];
-    int n = 0;
-    struct err e = {0};
-
-    for (int i = 0; extra && extra[i] && n < 24; i++)
-        kv[n++] = extra[i];
-    kv[n++] = "SMS_RATE_LIMIT=off";
-    kv[n++] = "SMS_GLOBAL_RATE_LIMIT=off";
-    kv[n++] = "LOG_LEVEL=error";
-    kv[n] = NULL;
-    vt_db_fresh(g_backend, &f->c, &f->h, kv);
-    f->db = vt_db_open(&f->c, true);
-    assert_int_equal(app_env_open(&f->env, &f->c, &e), 0);
-    act_session_init(&f->s, caller, "CAreview0001", "cli", 0);
-    f->open = true;
-}
-
-static json_t *run(struct fx *f, const char *name, const char *args)
-{
-    json_t *env = act_execute_text(&f->env, &f->s, name, args);
-    assert_non_null(env);
-    assert_true(json_is_boolean(json_object_get(env, "success")));
-    return env;
-}
-
-static const char *code_of(const json_t *env)
-{
-    const char *c = json_string_value(json_object_get(json_object_get(env, "error"), "code"));
-    return c ? c : "ok";
-}
-
-static long long count(struct fx *f, const char *sql)
+static long long count(struct vt_act *f, const char *sql)
 {
     return vt_db_int(f->db, sql);
 }
@@ -126,7 +62,7 @@ static long long count(struct fx *f, const char *sql)
  */
 static void test_review_link_once_across_processes(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const kv[] = {"REVIEW_URL=https://reviews.example.com/rmc", NULL};
     fx_open(f, kv, SARAH);
     int go[2];
@@ -151,7 +87,7 @@ static void test_review_link_once_across_processes(void **state)
                 _exit(12);
             json_t *r = act_execute_text(&env, &s, "send_review_link", "{\"method\":\"sms\"}");
             int code = json_is_true(json_object_get(r, "success")) ? 0
-                       : !strcmp(code_of(r), "too_soon")           ? 1
+                       : !strcmp(vt_act_code(r), "too_soon")           ? 1
                                                                    : 20;
             json_decref(r);
             act_session_cleanup(&s);
@@ -192,11 +128,11 @@ static const char *str_at(const json_t *env, const char *key)
     return json_string_value(json_object_get(json_object_get(env, "data"), key));
 }
 
-static json_t *callback(struct fx *f, const char *when)
+static json_t *callback(struct vt_act *f, const char *when)
 {
     char args[256];
     snprintf(args, sizeof args, "{\"preferred_time\":\"%s\",\"reason\":\"my offer\"}", when);
-    return run(f, "schedule_callback", args);
+    return vt_act_run(f, "schedule_callback", args);
 }
 
 /*
@@ -207,13 +143,13 @@ static json_t *callback(struct fx *f, const char *when)
  */
 static void test_callback_without_clock_time_books_next_opening(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     json_t *env;
     fx_open(f, NULL, SARAH);
     util_set_fake_now(FRI_OCT_2026);
 
     env = callback(f, "tomorrow"); /* Saturday, no time said */
-    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(vt_act_code(env), "ok");
     assert_string_equal(str_at(env, "callback_time"), "2026-10-26 09:00:00"); /* 09:00 GMT */
     assert_true(json_is_true(json_object_get(json_object_get(env, "data"), "next_opening")));
     const char *msg = json_string_value(json_object_get(env, "message"));
@@ -222,18 +158,18 @@ static void test_callback_without_clock_time_books_next_opening(void **state)
     json_decref(env);
 
     env = callback(f, "Saturday at 10am"); /* a clock time: proposed, not booked */
-    assert_string_equal(code_of(env), "outside_business_hours");
+    assert_string_equal(vt_act_code(env), "outside_business_hours");
     assert_string_equal(str_at(env, "proposed_time"), "2026-10-26 09:00:00");
     json_decref(env);
 
     util_set_fake_now(FRI_OCT_2026 + 4 * 3600 + 50 * 60); /* 17:50 BST: asap is 18:05 */
     env = callback(f, "asap");
-    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(vt_act_code(env), "ok");
     assert_string_equal(str_at(env, "callback_time"), "2026-10-26 09:00:00");
     json_decref(env);
 
     env = callback(f, "Monday"); /* in hours already: 10:00 as before, not moved */
-    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(vt_act_code(env), "ok");
     assert_string_equal(str_at(env, "callback_time"), "2026-10-26 10:00:00");
     assert_null(json_object_get(json_object_get(env, "data"), "next_opening"));
     assert_null(strstr(json_string_value(json_object_get(env, "message")), "next time"));
@@ -256,7 +192,7 @@ static void test_callback_without_clock_time_books_next_opening(void **state)
  */
 static void test_audit_rows_mask_escaped_and_unicode_numbers(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     static const char *const calls[][2] = {
         {"check_user_details",
          "{\"phone_number\":\"07700\\t900002\",\"claim_reference\":\"RMC-2001\"}"},
@@ -272,7 +208,7 @@ static void test_audit_rows_mask_escaped_and_unicode_numbers(void **state)
     fx_open(f, NULL, SARAH);
     util_set_fake_now(FRI_OCT_2026);
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
-        json_decref(run(f, calls[i][0], calls[i][1]));
+        json_decref(vt_act_run(f, calls[i][0], calls[i][1]));
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs"),
                      (long long)(sizeof calls / sizeof calls[0]));
     struct db_rows r = {0};
@@ -299,23 +235,23 @@ static void test_audit_rows_mask_escaped_and_unicode_numbers(void **state)
  */
 static void test_exactly_once_is_per_acting_user(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     json_t *env;
     fx_open(f, NULL, SARAH);
-    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     assert_string_equal(str_at(env, "sent_to"), "+44*******001");
     json_decref(env);
-    env = run(f, "check_user_details",
+    env = vt_act_run(f, "check_user_details",
               "{\"phone_number\":\"07700 900002\",\"claim_reference\":\"RMC-2001\"}");
-    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
-    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     assert_string_equal(str_at(env, "sent_to"), "+44*******002");
     json_decref(env);
     /* a repeat for James is still exactly once */
-    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    env = vt_act_run(f, "send_portal_link", "{\"method\":\"sms\"}");
     assert_string_equal(str_at(env, "sent_to"), "+44*******002");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE to_number = '" SARAH "'"),
@@ -339,12 +275,12 @@ static void test_exactly_once_is_per_acting_user(void **state)
  */
 static void test_long_call_sid_is_bounded(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH);
     act_session_cleanup(&f->s);
     act_session_init(&f->s, SARAH, SID70, "cli", 0);
-    json_t *env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
-    assert_string_equal(code_of(env), "ok");
+    json_t *env = vt_act_run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM voice_action_logs WHERE success = 1"), 1);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 1);
@@ -369,7 +305,7 @@ static void test_long_call_sid_is_bounded(void **state)
  */
 static void test_long_multibyte_first_name_is_cut_on_a_character(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     char name[200] = "", buf[8];
     struct err e = {0};
     /* 'é' is two bytes: 63 bytes of the name end in the middle of one */
@@ -386,14 +322,14 @@ static void test_long_multibyte_first_name_is_cut_on_a_character(void **state)
                             "(?, 'Long', '+447700900077', NULL)",
                             a, 1, &e),
                      0);
-    json_t *env = run(f, "check_user_details", "{\"phone_number\":\"caller\"}");
-    assert_string_equal(code_of(env), "ok");
+    json_t *env = vt_act_run(f, "check_user_details", "{\"phone_number\":\"caller\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     assert_non_null(json_string_value(json_object_get(env, "message")));
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "A\xc3\xa9"));
     assert_non_null(json_string_value(json_object_get(json_object_get(env, "data"), "first_name")));
     json_decref(env);
-    env = run(f, "send_portal_link", "{\"method\":\"sms\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "send_portal_link", "{\"method\":\"sms\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM sms_messages WHERE status = 'mock'"), 1);
 }
@@ -405,7 +341,7 @@ static void test_long_multibyte_first_name_is_cut_on_a_character(void **state)
  */
 static void test_long_accented_article_keeps_the_message(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     char title[600] = "Zebras "; /* 23 + 7 bytes before the first two-byte letter: odd */
     struct err e = {0};
     for (int i = 0; i < 240; i++)
@@ -418,8 +354,8 @@ static void test_long_accented_article_keeps_the_message(void **state)
                             "('fees', ?, 'Zebra crossings and zebra fees explained.')",
                             a, 1, &e),
                      0);
-    json_t *env = run(f, "search_knowledge_base", "{\"query\":\"zebra\"}");
-    assert_string_equal(code_of(env), "ok");
+    json_t *env = vt_act_run(f, "search_knowledge_base", "{\"query\":\"zebra\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     const char *msg = json_string_value(json_object_get(env, "message"));
     assert_non_null(msg);
     assert_non_null(strstr(msg, "Zebra"));
@@ -435,7 +371,7 @@ static void test_long_accented_article_keeps_the_message(void **state)
  */
 static void test_unknown_arguments_log_a_bounded_number_of_lines(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     size_t cap = 64 * 1024, n = 0;
     char *args = malloc(cap);
     assert_non_null(args);
@@ -447,10 +383,10 @@ static void test_unknown_arguments_log_a_bounded_number_of_lines(void **state)
     char *dir = vt_tmpdir();
     const char *log = vt_sms_log_capture(dir);
     log_setup(LOG_INFO, false);
-    json_t *env = run(f, "search_knowledge_base", args);
+    json_t *env = vt_act_run(f, "search_knowledge_base", args);
     log_setup(LOG_ERROR, false);
     vt_sms_log_release();
-    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
     int lines = vt_sms_count_in_file(log, "ignoring unknown argument");
     assert_true(lines >= 1 && lines <= 4);
@@ -471,7 +407,7 @@ static void test_unknown_arguments_log_a_bounded_number_of_lines(void **state)
  */
 static void test_long_lists_are_bounded(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     struct err e = {0};
     fx_open(f, NULL, JAMES);
     for (int i = 0; i < 60; i++) {
@@ -497,15 +433,15 @@ static void test_long_lists_are_bounded(void **state)
                    NULL, 0, &e),
             0);
     }
-    json_t *env = run(f, "check_user_details", "{\"phone_number\":\"caller\"}");
-    assert_string_equal(code_of(env), "ok");
+    json_t *env = vt_act_run(f, "check_user_details", "{\"phone_number\":\"caller\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_t *claims = json_object_get(json_object_get(env, "data"), "claims");
     assert_true(json_array_size(claims) >= 1 && json_array_size(claims) <= 20);
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "61 claims"));
     json_decref(env);
 
-    env = run(f, "check_requirements", "{\"claim_reference\":\"RMC-2001\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "check_requirements", "{\"claim_reference\":\"RMC-2001\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_t *data = json_object_get(env, "data");
     assert_int_equal(json_integer_value(json_object_get(data, "count")), 61);
     assert_true(json_array_size(json_object_get(data, "outstanding")) <= 20);
@@ -528,22 +464,22 @@ static void test_long_lists_are_bounded(void **state)
  */
 static void test_phone_words_with_digits_mean_the_digits(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     fx_open(f, NULL, SARAH);
-    json_t *env = run(f, "check_user_details",
+    json_t *env = vt_act_run(f, "check_user_details",
                       "{\"phone_number\":\"my number is 07700 900002\","
                       "\"claim_reference\":\"RMC-2001\"}");
     /* never Sarah's account: the model is asked for the number alone */
-    assert_string_equal(code_of(env), "invalid_phone_number");
+    assert_string_equal(vt_act_code(env), "invalid_phone_number");
     assert_null(json_object_get(json_object_get(env, "data"), "first_name"));
     json_decref(env);
-    env = run(f, "check_user_details",
+    env = vt_act_run(f, "check_user_details",
               "{\"phone_number\":\"07700 900002\",\"claim_reference\":\"RMC-2001\"}");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(env, "data"), "first_name")), "James");
     json_decref(env);
-    env = run(f, "check_user_details", "{\"phone_number\":\"the number I'm calling from\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "check_user_details", "{\"phone_number\":\"the number I'm calling from\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
 }
 
@@ -557,7 +493,7 @@ static void test_phone_words_with_digits_mean_the_digits(void **state)
  */
 static void test_overlong_email_on_file_is_never_cut(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     char email[400], url[64], kv0[80];
     struct err e = {0};
     /* cut at 255 bytes it reads "aaa...@bigcorp.com.au", a valid, different address */
@@ -577,8 +513,8 @@ static void test_overlong_email_on_file_is_never_cut(void **state)
                             "('Long', 'Mail', '+447700900077', ?)",
                             a, 1, &e),
                      0);
-    json_t *env = run(f, "send_portal_link", "{\"method\":\"email\"}");
-    assert_string_equal(code_of(env), "no_contact_on_file");
+    json_t *env = vt_act_run(f, "send_portal_link", "{\"method\":\"email\"}");
+    assert_string_equal(vt_act_code(env), "no_contact_on_file");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links"), 0);
 }
@@ -592,7 +528,7 @@ static void test_overlong_email_on_file_is_never_cut(void **state)
  */
 static void test_emails_are_rate_limited_like_texts(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     char *mdir = vt_tmpdir(), script[512], port[16], url[64], p[600];
     struct vt_sms_peer smtp = {0};
     snprintf(script, sizeof script, "%s/tests/peers/smtp_standin.js", vt_src());
@@ -605,18 +541,18 @@ static void test_emails_are_rate_limited_like_texts(void **state)
     const char *kv[] = {url, "SMTP_FROM=claims@example.co.uk", "SMS_RATE_LIMIT=2/600", NULL};
     fx_open(f, kv, SARAH);
 
-    json_t *env = run(f, "send_portal_link", "{\"method\":\"email\"}");
-    assert_string_equal(code_of(env), "ok");
+    json_t *env = vt_act_run(f, "send_portal_link", "{\"method\":\"email\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
-    env = run(f, "send_portal_link", "{\"method\":\"email\",\"link_type\":\"claims\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "send_portal_link", "{\"method\":\"email\",\"link_type\":\"claims\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
-    env = run(f, "send_document_link", "{\"method\":\"email\"}");
-    assert_string_equal(code_of(env), "rate_limited");
+    env = vt_act_run(f, "send_document_link", "{\"method\":\"email\"}");
+    assert_string_equal(vt_act_code(env), "rate_limited");
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "emailed you"));
     json_decref(env);
-    env = run(f, "send_document_link", "{\"method\":\"sms\"}"); /* texts count apart */
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "send_document_link", "{\"method\":\"sms\"}"); /* texts count apart */
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM portal_links WHERE method = 'email'"), 2);
     snprintf(p, sizeof p, "%s/msg-3.eml", mdir);
@@ -625,8 +561,8 @@ static void test_emails_are_rate_limited_like_texts(void **state)
     assert_int_equal(access(p, F_OK), 0);
 
     util_set_fake_now(util_now() + 601); /* the window has passed */
-    env = run(f, "send_document_link", "{\"method\":\"email\"}");
-    assert_string_equal(code_of(env), "ok");
+    env = vt_act_run(f, "send_document_link", "{\"method\":\"email\"}");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
     vt_sms_peer_stop(&smtp);
     vt_rmdir(mdir);
@@ -699,24 +635,24 @@ static void test_concurrent_db_init_all_succeed(void **state)
  */
 static void test_callback_far_ahead_is_refused(void **state)
 {
-    struct fx *f = *state;
+    struct vt_act *f = *state;
     json_t *env;
     fx_open(f, NULL, SARAH);
     util_set_fake_now(FRI_OCT_2026);
     env = callback(f, "2099-01-05T10:00");
-    assert_string_equal(code_of(env), "invalid_time");
+    assert_string_equal(vt_act_code(env), "invalid_time");
     assert_non_null(strstr(json_string_value(json_object_get(env, "message")), "three months"));
     json_decref(env);
     env = callback(f, "2027-03-01T10:00"); /* 129 days ahead */
-    assert_string_equal(code_of(env), "invalid_time");
+    assert_string_equal(vt_act_code(env), "invalid_time");
     json_decref(env);
     env = callback(f, "2027-01-15T10:00"); /* 84 days ahead */
-    assert_string_equal(code_of(env), "ok");
+    assert_string_equal(vt_act_code(env), "ok");
     json_decref(env);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM missed_calls"), 1);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, vt_act_setup, vt_act_teardown)
 
 static const struct CMUnitTest per_backend[] = {
     T(test_review_link_once_across_processes),
