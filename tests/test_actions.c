@@ -962,18 +962,13 @@ static const struct CMUnitTest once_only[] = {
 
 int main(void)
 {
-    const char *backends[4];
-    int n = vt_db_backends(backends, 4), failed = 0;
-    char name[64];
+    int failed = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     log_setup(LOG_ERROR, false);
     failed += cmocka_run_group_tests_name("actions", once_only, NULL, NULL);
-    for (int i = 0; i < n; i++) {
-        g_backend = backends[i];
-        snprintf(name, sizeof name, "actions_%s", backends[i]);
-        failed += _cmocka_run_group_tests(name, per_backend,
-                                          sizeof per_backend / sizeof per_backend[0], NULL, NULL);
-    }
+    failed += vt_db_run_per_backend("actions", per_backend,
+                                    sizeof per_backend / sizeof per_backend[0], NULL, NULL,
+                                    &g_backend);
     return failed ? 1 : 0;
 }

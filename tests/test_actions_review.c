@@ -673,17 +673,10 @@ static const struct CMUnitTest per_backend[] = {
 
 int main(void)
 {
-    const char *backends[4];
-    int n = vt_db_backends(backends, 4), failed = 0;
-    char name[64];
-
     setvbuf(stdout, NULL, _IOLBF, 0);
     log_setup(LOG_ERROR, false);
-    for (int i = 0; i < n; i++) {
-        g_backend = backends[i];
-        snprintf(name, sizeof name, "actions_review_%s", backends[i]);
-        failed += _cmocka_run_group_tests(name, per_backend,
-                                          sizeof per_backend / sizeof per_backend[0], NULL, NULL);
-    }
+    int failed = vt_db_run_per_backend("actions_review", per_backend,
+                                       sizeof per_backend / sizeof per_backend[0], NULL, NULL,
+                                       &g_backend);
     return failed ? 1 : 0;
 }

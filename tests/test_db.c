@@ -838,16 +838,9 @@ static const struct CMUnitTest sqlite_only[] = {
 
 int main(void)
 {
-    const char *backends[4];
-    int n = vt_db_backends(backends, 4), failed = 0;
-    char name[64];
     setvbuf(stdout, NULL, _IOLBF, 0);
-    for (int i = 0; i < n; i++) {
-        g_backend = backends[i];
-        snprintf(name, sizeof name, "db_%s", backends[i]);
-        failed += _cmocka_run_group_tests(name, per_backend,
-                                          sizeof per_backend / sizeof per_backend[0], NULL, NULL);
-    }
+    int failed = vt_db_run_per_backend("db", per_backend, sizeof per_backend / sizeof per_backend[0],
+                                       NULL, NULL, &g_backend);
     failed += cmocka_run_group_tests_name("db_sqlite_only", sqlite_only, NULL, NULL);
     return failed ? 1 : 0;
 }

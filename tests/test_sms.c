@@ -1179,15 +1179,7 @@ int main(void)
         cmocka_unit_test(test_sms_faults_peer_rejects_what_twilio_rejects),
     };
     int failed = cmocka_run_group_tests_name("sms_pure", pure, NULL, NULL);
-    const char *names[4];
-    int nb = vt_db_backends(names, 4);
-    for (int i = 0; i < nb; i++) {
-        char name[32];
-        backend = names[i];
-        snprintf(name, sizeof name, "sms_%s", backend);
-        failed +=
-            _cmocka_run_group_tests(name, per_backend, sizeof per_backend / sizeof per_backend[0],
-                                    group_setup, group_teardown);
-    }
+    failed += vt_db_run_per_backend("sms", per_backend, sizeof per_backend / sizeof per_backend[0],
+                                    group_setup, group_teardown, &backend);
     return failed;
 }

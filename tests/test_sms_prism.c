@@ -215,16 +215,9 @@ int main(void)
         fprintf(stderr, "FAIL: could not start Prism\n");
         return 1;
     }
-    int failed = 0;
-    const char *names[4];
-    int nb = vt_db_backends(names, 4);
-    for (int i = 0; i < nb; i++) {
-        char name[32];
-        backend = names[i];
-        snprintf(name, sizeof name, "sms_prism_%s", backend);
-        failed += _cmocka_run_group_tests(name, per_backend,
-                                          sizeof per_backend / sizeof per_backend[0], NULL, NULL);
-    }
+    int failed = vt_db_run_per_backend("sms_prism", per_backend,
+                                       sizeof per_backend / sizeof per_backend[0], NULL, NULL,
+                                       &backend);
     failed += cmocka_run_group_tests_name("sms_prism_negative_control", last, NULL, NULL);
     vt_sms_peer_stop(&prism);
     vt_rmdir(dir);

@@ -37,21 +37,11 @@ const struct db_ops *db_backend_for(const struct cfg *cfg)
     return &db_sqlite_ops;
 }
 
-static int no_backend(const struct cfg *cfg, struct err *e)
-{
-    return err_set(e, ERR_CONFIG, NULL,
-                   "no database backend given (DB_HOST='%s'; available: sqlite when DB_HOST is "
-                   "unset, mysql when it is set)",
-                   cfg && cfg->db_host ? cfg->db_host : "");
-}
-
 /* ---- wrappers ---- */
 
 int db_open(const struct db_ops *ops, struct db **out, const struct cfg *cfg, struct err *e)
 {
-    assert(out && cfg);
-    if (!ops)
-        return no_backend(cfg, e);
+    assert(ops && out && cfg);
     struct db *db = NULL;
     struct err local = {0};
     int rc = ops->open(&db, cfg, e ? e : &local);
@@ -568,9 +558,7 @@ struct db_pool {
 int db_pool_new(struct db_pool **out, const struct db_ops *ops, const struct cfg *cfg, int size,
                 struct err *e)
 {
-    assert(out && cfg);
-    if (!ops)
-        return no_backend(cfg, e);
+    assert(ops && out && cfg);
     if (size < 1)
         return err_set(e, ERR_CONFIG, NULL, "db pool size must be >= 1 (got %d)", size);
     struct db_pool *p = calloc(1, sizeof *p);

@@ -144,20 +144,7 @@ json_t *gem_peer_audio_report(const struct gem_peer *s, const char *conn)
 
 json_t *gem_peer_log(const struct gem_peer *s)
 {
-    json_t *arr = json_array();
-    FILE *f = fopen(s->log_path, "r");
-    if (!f)
-        return arr;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_t *r = json_loads(line, 0, NULL);
-        if (r)
-            json_array_append_new(arr, r);
-    }
-    free(line);
-    fclose(f);
-    return arr;
+    return vt_node_log(s->log_path);
 }
 
 static bool is_in(json_t *r, const char *key, int conn)

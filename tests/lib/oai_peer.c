@@ -89,20 +89,7 @@ void vt_oai_stop(struct vt_oai *s)
 
 json_t *vt_oai_log(const struct vt_oai *s)
 {
-    json_t *arr = json_array();
-    FILE *f = fopen(s->log_path, "r");
-    if (!f)
-        return arr;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_t *r = json_loads(line, 0, NULL);
-        if (r)
-            json_array_append_new(arr, r);
-    }
-    free(line);
-    fclose(f);
-    return arr;
+    return vt_node_log(s->log_path);
 }
 
 static int count_dir(json_t *log, const char *dir, const char *type)

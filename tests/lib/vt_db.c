@@ -175,3 +175,18 @@ long long vt_db_int(struct db *db, const char *sql)
     db_rows_free(&r);
     return v;
 }
+
+int vt_db_run_per_backend(const char *prefix, const struct CMUnitTest *tests, size_t n,
+                          int (*setup)(void **), int (*teardown)(void **), const char **backend)
+{
+    const char *names[4];
+    int nb = vt_db_backends(names, 4), failed = 0;
+    char name[64];
+
+    for (int i = 0; i < nb; i++) {
+        *backend = names[i];
+        snprintf(name, sizeof name, "%s_%s", prefix, names[i]);
+        failed += _cmocka_run_group_tests(name, tests, n, setup, teardown);
+    }
+    return failed;
+}

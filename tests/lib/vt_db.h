@@ -13,6 +13,7 @@
 #define VWS_VT_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cfg;
 struct db;
@@ -31,6 +32,15 @@ struct vt_db {
 
 /* Backends to test (names are static strings). Returns how many were written. */
 int vt_db_backends(const char **names, int max);
+
+struct CMUnitTest;
+/*
+ * Run the cmocka group `tests` once per backend from vt_db_backends, named
+ * "<prefix>_<backend>", with *backend set to the backend's name before each
+ * run (the suite's fixtures read it). Returns the number of failures.
+ */
+int vt_db_run_per_backend(const char *prefix, const struct CMUnitTest *tests, size_t n,
+                          int (*setup)(void **), int (*teardown)(void **), const char **backend);
 
 /*
  * Make a brand-new empty database on backend and fill c (cfg) for it, plus

@@ -31,6 +31,24 @@ static double now_ms(void)
     return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
 }
 
+json_t *vt_node_log(const char *log_path)
+{
+    json_t *arr = json_array();
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return arr;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *r = json_loads(line, 0, NULL);
+        if (r)
+            json_array_append_new(arr, r);
+    }
+    free(line);
+    fclose(f);
+    return arr;
+}
+
 char *vt_node_stderr(const char *dir)
 {
     char path[256];

@@ -7,6 +7,7 @@
 #ifndef VWS_VT_NODE_H
 #define VWS_VT_NODE_H
 
+#include <jansson.h>
 #include <sys/types.h>
 
 struct vt_node {
@@ -27,6 +28,8 @@ int vt_node_start(struct vt_node *p, const char *peer_js, const char *key,
                   const char *script_json, const char *cert, const char *tkey, const char *tag);
 /* SIGTERM (SIGKILL after 3 s), close the lifeline, remove the temp dir. */
 void vt_node_stop(struct vt_node *p);
+/* The peer's JSONL record (one JSON value per line) as an array; [] when none. */
+json_t *vt_node_log(const char *log_path);
 /* The peer's stderr so far (malloc'd, "" when none). */
 char *vt_node_stderr(const char *dir);
 
