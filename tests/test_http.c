@@ -187,7 +187,7 @@ static const char *const base_env[] = {
 static int post_webhook(struct vt_srv *s, const char *body, const char *sig, char **resp)
 {
     char h[128];
-    snprintf(h, sizeof h, "X-Twilio-Signature: %s", sig);
+    snprintf(h, sizeof h, "X-Twilio-Signature: %s", sig ? sig : "");
     const char *hdr[] = {"Content-Type: application/x-www-form-urlencoded", h, NULL};
     return vt_http(s->port, "POST", "/incoming-call", sig ? hdr : hdr + 1, body, strlen(body),
                    resp);

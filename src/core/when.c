@@ -218,7 +218,7 @@ bool when_is_bank_holiday(int y, int mon, int d, const struct when_hours *h)
         return false;
     day = days_from_civil(y, mon, d);
     if (h && h->extra_holidays) {
-        char buf[11];
+        char buf[32]; /* date_valid() bounds the fields; the size only quiets -O3 */
         snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, mon, d);
         for (const char *const *p = h->extra_holidays; *p; p++)
             if (!strcmp(*p, buf))
