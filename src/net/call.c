@@ -25,6 +25,7 @@
 #include "db/db.h"
 #include "net/internal.h"
 #include "net/tw_fast.h"
+#include "net/wsout.h"
 #include "net/twilio.h"
 #include "providers/provider.h"
 
@@ -204,6 +205,15 @@ static void conn_push(struct tw_conn *k, struct net_msg *m)
     if (!k || k->closing || k->closed) {
         free(m);
         return;
+    }
+    if (!k->oq_head) { /* nothing waiting: write now (wsout.h) */
+        enum wsout_rc rc = wsout_now(k->wsi, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            if (rc == WSOUT_ERR)
+                k->closing = true; /* being killed; CLOSED ends the call */
+            free(m);
+            return;
+        }
     }
     if (k->oq_tail)
         k->oq_tail->next = m;

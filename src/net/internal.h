@@ -8,6 +8,7 @@
 #define VWS_NET_INTERNAL_H
 
 #include <libwebsockets.h>
+#include <uv.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,6 +66,9 @@ struct srv {
     bool env_open;
     struct pool *pool;
     struct lws_context *ctx;
+    uv_loop_t loop;   /* the event loop lws runs on (epoll), ours so we decide when to stop */
+    void *foreign[1]; /* lws's foreign_loops list: &loop */
+    bool loop_open;
     struct lws_vhost *vh;
     struct lws_protocols protocols[6];
     const struct prov_ops *provs[NET_PROV_N]; /* index 0 openai, 1 gemini */

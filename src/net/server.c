@@ -23,6 +23,7 @@
 #include "providers/provider.h"
 
 #include <arpa/inet.h>
+#include <uv.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,7 +256,10 @@ static int make_context(struct srv *s, int port, struct err *e)
     lws_set_log_level(LLL_ERR, lws_log_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                   LWS_SERVER_OPTION_LIBUV;
+    s->foreign[0] = &s->loop;
+    info.foreign_loops = s->foreign;
     info.user = s;
     info.max_http_header_data = 4096; /* bigger request headers are refused by lws */
     info.timeout_secs = 10;           /* slow clients: handshake/body stalls */
@@ -363,6 +367,12 @@ static void teardown(struct srv *s)
         lws_context_destroy(s->ctx);
         s->ctx = NULL;
     }
+    if (s->loop_open) {
+        /* lws closes its handles asynchronously on a foreign loop: let them finish */
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&s->loop))
+            log_warn("event loop: handles still open at exit");
+    }
     if (s->env_open)
         app_env_close(&s->env);
     free(s->instructions);
@@ -399,6 +409,9 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
         goto fail;
     s->env_open = true;
     s->instructions = prov_instructions(cfg);
+    if (uv_loop_init(&s->loop))
+        goto fail;
+    s->loop_open = true;
     if (make_context(s, port, &e))
         goto fail;
     if (pool_new(&s->pool, cfg->workers, cfg->queue_max, wake_loop, s, &e))
@@ -409,8 +422,7 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
     print_banner(s, port);
 
     while (!s->stop) {
-        if (lws_service(s->ctx, 0) < 0)
-            break;
+        uv_run(&s->loop, UV_RUN_ONCE);
         if (s->got_signal && !s->draining)
             start_drain(s);
         if (s->got_signal >= 2 && !s->stop) {

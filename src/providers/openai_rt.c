@@ -31,6 +31,7 @@
 #include "core/jpick.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/wsout.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -310,6 +311,15 @@ static int queue_room(struct oai *p, size_t n, bool audio)
 
 static void queue_link(struct oai *p, struct oai_msg *m)
 {
+    if (!p->qhead && p->established) { /* nothing waiting: write now (net/wsout.h) */
+        enum wsout_rc rc = wsout_now(p->wsi, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            free(m);
+            if (rc == WSOUT_ERR)
+                fail(p, PROV_CLOSE_DROPPED, true, "write failed");
+            return;
+        }
+    }
     m->next = NULL;
     if (p->qtail)
         p->qtail->next = m;
