@@ -97,12 +97,43 @@ static void test_refused(void **state)
     assert_int_equal(jpick("{}", 2, f, JPICK_MAX + 1), -1);
 }
 
+/* jpick_shape counts everything in the message, picked or not, the root object included. */
+static void test_shape_counts(void **state)
+{
+    (void)state;
+    char a[64];
+    struct jpick f[] = {{"a.b[].c", a, sizeof a, 0, false}};
+    struct jpick_shape sh;
+    const char *s = "{\"a\":{\"b\":[{\"c\":\"x\"},1,[true,null],{}],\"d\":2.5},\"e\":\"y\"}";
+    assert_int_equal(jpick_shape(s, strlen(s), f, 1, &sh), 0);
+    assert_true(f[0].found);
+    assert_string_equal(a, "x");
+    assert_int_equal(sh.objects, 4); /* root, a, {c}, {} */
+    assert_int_equal(sh.arrays, 2);
+    assert_int_equal(sh.keys, 5);    /* a b c d e */
+    assert_int_equal(sh.scalars, 6); /* "x" 1 true null 2.5 "y" */
+    s = "{\"q\":null}";
+    assert_int_equal(jpick_shape(s, strlen(s), f, 1, &sh), 0);
+    assert_int_equal(sh.objects, 1);
+    assert_int_equal(sh.keys, 1);
+    assert_int_equal(sh.scalars, 1);
+    assert_int_equal(sh.arrays, 0);
+    assert_false(f[0].found);
+    /* LEJP refuses an empty top-level object: the general path takes it */
+    s = "{}";
+    assert_int_equal(jpick_shape(s, strlen(s), f, 1, &sh), -1);
+    /* refused input is refused here too */
+    s = "{\"a\":1} x";
+    assert_int_equal(jpick_shape(s, strlen(s), f, 1, &sh), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_long_string_chunks),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_shape_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 
 struct st {
     struct jpick *f;
+    struct jpick_shape sh;
     const char *paths[JPICK_MAX];
     unsigned done;
     bool bad;
@@ -48,9 +49,27 @@ static void key_seen(struct st *s, const char *path)
 static signed char cb(struct lejp_ctx *ctx, char reason)
 {
     struct st *s = ctx->user;
-    if (reason == LEJPCB_PAIR_NAME) {
+    switch (reason) {
+    case LEJPCB_PAIR_NAME:
+        s->sh.keys++;
         key_seen(s, ctx->path);
         return 0;
+    case LEJPCB_OBJECT_START:
+        s->sh.objects++;
+        return 0;
+    case LEJPCB_ARRAY_START:
+        s->sh.arrays++;
+        return 0;
+    case LEJPCB_VAL_TRUE:
+    case LEJPCB_VAL_FALSE:
+    case LEJPCB_VAL_NULL:
+    case LEJPCB_VAL_NUM_INT:
+    case LEJPCB_VAL_NUM_FLOAT:
+    case LEJPCB_VAL_STR_END:
+        s->sh.scalars++;
+        break;
+    default:
+        break;
     }
     if (!ctx->path_match || !(reason & LEJP_FLAG_CB_IS_VALUE))
         return 0;
@@ -80,6 +99,11 @@ static signed char cb(struct lejp_ctx *ctx, char reason)
 
 int jpick(const char *txt, size_t len, struct jpick *f, int n)
 {
+    return jpick_shape(txt, len, f, n, NULL);
+}
+
+int jpick_shape(const char *txt, size_t len, struct jpick *f, int n, struct jpick_shape *sh)
+{
     struct st s;
     memset(&s, 0, sizeof s);
     if (!txt || !len || len > 0x7fffffff || n < 1 || n > JPICK_MAX || txt[0] != '{')
@@ -97,5 +121,9 @@ int jpick(const char *txt, size_t len, struct jpick *f, int n)
     lejp_construct(&ctx, cb, &s, s.paths, (unsigned char)n);
     int r = lejp_parse(&ctx, (const unsigned char *)txt, (int)len);
     lejp_destruct(&ctx);
-    return r == 0 && !s.bad ? 0 : -1; /* r > 0: bytes after the object */
+    if (r != 0 || s.bad)
+        return -1; /* r > 0: bytes after the object */
+    if (sh)
+        *sh = s.sh;
+    return 0;
 }

@@ -29,4 +29,14 @@ struct jpick {
  */
 int jpick(const char *txt, size_t len, struct jpick *f, int n);
 
+/* What jpick saw, for callers that accept one exact message shape (nothing besides the
+ * fields they pick): counts of objects, arrays, keys and scalar values (strings, numbers,
+ * true/false/null) anywhere in the message, the top-level object included. */
+struct jpick_shape {
+    int objects, arrays, keys, scalars;
+};
+
+/* jpick() that also fills *sh (when 0 is returned). */
+int jpick_shape(const char *txt, size_t len, struct jpick *f, int n, struct jpick_shape *sh);
+
 #endif
