@@ -24,6 +24,7 @@
  * event callbacks, the free waits until the callback stack unwinds (busy).
  */
 #include "providers/gemini_live.h"
+#include "providers/gem_fast.h"
 #include "providers/provider.h"
 
 #include "actions/action.h"
@@ -939,14 +940,33 @@ static void on_usage(struct gem *g, json_t *v)
               json_integer_value(json_object_get(v, "responseTokenCount")), json_integer_value(t));
 }
 
+/* The model audio message, nearly all of the traffic, without jansson (providers/gem_fast.c).
+ * Returns false when the message is anything else or unusual: the general path takes it. */
+static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
+{
+    char mime[64], data[GEM_FAST_DATA_MAX];
+    size_t dlen;
+
+    if (prov__gem_audio_fast(buf, len, mime, sizeof mime, data, sizeof data, &dlen) ||
+        !audio_mime_ok(mime))
+        return false;
+    g->stats.fast_msgs++;
+    if (aud_out_push(g->aout, data, dlen, on_frame, g) < 0)
+        malformed(g, "inlineData audio is not valid base64");
+    return true;
+}
+
 /* One whole server message from socket c. Every key is looked at. */
 static void handle_message(struct gem *g, struct gconn *c, const char *buf, size_t len)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(buf, len, 0, &jerr);
+    json_t *root;
     const char *key;
     json_t *v;
 
+    if (c->setup_done && handle_audio_fast(g, buf, len))
+        return;
+    root = json_loadb(buf, len, 0, &jerr);
     if (!json_is_object(root)) {
         json_decref(root);
         malformed(g, "not a JSON object");

@@ -49,6 +49,7 @@ struct prov_gemini_stats {
     long audio_msgs_out;     /* realtimeInput messages sent */
     long audio_frames_out;   /* 20 ms u-law frames handed to the session */
     long usage_total_tokens; /* last totalTokenCount seen */
+    long fast_msgs;          /* model audio messages taken by the fast path (gem_fast.c) */
 };
 void prov_gemini_get_stats(const struct prov *p, struct prov_gemini_stats *out);
 
