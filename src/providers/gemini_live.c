@@ -34,6 +34,8 @@
 #include "core/log.h"
 #include "core/util.h"
 
+#include "net/wsout.h"
+
 #include <ctype.h>
 #include <libwebsockets.h>
 #include <stdint.h>
@@ -78,6 +80,7 @@ struct gconn {
     bool gone_reported;
     bool fresh;          /* setup without a handle on a resumption */
     bool connect_failed; /* never reached the WebSocket */
+    bool write_failed;   /* a direct write failed: the socket is being closed */
     int http_status;     /* handshake status on a failed connect, 0 unknown */
     int close_code;      /* from the server's close frame, 0 = none (1006) */
     char close_reason[128];
@@ -323,9 +326,24 @@ static struct txmsg *msg_alloc(size_t len)
     return m;
 }
 
-/* Send m (text frame; takes it). Audio may be refused when the queue is full. */
+/* Send m (text frame; takes it). Written at once when nothing waits ahead of it
+ * (net/wsout.h: saves a POLLOUT arm/disarm and a loop turn per message), else queued for
+ * WRITEABLE. Audio may be refused when the queue is full. */
 static int conn_link(struct gconn *c, struct txmsg *m, bool droppable)
 {
+    if (!c->txh && c->wsi && c->established && !c->closing && !c->write_failed) {
+        enum wsout_rc rc = wsout_now(c->wsi, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            free(m);
+            if (rc == WSOUT_SENT)
+                return 0;
+            /* the socket is being killed: its close goes through conn_gone (resume/fail) */
+            c->write_failed = true;
+            if (c->g)
+                log_warn("call=%s Gemini socket write failed", c->g->call_sid);
+            return -1;
+        }
+    }
     if (droppable && c->tx_bytes + m->len > GEM_TXQ_MAX) {
         free(m);
         return -1;
@@ -1126,7 +1144,7 @@ static int on_writeable(struct lws *wsi, struct gconn *c)
         lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
         return -1;
     }
-    if (!m)
+    if (!m || c->write_failed)
         return 0;
     if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
         return -1;
