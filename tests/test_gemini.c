@@ -46,6 +46,7 @@ struct rec {
     size_t nulaw, cap;
     int frames, bad_frames;
     size_t ulaw_at_barge; /* bytes received when barge_in came */
+    size_t barge_at[8];   /* the same for the first 8 barge-ins */
     struct {
         char id[128], name[64], args[1024];
     } calls[MAX_CALLS];
@@ -85,6 +86,8 @@ static void ev_barge(void *o)
     struct rec *r = o;
     r->barge++;
     r->ulaw_at_barge = r->nulaw;
+    if (r->barge <= 8)
+        r->barge_at[r->barge - 1] = r->nulaw;
 }
 
 static void ev_tool_call(void *o, const char *id, const char *name, const char *args)
@@ -200,9 +203,13 @@ static bool c_barge(struct h *h)
 {
     return h->r.barge > 0 || h->r.closed > 0;
 }
+static int want_n;
+static bool c_barge_n(struct h *h)
+{
+    return h->r.barge >= want_n || h->r.closed > 0;
+}
 
 /* Waits on counters (each also ends on a close, so a failure shows as an assertion). */
-static int want_n;
 static bool c_frames(struct h *h)
 {
     return h->r.frames >= want_n || h->r.closed > 0;
@@ -552,6 +559,9 @@ static void run_audio_roundtrip(const char *rate_kv, int want_rate, bool binary)
     json_t *log = settled_log(&h);
     assert_int_equal(h.r.closed, 0);
     assert_int_equal(h.r.bad_frames, 0);
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.fast_msgs, 15); /* every 40 ms audio message took the fast path */
     /* 600 ms of 24 kHz = 30 frames of 20 ms (the last one padded at turnComplete) */
     assert_true(h.r.frames >= 29 && h.r.frames <= 31);
     double rms;
@@ -1158,6 +1168,68 @@ static void test_gemini_parses_every_key_and_part(void **state)
     h_stop(&h);
 }
 
+/* Model audio messages larger than the lws receive buffer (4 KiB) arrive in pieces and are
+ * reassembled. The same audio through the fast path (audio-only messages, core/jpick) and
+ * through jansson (the same messages with one extra harmless field) gives the same u-law. */
+static void test_gemini_fragmented_audio_fast_and_general_path_agree(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    enum { CHUNK = 2400, NCHUNK = 4 }; /* 100 ms of 24 kHz per message: 6 400 base64 chars */
+    int16_t pcm[CHUNK];
+    uint8_t le[CHUNK * 2];
+    char *b64[NCHUNK];
+    for (int k = 0; k < NCHUNK; k++) {
+        audt_tone(pcm, CHUNK, 700, 24000, 9000, (size_t)k * CHUNK);
+        aud_pcm_to_le(pcm, CHUNK, le);
+        b64[k] = malloc(sizeof le * 4 / 3 + 8);
+        util_b64_encode(le, sizeof le, b64[k]);
+    }
+    size_t cap = 8 * NCHUNK * 7000 + 4096, n = 0;
+    char *steps = malloc(cap);
+    n += (size_t)snprintf(steps + n, cap - n, "[");
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < NCHUNK; k++)
+            n += (size_t)snprintf(steps + n, cap - n,
+                                  "{\"send\":{\"serverContent\":{\"modelTurn\":{%s\"parts\":[{"
+                                  "\"inlineData\":{\"mimeType\":\"audio/pcm;rate=24000\","
+                                  "\"data\":\"%s\"}}]}}}},",
+                                  pass ? "\"role\":5," : "", b64[k]);
+        n += (size_t)snprintf(steps + n, cap - n,
+                              "{\"send\":{\"serverContent\":{\"interrupted\":true}}}%s",
+                              pass ? "]" : ",");
+    }
+    assert_true(n < cap);
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps), 200);
+    want_n = 2;
+    assert_true(run_until(&h, c_barge, 3000));
+    assert_true(run_until(&h, c_barge_n, 3000));
+    assert_int_equal(h.r.closed, 0);
+    assert_int_equal(h.r.barge, 2);
+    struct prov_gemini_stats st;
+    prov_gemini_get_stats(h.r.p, &st);
+    assert_int_equal(st.malformed, 0);
+    assert_int_equal(st.fast_msgs, NCHUNK); /* the first pass only */
+    assert_int_equal(h.r.bad_frames, 0);
+    size_t a = h.r.barge_at[0], b = h.r.barge_at[1] - h.r.barge_at[0];
+    /* 400 ms = 3 200 u-law bytes each; the resampler holds back a few samples */
+    assert_true(a >= 3000 && a <= 3200);
+    size_t same = a < b ? a : b;
+    assert_true(same + 160 >= (a > b ? a : b));
+    assert_memory_equal(h.r.ulaw, h.r.ulaw + a, same);
+    double rms;
+    double dom = agent_dominant(&h.r, 160, a - 160, &rms);
+    assert_true(fabs(dom - 700) <= 10);
+    assert_true(fabs(rms - 9000 / sqrt(2.0)) < 0.08 * 9000 / sqrt(2.0));
+    for (int k = 0; k < NCHUNK; k++)
+        free(b64[k]);
+    free(steps);
+    h_stop(&h);
+}
+
 /* The stand-in itself refuses what Google refuses (else the tests above would prove little). */
 static void test_gemini_standin_rejects_like_google(void **state)
 {
@@ -1397,6 +1469,7 @@ int main(void)
         cmocka_unit_test(test_gemini_affective_dialog_at_setup),
         cmocka_unit_test(test_gemini_greet_before_ready_sent_after),
         cmocka_unit_test(test_gemini_parses_every_key_and_part),
+        cmocka_unit_test(test_gemini_fragmented_audio_fast_and_general_path_agree),
         cmocka_unit_test(test_gemini_standin_rejects_like_google),
         cmocka_unit_test(test_gemini_echo_round_trip),
         cmocka_unit_test(test_gemini_resumption_retries_after_failed_attempt),

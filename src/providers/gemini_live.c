@@ -56,6 +56,7 @@
 #define GEM_HANDLE_MAX 2048     /* longest resumption handle kept */
 #define GEM_TRANSCRIPT_MAX 3000 /* transcript kept to restart a lost session */
 #define GEM_OUT_RATE 24000      /* Gemini's output audio rate */
+#define GEM_RX_FIRST 8192       /* first reassembly buffer (only for fragmented messages) */
 
 #define GEM_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -72,7 +73,7 @@ struct gem;
 struct gconn {
     struct gem *g;   /* owner; NULL once orphaned */
     struct lws *wsi; /* NULL before connect and after destroy */
-    char *setup;     /* setup message text, sent first */
+    struct txmsg *setup; /* setup message, sent first (NULL once queued) */
     bool in_connect; /* inside lws_client_connect_via_info */
     bool destroyed;  /* LWS_CALLBACK_WSI_DESTROY seen: no more callbacks */
     bool established, setup_done;
@@ -84,7 +85,7 @@ struct gconn {
     int http_status;     /* handshake status on a failed connect, 0 unknown */
     int close_code;      /* from the server's close frame, 0 = none (1006) */
     char close_reason[128];
-    char *rx; /* reassembly of one message */
+    char *rx; /* reassembly of one fragmented message (allocated on demand) */
     size_t rx_len, rx_cap;
     struct txmsg *txh, *txt;
     size_t tx_bytes;
@@ -121,22 +122,20 @@ struct gem {
     bool greet_pending;
     char greet_name[64];
 
-    char handle[GEM_HANDLE_MAX]; /* latest resumable handle, "" = none */
+    char *handle; /* latest resumable handle (< GEM_HANDLE_MAX), NULL = none */
     bool goaway;                 /* resume at the next safe point */
     int resume_tries;
 
     struct aud_in *ain;
     struct aud_out *aout;
-    uint8_t *conv; /* scratch: one converted caller chunk */
-    size_t conv_cap;
-    uint8_t *batch; /* caller PCM not yet sent (< GEM_BATCH_MS) */
+    uint8_t *batch; /* caller PCM not yet sent (< GEM_BATCH_MS), allocated when needed */
     size_t batch_len, batch_cap;
-    uint8_t *hold; /* caller PCM held during resumption */
+    uint8_t *hold; /* caller PCM held during resumption, allocated then, freed after */
     size_t hold_len, hold_cap;
     bool warned_audio;
 
-    struct pcall calls[GEM_CALLS_MAX];
-    char transcript[GEM_TRANSCRIPT_MAX];
+    struct pcall *calls; /* GEM_CALLS_MAX slots, allocated at the first function call */
+    char *transcript;    /* GEM_TRANSCRIPT_MAX bytes, allocated at the first transcript */
     size_t tlen;
     char trole; /* 'C' caller, 'A' agent, 0 none */
 
@@ -148,12 +147,15 @@ struct gem {
 static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len);
 
-/* 16 KiB of rx buffer per socket (lws allocates it per connection); larger messages
- * arrive in pieces and are reassembled (GEM_RX_MAX). */
+/* 4 KiB of rx buffer per socket (lws allocates it per connection, so it is per-call
+ * memory): the audio messages (1.3-2.6 KB for 20-40 ms) arrive whole, larger messages in
+ * pieces that are reassembled (GEM_RX_MAX). tx_packet_size: without it lws would cut every
+ * send() to rx_buffer_size and buffer the rest (the setup message is several KB). */
 static const struct lws_protocols gem_protocol = {
     .name = GEM_PROTOCOL,
     .callback = gem_callback,
-    .rx_buffer_size = 16384,
+    .rx_buffer_size = 4096,
+    .tx_packet_size = 65536,
 };
 
 /* ---- configuration checks and the setup message ---- */
@@ -430,9 +432,13 @@ static struct gconn *conn_new(struct gem *g, const char *handle, const char *con
     if (!c)
         return NULL;
     setup = prov_gemini_setup_json(g->cfg, g->instructions, handle, context);
-    c->setup = setup ? json_dumps(setup, JSON_COMPACT) : NULL;
+    size_t n = setup ? json_dumpb(setup, NULL, 0, JSON_COMPACT) : 0;
+    c->setup = n ? msg_alloc(n) : NULL;
+    if (c->setup)
+        c->setup->len = json_dumpb(setup, (char *)c->setup->buf + LWS_PRE, n, JSON_COMPACT);
     json_decref(setup);
-    if (!c->setup) {
+    if (!c->setup || c->setup->len != n) {
+        free(c->setup);
         free(c);
         return NULL;
     }
@@ -487,7 +493,7 @@ static void on_frame(void *arg, const char *b64, size_t len)
 
 static struct pcall *call_find(struct gem *g, const char *id)
 {
-    for (int i = 0; i < GEM_CALLS_MAX; i++)
+    for (int i = 0; g->calls && i < GEM_CALLS_MAX; i++)
         if (g->calls[i].st != PC_FREE && !strcmp(g->calls[i].id, id))
             return &g->calls[i];
     return NULL;
@@ -497,6 +503,8 @@ static struct pcall *call_add(struct gem *g, const char *id, const char *name)
 {
     struct pcall *slot = NULL;
 
+    if (!g->calls && !(g->calls = calloc(GEM_CALLS_MAX, sizeof *g->calls)))
+        return NULL;
     for (int i = 0; i < GEM_CALLS_MAX && !slot; i++)
         if (g->calls[i].st == PC_FREE)
             slot = &g->calls[i];
@@ -513,7 +521,7 @@ static struct pcall *call_add(struct gem *g, const char *id, const char *name)
 
 static bool calls_pending(const struct gem *g)
 {
-    for (int i = 0; i < GEM_CALLS_MAX; i++)
+    for (int i = 0; g->calls && i < GEM_CALLS_MAX; i++)
         if (g->calls[i].st == PC_PENDING)
             return true;
     return false;
@@ -522,7 +530,7 @@ static bool calls_pending(const struct gem *g)
 /* Calls of a session we left behind can't be answered any more. */
 static void calls_cancel_all(struct gem *g)
 {
-    for (int i = 0; i < GEM_CALLS_MAX && alive(g); i++)
+    for (int i = 0; g->calls && i < GEM_CALLS_MAX && alive(g); i++)
         if (g->calls[i].st == PC_PENDING) {
             g->calls[i].st = PC_CANCELLED;
             log_info("call=%s function call %s (%s) dropped with the old session", g->call_sid,
@@ -649,17 +657,19 @@ static void transcript_add(struct gem *g, char role, const char *text)
 
     if (!n)
         return;
+    if (!g->transcript && !(g->transcript = malloc(GEM_TRANSCRIPT_MAX)))
+        return;
     if (g->trole != role) {
         size_t pl = strlen(prefix);
-        if (g->tlen + pl + 1 < sizeof g->transcript) {
+        if (g->tlen + pl + 1 < GEM_TRANSCRIPT_MAX) {
             memcpy(g->transcript + g->tlen, prefix, pl);
             g->tlen += pl;
         }
         g->trole = role;
     }
-    if (n >= sizeof g->transcript / 2)
-        n = sizeof g->transcript / 2 - 1;
-    if (g->tlen + n + 1 > sizeof g->transcript) { /* keep the newer half */
+    if (n >= GEM_TRANSCRIPT_MAX / 2)
+        n = GEM_TRANSCRIPT_MAX / 2 - 1;
+    if (g->tlen + n + 1 > GEM_TRANSCRIPT_MAX) { /* keep the newer half */
         size_t drop = g->tlen / 2;
         memmove(g->transcript, g->transcript + drop, g->tlen - drop);
         g->tlen -= drop;
@@ -678,6 +688,29 @@ static bool audio_mime_ok(const char *mime)
     return !r || atoi(r + 5) == GEM_OUT_RATE;
 }
 
+/* Model audio (base64 PCM16LE 24 kHz) into the output pipeline. Decoded here, into buf
+ * when it fits, else a temporary buffer, so aud_out keeps no per-call scratch of the size of
+ * the largest chunk ever seen. Same checks as aud_out_push. -1: bad base64 or too large. */
+static int push_model_audio(struct gem *g, const char *b64, size_t len, uint8_t *buf, size_t cap)
+{
+    size_t need = (len / 4 + 1) * 3;
+    uint8_t *p = buf;
+    long n;
+    int rc;
+
+    if (len > AUD_MAX_B64)
+        return -1;
+    if (len == 0)
+        return 0;
+    if (need > cap && !(p = malloc(need)))
+        return -1;
+    n = util_b64_decode(b64, len, p, need);
+    rc = n < 0 ? -1 : aud_out_push_bytes(g->aout, p, (size_t)n, on_frame, g);
+    if (p != buf)
+        free(p);
+    return rc;
+}
+
 static void handle_part(struct gem *g, json_t *part, bool discard)
 {
     json_t *inl = json_object_get(part, "inlineData");
@@ -694,8 +727,7 @@ static void handle_part(struct gem *g, json_t *part, bool discard)
         }
         if (discard)
             return;
-        if (aud_out_push(g->aout, json_string_value(data), json_string_length(data), on_frame, g) <
-            0)
+        if (push_model_audio(g, json_string_value(data), json_string_length(data), NULL, 0) < 0)
             malformed(g, "inlineData audio is not valid base64");
         return;
     }
@@ -760,7 +792,7 @@ static void retry_cb(lws_sorted_usec_list_t *sul)
     struct gem *g = GEM_CONTAINER(sul, struct gem, sul_retry);
     g->busy++;
     if (alive(g) && !g->next)
-        start_next(g, !*g->handle);
+        start_next(g, !g->handle);
     leave(g);
 }
 
@@ -776,7 +808,8 @@ static void next_failed(struct gem *g, struct gconn *c)
     lws_sul_cancel(&g->sul_setup);
     if (code == 1008 && !fresh) {
         /* handle unknown or expired: start a new session, with the transcript */
-        g->handle[0] = '\0';
+        free(g->handle);
+        g->handle = NULL;
         start_next(g, true);
         return;
     }
@@ -884,6 +917,8 @@ static void flush_hold(struct gem *g)
     for (size_t off = 0; off < g->hold_len; off += step)
         send_pcm(g, g->hold + off, g->hold_len - off < step ? g->hold_len - off : step);
     g->hold_len = 0;
+    free(g->hold); /* resumptions are rare: don't keep 2 s of buffer per call */
+    g->hold = NULL;
 }
 
 static void send_greeting(struct gem *g)
@@ -951,11 +986,17 @@ static void on_resumption_update(struct gem *g, json_t *v)
 
     if (!json_is_true(json_object_get(v, "resumable")) || !h || !*h)
         return; /* mid-generation or mid-call: not a safe point */
-    if (strlen(h) >= sizeof g->handle) {
+    if (strlen(h) >= GEM_HANDLE_MAX) {
         malformed(g, "resumption handle too long");
         return;
     }
-    util_strlcpy(g->handle, h, sizeof g->handle);
+    if (!g->handle || strcmp(g->handle, h)) {
+        char *copy = strdup(h);
+        if (!copy)
+            return; /* keep the older handle */
+        free(g->handle);
+        g->handle = copy;
+    }
     if (g->goaway && !g->next && !calls_pending(g))
         start_next(g, false);
 }
@@ -966,7 +1007,7 @@ static void on_go_away(struct gem *g, json_t *v)
 
     log_info("call=%s Gemini goAway timeLeft=%s", g->call_sid, left ? left : "?");
     g->goaway = true;
-    if (*g->handle && !g->next && !calls_pending(g))
+    if (g->handle && !g->next && !calls_pending(g))
         start_next(g, false);
 }
 
@@ -985,13 +1026,14 @@ static void on_usage(struct gem *g, json_t *v)
 static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
 {
     char mime[64], data[GEM_FAST_DATA_MAX];
+    uint8_t pcm[GEM_FAST_DATA_MAX / 4 * 3 + 3];
     size_t dlen;
 
     if (prov__gem_audio_fast(buf, len, mime, sizeof mime, data, sizeof data, &dlen) ||
         !audio_mime_ok(mime))
         return false;
     g->stats.fast_msgs++;
-    if (aud_out_push(g->aout, data, dlen, on_frame, g) < 0)
+    if (push_model_audio(g, data, dlen, pcm, sizeof pcm) < 0)
         malformed(g, "inlineData audio is not valid base64");
     return true;
 }
@@ -1083,7 +1125,7 @@ static void conn_gone(struct gem *g, struct gconn *c)
         fail(g, PROV_CLOSE_PROTOCOL, detail);
     else if (code == 1008)
         fail(g, PROV_CLOSE_REJECTED, detail);
-    else if (*g->handle)
+    else if (g->handle)
         start_next(g, false);
     else
         fail(g, g->goaway ? PROV_CLOSE_EXPIRED : PROV_CLOSE_DROPPED, detail);
@@ -1096,7 +1138,7 @@ static int rx_append(struct gconn *c, const void *in, size_t len)
     if (c->rx_len + len > GEM_RX_MAX)
         return -1;
     if (c->rx_len + len + 1 > c->rx_cap) {
-        size_t cap = c->rx_cap ? c->rx_cap : 16384;
+        size_t cap = c->rx_cap ? c->rx_cap : GEM_RX_FIRST;
         while (cap < c->rx_len + len + 1)
             cap *= 2;
         char *n = realloc(c->rx, cap);
@@ -1110,11 +1152,31 @@ static int rx_append(struct gconn *c, const void *in, size_t len)
     return 0;
 }
 
+/* Done with a fragmented message: its buffer goes (messages that fit the lws rx buffer,
+ * the usual audio, need none, so no call keeps one). */
+static void rx_done(struct gconn *c)
+{
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+}
+
 static int on_receive(struct lws *wsi, struct gconn *c, void *in, size_t len)
 {
     struct gem *g = c->g;
+    bool first = lws_is_first_fragment(wsi);
 
-    if (lws_is_first_fragment(wsi))
+    if (first && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        /* the whole message in one piece (the usual case): no copy */
+        c->rx_len = 0;
+        if (g) {
+            g->busy++;
+            handle_message(g, c, in, len);
+            leave(g);
+        }
+        return 0;
+    }
+    if (first)
         c->rx_len = 0;
     if (rx_append(c, in, len)) {
         if (g) {
@@ -1122,7 +1184,7 @@ static int on_receive(struct lws *wsi, struct gconn *c, void *in, size_t len)
             malformed(g, "message too large");
             leave(g);
         }
-        c->rx_len = 0;
+        rx_done(c);
         return 0;
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
@@ -1132,7 +1194,7 @@ static int on_receive(struct lws *wsi, struct gconn *c, void *in, size_t len)
         handle_message(g, c, c->rx, c->rx_len);
         leave(g);
     }
-    c->rx_len = 0;
+    rx_done(c);
     return 0;
 }
 
@@ -1219,17 +1281,15 @@ static int gem_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         log_debug("call=%s Gemini socket open, sending setup", c->g->call_sid);
         /* setup goes first, ahead of anything queued meanwhile */
         {
-            size_t n = strlen(c->setup);
-            struct txmsg *m = malloc(sizeof *m + LWS_PRE + n);
+            struct txmsg *m = c->setup;
             if (!m)
                 return -1;
-            m->len = n;
-            memcpy(m->buf + LWS_PRE, c->setup, n);
+            c->setup = NULL;
             m->next = c->txh;
             c->txh = m;
             if (!c->txt)
                 c->txt = m;
-            c->tx_bytes += n;
+            c->tx_bytes += m->len;
         }
         lws_callback_on_writable(wsi);
         return 0;
@@ -1336,12 +1396,8 @@ static int gem_open(struct prov **out, const struct prov_open_args *a, struct er
     if (!rc)
         rc = aud_out_new(&g->aout, GEM_OUT_RATE, e);
     if (!rc) {
-        g->batch_cap = pcm_bytes_per_ms(g) * (GEM_BATCH_MS + 100);
+        g->batch_cap = pcm_bytes_per_ms(g) * GEM_BATCH_MS * 2;
         g->hold_cap = pcm_bytes_per_ms(g) * GEM_HOLD_MS;
-        g->batch = malloc(g->batch_cap);
-        g->hold = malloc(g->hold_cap);
-        if (!g->batch || !g->hold)
-            rc = err_set(e, ERR_NOMEM, NULL, "gemini buffers");
     }
     if (!rc && !(g->cur = conn_new(g, NULL, NULL)))
         rc = err_set(e, ERR_NOMEM, NULL, "gemini setup");
@@ -1364,6 +1420,8 @@ static int gem_open(struct prov **out, const struct prov_open_args *a, struct er
 
 static void hold_append(struct gem *g, const uint8_t *pcm, size_t n)
 {
+    if (!g->hold && !(g->hold = malloc(g->hold_cap)))
+        return; /* out of memory: this audio is lost */
     if (n > g->hold_cap) {
         pcm += n - g->hold_cap;
         n = g->hold_cap;
@@ -1380,9 +1438,40 @@ static void hold_append(struct gem *g, const uint8_t *pcm, size_t n)
     g->hold_len += n;
 }
 
+/* Caller PCM to the model in messages of GEM_BATCH_MS (a whole chunk of that size or
+ * more goes out at once, without a copy). */
+static void batch_pcm(struct gem *g, const uint8_t *pcm, size_t n)
+{
+    size_t want = pcm_bytes_per_ms(g) * GEM_BATCH_MS;
+
+    if (!g->batch_len && n >= want) {
+        send_pcm(g, pcm, n);
+        return;
+    }
+    if (g->batch_len + n > g->batch_cap) {
+        send_pcm(g, g->batch, g->batch_len);
+        g->batch_len = 0;
+    }
+    if (n > g->batch_cap) {
+        send_pcm(g, pcm, n);
+        return;
+    }
+    if (!g->batch && !(g->batch = malloc(g->batch_cap))) {
+        send_pcm(g, pcm, n);
+        return;
+    }
+    memcpy(g->batch + g->batch_len, pcm, n);
+    g->batch_len += n;
+    if (g->batch_len >= want) {
+        send_pcm(g, g->batch, g->batch_len);
+        g->batch_len = 0;
+    }
+}
+
 static void gem_send_audio(struct prov *p, const char *ulaw_b64, size_t len)
 {
     struct gem *g = (struct gem *)p;
+    uint8_t stackbuf[2048], *conv = stackbuf; /* a 20 ms frame at 16 kHz is 640 bytes */
     size_t need;
     long n;
 
@@ -1392,38 +1481,20 @@ static void gem_send_audio(struct prov *p, const char *ulaw_b64, size_t len)
     need = aud_in_out_max(g->ain, len);
     if (len > AUD_MAX_B64 / 8 || need > (1u << 20))
         return;
-    if (need > g->conv_cap) {
-        uint8_t *nb = realloc(g->conv, need);
-        if (!nb)
-            return;
-        g->conv = nb;
-        g->conv_cap = need;
-    }
-    n = aud_in_convert(g->ain, ulaw_b64, len, g->conv, g->conv_cap);
+    if (need > sizeof stackbuf && !(conv = malloc(need)))
+        return;
+    n = aud_in_convert(g->ain, ulaw_b64, len, conv, need);
     if (n <= 0) {
         if (n < 0)
             log_warn("call=%s caller audio is not valid base64 (%zu chars), skipped", g->call_sid,
                      len);
-        return;
+    } else if (g->next || !g->cur || !g->cur->setup_done) {
+        hold_append(g, conv, (size_t)n);
+    } else {
+        batch_pcm(g, conv, (size_t)n);
     }
-    if (g->next || !g->cur || !g->cur->setup_done) {
-        hold_append(g, g->conv, (size_t)n);
-        return;
-    }
-    if (g->batch_len + (size_t)n > g->batch_cap) {
-        send_pcm(g, g->batch, g->batch_len);
-        g->batch_len = 0;
-    }
-    if ((size_t)n > g->batch_cap) {
-        send_pcm(g, g->conv, (size_t)n);
-        return;
-    }
-    memcpy(g->batch + g->batch_len, g->conv, (size_t)n);
-    g->batch_len += (size_t)n;
-    if (g->batch_len >= pcm_bytes_per_ms(g) * GEM_BATCH_MS) {
-        send_pcm(g, g->batch, g->batch_len);
-        g->batch_len = 0;
-    }
+    if (conv != stackbuf)
+        free(conv);
 }
 
 static void gem_tool_result(struct prov *p, const char *call_id, const char *name,
@@ -1478,9 +1549,11 @@ static void gem_free(struct gem *g)
         log_info("call=%s Gemini usage total_tokens=%ld", g->call_sid, g->stats.usage_total_tokens);
     aud_in_free(g->ain);
     aud_out_free(g->aout);
-    free(g->conv);
     free(g->batch);
     free(g->hold);
+    free(g->handle);
+    free(g->calls);
+    free(g->transcript);
     free(g->instructions);
     free(g->address);
     free(g->path);
