@@ -386,6 +386,59 @@ static void test_audio_outbound_base64_and_flush(void **state)
     aud_out_free(o);
 }
 
+/* A partial frame emitted early (unpadded) changes nothing in the stream: the bytes are
+ * exactly those of the same audio cut into whole frames, nothing added or repeated. */
+struct bytes_rec {
+    uint8_t u[16384];
+    size_t n;
+    int frames, short_frames;
+};
+
+static void collect_any(void *arg, const char *b64, size_t len)
+{
+    struct bytes_rec *r = arg;
+    uint8_t buf[AUD_FRAME_BYTES + 8];
+    long n = util_b64_decode(b64, len, buf, sizeof buf);
+    assert_true(n > 0 && n <= AUD_FRAME_BYTES);
+    assert_true(r->n + (size_t)n <= sizeof r->u);
+    memcpy(r->u + r->n, buf, (size_t)n);
+    r->n += (size_t)n;
+    r->frames++;
+    r->short_frames += n < AUD_FRAME_BYTES;
+}
+
+static void test_audio_outbound_flush_partial_keeps_stream(void **state)
+{
+    (void)state;
+    size_t nb;
+    uint8_t *b = tone24_bytes(700, &nb);
+    struct aud_out *o1 = NULL, *o2 = NULL;
+    struct err e = {0};
+    static struct bytes_rec r1, r2;
+    memset(&r1, 0, sizeof r1);
+    memset(&r2, 0, sizeof r2);
+    assert_int_equal(aud_out_new(&o1, 24000, &e), 0);
+    assert_int_equal(aud_out_new(&o2, 24000, &e), 0);
+    assert_int_equal(aud_out_flush_partial(o2, collect_any, &r2), 0); /* nothing pending */
+    size_t step = 1000; /* 1 000 bytes = 500 samples: never a whole number of frames */
+    for (size_t off = 0; off < nb; off += step) {
+        size_t k = nb - off < step ? nb - off : step;
+        assert_true(aud_out_push_bytes(o1, b + off, k, collect_any, &r1) >= 0);
+        assert_true(aud_out_push_bytes(o2, b + off, k, collect_any, &r2) >= 0);
+        size_t pend = aud_out_pending(o2);
+        assert_int_equal(aud_out_flush_partial(o2, collect_any, &r2), pend ? 1 : 0);
+        assert_int_equal(aud_out_pending(o2), 0);
+    }
+    assert_int_equal(r1.short_frames, 0);
+    assert_true(r2.short_frames > 10);
+    /* o1 still holds its last partial frame; everything before it is identical */
+    assert_int_equal(r2.n, r1.n + aud_out_pending(o1));
+    assert_memory_equal(r1.u, r2.u, r1.n);
+    free(b);
+    aud_out_free(o1);
+    aud_out_free(o2);
+}
+
 /* Reset drops the partial frame and the odd byte: the next audio starts clean. */
 static void test_audio_outbound_reset_drops_stale(void **state)
 {
@@ -495,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_audio_inbound_rejects_small_buffer_and_garbage),
         cmocka_unit_test(test_audio_outbound_chunking_is_invisible),
         cmocka_unit_test(test_audio_outbound_base64_and_flush),
+        cmocka_unit_test(test_audio_outbound_flush_partial_keeps_stream),
         cmocka_unit_test(test_audio_outbound_reset_drops_stale),
         cmocka_unit_test(test_audio_decoders_survive_garbage),
     };

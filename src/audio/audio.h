@@ -102,6 +102,10 @@ int aud_out_push_bytes(struct aud_out *o, const uint8_t *bytes, size_t n, aud_fr
                        void *arg);
 /* End of a turn: pad the partial frame with u-law silence and emit it (0 or 1 frames). */
 int aud_out_flush(struct aud_out *o, aud_frame_fn *fn, void *arg);
+/* Emit the partial frame as it is, shorter than AUD_FRAME_BYTES and unpadded (0 or 1
+ * frames), for a caller that would rather not wait for more input; the next frame starts
+ * empty. No audio is added or lost, so the stream stays continuous (no click). */
+int aud_out_flush_partial(struct aud_out *o, aud_frame_fn *fn, void *arg);
 /* u-law bytes waiting in the partial frame (0..159). */
 size_t aud_out_pending(const struct aud_out *o);
 /* 8 kHz samples the resampler still holds back (arrive with later input). */

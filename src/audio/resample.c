@@ -371,3 +371,16 @@ int aud_out_flush(struct aud_out *o, aud_frame_fn *fn, void *arg)
     emit_frame(o, fn, arg);
     return 1;
 }
+
+int aud_out_flush_partial(struct aud_out *o, aud_frame_fn *fn, void *arg)
+{
+    char b64[AUD_FRAME_B64 + 4];
+    size_t n;
+
+    if (o->frame_len == 0)
+        return 0;
+    n = util_b64_encode(o->frame, o->frame_len, b64);
+    o->frame_len = 0;
+    fn(arg, b64, n);
+    return 1;
+}
