@@ -45,6 +45,7 @@ struct rec {
     uint8_t *ulaw; /* agent audio, concatenated frames */
     size_t nulaw, cap;
     int frames, bad_frames;
+    int short_frames; /* frames under 20 ms (a partial frame sent early, GEM_TAIL_MS) */
     size_t ulaw_at_barge; /* bytes received when barge_in came */
     size_t barge_at[8];   /* the same for the first 8 barge-ins */
     struct {
@@ -69,16 +70,17 @@ static void ev_audio(void *o, const char *b64, size_t len, const char *item)
     (void)item;
     r->frames++;
     long n = util_b64_decode(b64, len, buf, sizeof buf);
-    if (len != AUD_FRAME_B64 || n != AUD_FRAME_BYTES) {
+    if (n <= 0 || n > AUD_FRAME_BYTES || len != (size_t)(n + 2) / 3 * 4) {
         r->bad_frames++;
         return;
     }
+    r->short_frames += n < AUD_FRAME_BYTES;
     if (r->nulaw + AUD_FRAME_BYTES > r->cap) {
         r->cap = r->cap ? r->cap * 2 : 32768;
         r->ulaw = realloc(r->ulaw, r->cap);
     }
-    memcpy(r->ulaw + r->nulaw, buf, AUD_FRAME_BYTES);
-    r->nulaw += AUD_FRAME_BYTES;
+    memcpy(r->ulaw + r->nulaw, buf, (size_t)n);
+    r->nulaw += (size_t)n;
 }
 
 static void ev_barge(void *o)
@@ -222,6 +224,17 @@ static bool wait_frames(struct h *h, int n, int ms)
 {
     want_n = n;
     return run_until(h, c_frames, ms);
+}
+/* Agent audio is counted in u-law bytes: a partial frame may go out early (short). */
+static size_t want_bytes;
+static bool c_bytes(struct h *h)
+{
+    return h->r.nulaw >= want_bytes || h->r.closed > 0;
+}
+static bool wait_bytes(struct h *h, size_t n, int ms)
+{
+    want_bytes = n;
+    return run_until(h, c_bytes, ms);
 }
 static bool c_resumes(struct h *h)
 {
@@ -555,15 +568,16 @@ static void run_audio_roundtrip(const char *rate_kv, int want_rate, bool binary)
     h.feed_hz = 440;
     run_for(&h, 1200);
     h.feeding = false;
-    assert_true(wait_frames(&h, 30, 5000));
+    assert_true(wait_bytes(&h, 29 * 160, 5000));
     json_t *log = settled_log(&h);
     assert_int_equal(h.r.closed, 0);
     assert_int_equal(h.r.bad_frames, 0);
     struct prov_gemini_stats st;
     prov_gemini_get_stats(h.r.p, &st);
     assert_int_equal(st.fast_msgs, 15); /* every 40 ms audio message took the fast path */
-    /* 600 ms of 24 kHz = 30 frames of 20 ms (the last one padded at turnComplete) */
-    assert_true(h.r.frames >= 29 && h.r.frames <= 31);
+    /* 600 ms of 24 kHz = 4 800 u-law bytes (the tail padded at turnComplete unless it went
+     * out early, less what the filter holds back) */
+    assert_true(h.r.nulaw >= 29 * 160 && h.r.nulaw <= 30 * 160);
     double rms;
     double dom = agent_dominant(&h.r, 160, h.r.nulaw - 160, &rms);
     assert_true(fabs(dom - 1000) <= 10);
@@ -585,9 +599,9 @@ static void run_audio_roundtrip(const char *rate_kv, int want_rate, bool binary)
     assert_int_equal(json_integer_value(json_object_get(rep, "rate")), want_rate);
     assert_true(fabs(json_number_value(json_object_get(rep, "dominant_hz")) - 440) <= 10);
     json_decref(rep);
-    /* batching: realtimeInput messages carry about 40 ms each */
+    /* no batching: one realtimeInput message per 20 ms caller frame (GEM_BATCH_MS) */
     int msgs = gem_peer_count_in(log, "realtimeInput", 0);
-    assert_true(msgs >= (int)(h.fed_frames / 2) - 1 && msgs <= (int)(h.fed_frames / 2) + 1);
+    assert_true(msgs >= (int)h.fed_frames - 1 && msgs <= (int)h.fed_frames);
     free(pcm);
     json_decref(log);
     h_stop(&h);
@@ -698,24 +712,29 @@ static void test_gemini_interruption_barge_in_no_stale_audio(void **state)
     h_start(&h, NULL, NULL, NULL);
     h_open_ok(&h);
     assert_true(run_until(&h, c_ready, 3000));
-    /* 330 ms: 16 whole frames and 80 samples pending */
+    /* 330 ms: 16 whole frames and 80 samples, which go out early (GEM_TAIL_MS) as a short
+     * frame, less the few samples the resampler holds back */
     assert_int_equal(
         gem_peer_control(&h.peer, "last", "[{\"tone\":{\"hz\":440,\"ms\":330,\"amp\":12000}}]"),
         200);
-    assert_true(wait_frames(&h, 16, 3000));
+    assert_true(wait_bytes(&h, 2640 - 40, 3000));
     run_for(&h, 100);
-    assert_int_equal(h.r.frames, 16);
+    assert_true(h.r.short_frames >= 1);
+    size_t first = h.r.nulaw;
+    assert_true(first >= 2640 - 40 && first < 2640);
     assert_int_equal(gem_peer_control(&h.peer, "last", "[{\"interrupted\":true}]"), 200);
     assert_true(run_until(&h, c_barge, 2000));
     assert_int_equal(h.r.barge, 1);
-    assert_int_equal(h.r.frames, 16); /* no flush of the stale partial frame */
+    run_for(&h, 50);
+    assert_int_equal(h.r.nulaw, first); /* nothing stale (held samples, padding) after it */
     assert_int_equal(gem_peer_control(&h.peer, "last",
                                       "[{\"tone\":{\"hz\":1000,\"ms\":400,\"amp\":12000,"
                                       "\"turn_complete\":true}}]"),
                      200);
-    assert_true(wait_frames(&h, 16 + 20, 3000));
+    assert_true(wait_bytes(&h, first + 19 * 160, 3000));
     run_for(&h, 100);
-    assert_int_equal(h.r.frames, 16 + 20);
+    /* 400 ms = 3 200 bytes, less the held samples unless turnComplete padded the tail */
+    assert_true(h.r.nulaw >= first + 3200 - 40 && h.r.nulaw <= first + 3200);
     /* the first new frame is pure 1 kHz: no 440 Hz left over */
     size_t at = h.r.ulaw_at_barge;
     int16_t pcm[160];
@@ -1110,7 +1129,7 @@ static void test_gemini_greet_before_ready_sent_after(void **state)
     h_open_ok(&h);
     prov_gemini_ops.greet(h.r.p, "Sarah");
     assert_true(run_until(&h, c_ready, 3000));
-    assert_true(wait_frames(&h, 10, 3000));
+    assert_true(wait_bytes(&h, 1600 - 40, 3000));
     json_t *log = settled_log(&h);
     assert_no_reject(log);
     json_t *cc = json_object_get(gem_peer_nth_in(log, "clientContent", 0), "clientContent");
@@ -1122,7 +1141,7 @@ static void test_gemini_greet_before_ready_sent_after(void **state)
         json_object_get(json_array_get(json_object_get(turn, "parts"), 0), "text"));
     assert_non_null(strstr(t, "Greet the caller"));
     assert_non_null(strstr(t, "Sarah"));
-    assert_int_equal(h.r.frames, 10);
+    assert_true(h.r.nulaw >= 1600 - 40 && h.r.nulaw <= 1600); /* 200 ms */
     json_decref(log);
     h_stop(&h);
 }
@@ -1164,7 +1183,8 @@ static void test_gemini_parses_every_key_and_part(void **state)
     prov_gemini_get_stats(h.r.p, &st);
     assert_int_equal(st.usage_total_tokens, 15);
     assert_int_equal(st.malformed, 1); /* the 16 kHz audio */
-    assert_int_equal(h.r.frames, 1);   /* only the non-thought 24 kHz part */
+    /* only the non-thought 24 kHz part: 40 ms = 320 bytes, less the held samples */
+    assert_true(h.r.nulaw >= 320 - 40 && h.r.nulaw < 320);
     h_stop(&h);
 }
 
@@ -1230,6 +1250,77 @@ static void test_gemini_fragmented_audio_fast_and_general_path_agree(void **stat
     h_stop(&h);
 }
 
+/* Reference u-law for 24 kHz PCM through a fresh output pipeline, partial frame included. */
+struct refbuf {
+    uint8_t u[4096];
+    size_t n;
+};
+static void ref_collect(void *arg, const char *b64, size_t len)
+{
+    struct refbuf *r = arg;
+    long n = util_b64_decode(b64, len, r->u + r->n, sizeof r->u - r->n);
+    assert_true(n > 0);
+    r->n += (size_t)n;
+}
+
+/* A chunk whose tail doesn't fill a 20 ms frame: the tail goes out within a few ms
+ * (GEM_TAIL_MS) as a short frame instead of waiting for the next chunk, and the stream is
+ * exactly the audio the model sent (nothing padded, repeated or dropped: no click). */
+static void test_gemini_partial_frame_flushed_promptly(void **state)
+{
+    (void)state;
+    struct h h;
+    h_start(&h, NULL, NULL, NULL);
+    h_open_ok(&h);
+    assert_true(run_until(&h, c_ready, 3000));
+    enum { N = 720 }; /* 30 ms of 24 kHz: 240 samples at 8 kHz, i.e. 1.5 frames */
+    int16_t pcm[2 * N];
+    uint8_t le[2 * N * 2];
+    char b64[2][N * 2 * 4 / 3 + 8];
+    audt_tone(pcm, 2 * N, 500, 24000, 10000, 0);
+    aud_pcm_to_le(pcm, 2 * N, le);
+    for (int k = 0; k < 2; k++)
+        util_b64_encode(le + k * N * 2, N * 2, b64[k]);
+    char steps[2][6000];
+    for (int k = 0; k < 2; k++)
+        snprintf(steps[k], sizeof steps[k],
+                 "[{\"send\":{\"serverContent\":{\"modelTurn\":{\"parts\":[{\"inlineData\":{"
+                 "\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"%s\"}}]}}}}]",
+                 b64[k]);
+    /* (the stand-in answers a control request once its steps ran: our loop is not served
+     * meanwhile, so the next chunk goes in a later request) */
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps[0]), 200);
+    assert_true(wait_frames(&h, 1, 3000));
+    double t0 = util_mono_ms();
+    /* 240 out less the 32 the filter holds: one whole frame and a 48-byte tail */
+    assert_true(wait_bytes(&h, 240 - 32, 400));
+    double waited = util_mono_ms() - t0;
+    run_for(&h, 100);
+    assert_int_equal(h.r.nulaw, 240 - 32);
+    assert_int_equal(h.r.frames, 2);
+    assert_int_equal(h.r.short_frames, 1);
+    assert_true(waited < 100); /* a few ms in fact; generous for a loaded machine */
+    assert_int_equal(gem_peer_control(&h.peer, "last", steps[1]), 200);
+    assert_true(wait_bytes(&h, 480 - 32, 3000));
+    run_for(&h, 50);
+    assert_int_equal(h.r.nulaw, 480 - 32);
+
+    /* byte for byte what one pipeline makes of the same 60 ms */
+    struct aud_out *o = NULL;
+    struct err e = {0};
+    static struct refbuf ref;
+    ref.n = 0;
+    assert_int_equal(aud_out_new(&o, 24000, &e), 0);
+    aud_out_push_bytes(o, le, sizeof le, ref_collect, &ref);
+    aud_out_flush_partial(o, ref_collect, &ref);
+    aud_out_free(o);
+    assert_int_equal(ref.n, h.r.nulaw);
+    assert_memory_equal(ref.u, h.r.ulaw, ref.n);
+    assert_int_equal(h.r.closed, 0);
+    assert_int_equal(h.r.bad_frames, 0);
+    h_stop(&h);
+}
+
 /* The stand-in itself refuses what Google refuses (else the tests above would prove little). */
 static void test_gemini_standin_rejects_like_google(void **state)
 {
@@ -1260,11 +1351,12 @@ static void test_gemini_echo_round_trip(void **state)
     h.feed_hz = 620;
     run_for(&h, 1000);
     h.feeding = false;
-    wait_frames(&h, (int)h.fed_frames - 4, 3000);
+    wait_bytes(&h, h.fed_frames * 160 - 80, 3000);
     run_for(&h, 100);
     assert_int_equal(h.r.closed, 0);
-    /* 1 s in -> about 1 s back (held: < 40 ms batch + filter history) */
-    assert_true(h.r.frames >= (int)h.fed_frames - 4 && h.r.frames <= (int)h.fed_frames);
+    /* 1 s in -> 1 s back, less the filter history of both resamplers (< 10 ms): the tail of
+     * each echo chunk is not kept waiting for the next one (GEM_TAIL_MS) */
+    assert_true(h.r.nulaw >= h.fed_frames * 160 - 80 && h.r.nulaw <= h.fed_frames * 160);
     double dom = agent_dominant(&h.r, 160, h.r.nulaw - 160, NULL);
     assert_true(fabs(dom - 620) <= 10);
     h_stop(&h);
@@ -1351,9 +1443,9 @@ static void test_gemini_wss_verified_tls(void **state)
     h_open_ok(&h);
     assert_true(run_until(&h, c_ready, 4000));
     assert_int_equal(h.r.ready, 1);
-    assert_true(wait_frames(&h, 10, 3000));
+    assert_true(wait_bytes(&h, 1600 - 40, 3000));
     run_for(&h, 100);
-    assert_int_equal(h.r.frames, 10);
+    assert_true(h.r.nulaw >= 1600 - 40 && h.r.nulaw <= 1600); /* 200 ms */
     h_stop(&h);
 
     /* the certificate names localhost, the URL another host: hostname check fails */
@@ -1470,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_gemini_greet_before_ready_sent_after),
         cmocka_unit_test(test_gemini_parses_every_key_and_part),
         cmocka_unit_test(test_gemini_fragmented_audio_fast_and_general_path_agree),
+        cmocka_unit_test(test_gemini_partial_frame_flushed_promptly),
         cmocka_unit_test(test_gemini_standin_rejects_like_google),
         cmocka_unit_test(test_gemini_echo_round_trip),
         cmocka_unit_test(test_gemini_resumption_retries_after_failed_attempt),

@@ -49,7 +49,8 @@
 #define GEM_RX_MAX (8u << 20)   /* largest server message accepted (bytes) */
 #define GEM_TXQ_MAX (4u << 20)  /* bytes queued per socket before audio is dropped */
 #define GEM_MALFORMED_MAX 5     /* malformed server messages tolerated per call */
-#define GEM_BATCH_MS 40         /* caller audio per realtimeInput message */
+#define GEM_BATCH_MS 20         /* caller audio per realtimeInput message (one Twilio frame) */
+#define GEM_TAIL_MS 3           /* partial output frame sent when no model audio follows */
 #define GEM_HOLD_MS 2000        /* caller audio kept while a socket is replaced */
 #define GEM_CALLS_MAX 32        /* function calls remembered per call */
 #define GEM_RESUME_TRIES 3      /* reconnect attempts before giving up */
@@ -141,6 +142,8 @@ struct gem {
 
     lws_sorted_usec_list_t sul_setup; /* setupComplete deadline of cur/next */
     lws_sorted_usec_list_t sul_retry; /* resumption backoff */
+    lws_sorted_usec_list_t sul_tail;  /* flush of the partial output frame (GEM_TAIL_MS) */
+    bool audio_pushed;                /* this message carried model audio */
     struct prov_gemini_stats stats;
 };
 
@@ -463,6 +466,7 @@ static void fail(struct gem *g, enum prov_close why, const char *detail)
     g->closed_emitted = true;
     lws_sul_cancel(&g->sul_setup);
     lws_sul_cancel(&g->sul_retry);
+    lws_sul_cancel(&g->sul_tail);
     conn_orphan(g->cur);
     conn_orphan(g->next);
     g->cur = g->next = NULL;
@@ -706,6 +710,7 @@ static int push_model_audio(struct gem *g, const char *b64, size_t len, uint8_t 
         return -1;
     n = util_b64_decode(b64, len, p, need);
     rc = n < 0 ? -1 : aud_out_push_bytes(g->aout, p, (size_t)n, on_frame, g);
+    g->audio_pushed = true;
     if (p != buf)
         free(p);
     return rc;
@@ -1021,6 +1026,30 @@ static void on_usage(struct gem *g, json_t *v)
               json_integer_value(json_object_get(v, "responseTokenCount")), json_integer_value(t));
 }
 
+/* The model's audio reaches the caller in 20 ms frames; the tail of a chunk that does not
+ * fill a frame would wait for the next chunk (20-100 ms, or the next burst, up to ~1 s).
+ * When no more model audio arrives within GEM_TAIL_MS, that partial frame goes out as it
+ * is (shorter, unpadded: the stream stays continuous). The few samples the resampler
+ * holds back for its filter still wait for the next chunk (or the turn's end). */
+static void tail_cb(lws_sorted_usec_list_t *sul)
+{
+    struct gem *g = GEM_CONTAINER(sul, struct gem, sul_tail);
+
+    g->busy++;
+    if (alive(g))
+        aud_out_flush_partial(g->aout, on_frame, g);
+    leave(g);
+}
+
+static void tail_arm(struct gem *g)
+{
+    g->audio_pushed = false;
+    if (alive(g) && aud_out_pending(g->aout))
+        lws_sul_schedule(g->ctx, 0, &g->sul_tail, tail_cb, GEM_TAIL_MS * LWS_US_PER_MS);
+    else
+        lws_sul_cancel(&g->sul_tail);
+}
+
 /* The model audio message, nearly all of the traffic, without jansson (providers/gem_fast.c).
  * Returns false when the message is anything else or unusual: the general path takes it. */
 static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
@@ -1035,6 +1064,7 @@ static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
     g->stats.fast_msgs++;
     if (push_model_audio(g, data, dlen, pcm, sizeof pcm) < 0)
         malformed(g, "inlineData audio is not valid base64");
+    tail_arm(g);
     return true;
 }
 
@@ -1086,6 +1116,8 @@ static void handle_message(struct gem *g, struct gconn *c, const char *buf, size
             log_debug("call=%s ignored server key %s", g->call_sid, key);
     }
     json_decref(root);
+    if (g->audio_pushed || !aud_out_pending(g->aout)) /* new audio, or a flush/reset */
+        tail_arm(g);
 }
 
 /* Socket c of g is gone (closed, failed to connect, destroyed). */
@@ -1543,6 +1575,7 @@ static void gem_free(struct gem *g)
 {
     lws_sul_cancel(&g->sul_setup);
     lws_sul_cancel(&g->sul_retry);
+    lws_sul_cancel(&g->sul_tail);
     conn_orphan(g->cur);
     conn_orphan(g->next);
     if (g->stats.usage_total_tokens)
@@ -1569,6 +1602,7 @@ static void gem_close(struct prov *p)
     g->close_called = true;
     lws_sul_cancel(&g->sul_setup);
     lws_sul_cancel(&g->sul_retry);
+    lws_sul_cancel(&g->sul_tail);
     conn_orphan(g->cur);
     conn_orphan(g->next);
     g->cur = g->next = NULL;
