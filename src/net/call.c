@@ -45,7 +45,7 @@
 #define CHUNK_B64 1280         /* 960 u-law bytes = 120 ms, a multiple of 4 chars */
 #define MARK_EVERY_MS 100
 #define LEAD_MS 1000.0 /* agent audio handed to Twilio ahead of playback */
-#define MARKS_MAX 64
+#define MARKS_MAX 32 /* 3.2 s of audio; pacing keeps ~1 s (LEAD_MS) ahead */
 #define ITEM_RING 4
 #define BAD_MSG_LOG_MAX 5
 #define HOLD_FRAMES 50 /* caller audio kept while the provider connects (1 s) */
@@ -1292,15 +1292,15 @@ static void on_media(struct tw_conn *k, json_t *root)
                     json_string_length(pl));
 }
 
-static int on_message(struct tw_conn *k)
+static int on_message(struct tw_conn *k, const char *msg, size_t len)
 {
     struct net_media fm; /* the 50/s media message without jansson (tw_fast.c) */
-    if (k->call && !net__media_fast(k->rx, k->rx_len, &fm)) {
+    if (k->call && !net__media_fast(msg, len, &fm)) {
         on_media_fields(k, fm.sid, fm.has_track ? fm.track : NULL, fm.payload, fm.plen);
         return 0;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(k->rx, k->rx_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(root)) {
         bad_msg(k, root ? "not a JSON object" : "invalid JSON");
         json_decref(root);
@@ -1342,6 +1342,13 @@ static int on_receive(struct lws *wsi, struct tw_conn *k, const void *in, size_t
 {
     if (lws_is_first_fragment(wsi))
         k->rx_len = 0;
+    if (!k->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        if (lws_frame_is_binary(wsi)) { /* whole message in one piece (the usual case) */
+            bad_msg(k, "binary frame");
+            return 0;
+        }
+        return on_message(k, in, len); /* no copy */
+    }
     if (k->rx_len + len > TW_MSG_MAX) {
         log_warn("call=%s message from Twilio over %d bytes: closing this stream",
                  k->call ? k->call->call_sid : "-", TW_MSG_MAX);
@@ -1363,11 +1370,13 @@ static int on_receive(struct lws *wsi, struct tw_conn *k, const void *in, size_t
     k->rx_len += len;
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
-    if (lws_frame_is_binary(wsi)) {
-        bad_msg(k, "binary frame");
-        return 0;
-    }
-    return on_message(k);
+    size_t n = k->rx_len;
+    char *buf = k->rx;
+    k->rx = NULL; /* reassembly is rare: don't keep its buffer for the whole call */
+    k->rx_len = k->rx_cap = 0;
+    int rc = lws_frame_is_binary(wsi) ? (bad_msg(k, "binary frame"), 0) : on_message(k, buf, n);
+    free(buf);
+    return rc;
 }
 
 static int on_writeable(struct lws *wsi, struct tw_conn *k)
