@@ -133,7 +133,7 @@ struct call {
     bool budget_logged;
 
     /* caller audio held until the provider is ready (newest HOLD_FRAMES frames) */
-    char *hold[HOLD_FRAMES];
+    char **hold; /* HOLD_FRAMES slots, allocated on first use, freed when flushed */
     int hold_head, hold_n;
 
     /* stats */
@@ -415,6 +415,8 @@ static void queue_audio(struct call *c, const char *b64, size_t len)
 
 static void hold_frame(struct call *c, const char *b64, size_t len)
 {
+    if (!c->hold && !(c->hold = calloc(HOLD_FRAMES, sizeof *c->hold)))
+        return;
     char *copy = malloc(len + 1);
     if (!copy)
         return;
@@ -441,6 +443,9 @@ static void hold_flush(struct call *c, bool send)
             ops_of(c)->send_audio(c->prov, f, strlen(f));
         free(f);
     }
+    free(c->hold);
+    c->hold = NULL;
+    c->hold_head = 0;
 }
 
 /* ---- provider events ---- */

@@ -243,7 +243,7 @@ static void build_protocols(struct srv *s)
         .name = "media",
         .callback = net__media_cb,
         .per_session_data_size = net__media_pss_size(),
-        .rx_buffer_size = 1024, /* media ~400 B, start ~700 B; longer ones are reassembled */
+        .rx_buffer_size = 512, /* a media message is ~400 B; longer ones (start) are reassembled */
     };
     for (int i = 0; i < NET_PROV_N; i++)
         if (s->provs[i] && s->provs[i]->protocol)
