@@ -96,8 +96,8 @@ struct oai {
     bool tls;
     int port;
     char host[256];    /* Host header, SNI, certificate name */
-    char address[256]; /* where to connect (numeric IP or host) */
-    char path[1024];   /* path + ?model= */
+    char *address;     /* where to connect (numeric IP or host); freed once upgraded */
+    char *path;        /* path + ?model=; freed once upgraded */
 
     /* receive */
     char *rx; /* reassembly buffer, up to OAI_RX_MAX */
@@ -121,8 +121,8 @@ struct oai {
     char greet_name[48];
 
     /* function calls */
-    struct oai_call calls[OAI_MAX_CALLS];
-    int ncalls;
+    struct oai_call *calls; /* grown on demand, at most OAI_MAX_CALLS (most calls use 0-2) */
+    int ncalls, calls_cap;
 
     /* audio per assistant item */
     struct oai_item items[OAI_ITEMS];
@@ -152,7 +152,7 @@ static const struct lws_protocols oai_protocol = {
     .name = OAI_PROTOCOL_NAME,
     .callback = oai_callback,
     .per_session_data_size = 0,
-    .rx_buffer_size = 4096,
+    .rx_buffer_size = 2048, /* audio deltas mostly fit; longer messages are reassembled */
     .id = 0,
     .user = NULL,
     .tx_packet_size = 0,
@@ -172,6 +172,9 @@ static void oai_free(struct oai *p)
     }
     for (int i = 0; i < p->ncalls; i++)
         free(p->calls[i].args);
+    free(p->calls);
+    free(p->address);
+    free(p->path);
     free(p->rx);
     free(p->instructions);
     free(p);
@@ -364,9 +367,7 @@ static void enqueue_append(struct oai *p, const char *b64, size_t len)
 {
     static const char head[] = "{\"type\":\"input_audio_buffer.append\",\"audio\":\"";
     static const char tail[] = "\"}";
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-    if (strspn(b64, alphabet) < len) {
+    if (!util_b64_plain(b64, len)) {
         if (p->audio_bad++ % 250 == 0)
             log_warn("call=%s caller audio is not base64: dropped (dropped=%lu)", p->call_sid,
                      p->audio_bad);
@@ -439,6 +440,8 @@ static int send_session_update(struct oai *p)
                   voice_json(p->cfg->openai_voice), "tools", tools, "tool_choice", "auto");
     log_info("call=%s session.update sent model=%s voice=%s tools=%zu", p->call_sid,
              p->cfg->openai_model, p->cfg->openai_voice, json_array_size(tools));
+    free(p->instructions); /* sent once per session: don't hold ~3 KB for the whole call */
+    p->instructions = NULL;
     return enqueue(p, j, false);
 }
 
@@ -559,6 +562,18 @@ static void call_store(struct oai *p, const char *resp_id, const char *call_id, 
     if (p->ncalls >= OAI_MAX_CALLS) {
         log_warn("call=%s too many function calls held; ignoring %s", p->call_sid, name);
         return;
+    }
+    if (p->ncalls == p->calls_cap) {
+        int cap = p->calls_cap ? p->calls_cap * 2 : 2;
+        if (cap > OAI_MAX_CALLS)
+            cap = OAI_MAX_CALLS;
+        struct oai_call *nc = realloc(p->calls, (size_t)cap * sizeof *nc);
+        if (!nc) {
+            log_error("call=%s out of memory holding function call %s", p->call_sid, name);
+            return;
+        }
+        p->calls = nc;
+        p->calls_cap = cap;
     }
     struct oai_call *c = &p->calls[p->ncalls];
     memset(c, 0, sizeof *c);
@@ -905,6 +920,10 @@ static int on_receive(struct oai *p, struct lws *wsi, const void *in, size_t len
         }
         return 0;
     }
+    if (!p->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        on_message(p, in, len); /* whole message in one piece (the usual case): no copy */
+        return 0;
+    }
     if (p->rx_len + len > OAI_RX_MAX) {
         fail(p, PROV_CLOSE_PROTOCOL, false, "message over %u bytes", OAI_RX_MAX);
         return 0;
@@ -927,8 +946,12 @@ static int on_receive(struct oai *p, struct lws *wsi, const void *in, size_t len
     p->rx_len += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         size_t n = p->rx_len;
+        char *buf = p->rx;
         p->rx_len = 0;
-        on_message(p, p->rx, n);
+        p->rx = NULL; /* reassembly is rare: don't keep its buffer for the whole call */
+        p->rx_cap = 0;
+        on_message(p, buf, n);
+        free(buf);
     }
     return 0;
 }
@@ -998,6 +1021,9 @@ static int oai_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         p->wsi = wsi;
         p->established = true;
+        free(p->address); /* only needed to connect (a new call opens a new provider) */
+        free(p->path);
+        p->address = p->path = NULL;
         if (p->st == OAI_CONNECTING) {
             p->st = OAI_OPEN;
             log_info("call=%s openai socket open", p->call_sid);
@@ -1123,13 +1149,15 @@ static int parse_url(struct oai *p, const char *url, const char *model, struct e
     }
     url_escape(model, esc, sizeof esc);
     const char *path = *slash ? slash : "/";
-    int n =
-        snprintf(p->path, sizeof p->path, "%s%cmodel=%s", path, strchr(path, '?') ? '&' : '?', esc);
-    if (n < 0 || (size_t)n >= sizeof p->path)
+    char full[1024];
+    int n = snprintf(full, sizeof full, "%s%cmodel=%s", path, strchr(path, '?') ? '&' : '?', esc);
+    if (n < 0 || (size_t)n >= sizeof full)
         return err_set(e, ERR_CONFIG, NULL, "OPENAI_REALTIME_URL: path too long");
     if (!p->tls && !is_loopback(p->host))
         return err_set(e, ERR_CONFIG, NULL,
                        "OPENAI_REALTIME_URL: ws:// (no TLS) is only allowed to loopback");
+    if (!(p->path = strdup(full)))
+        return err_set(e, ERR_NOMEM, NULL, "openai provider");
     return 0;
 }
 
@@ -1165,7 +1193,11 @@ static int oai_open(struct prov **out, const struct prov_open_args *a, struct er
         oai_free(p);
         return e ? e->code : ERR_CONFIG;
     }
-    util_strlcpy(p->address, a->address && *a->address ? a->address : p->host, sizeof p->address);
+    p->address = strdup(a->address && *a->address ? a->address : p->host);
+    if (!p->address) {
+        oai_free(p);
+        return err_set(e, ERR_NOMEM, NULL, "openai provider");
+    }
     if (!p->tls && !is_loopback(p->address)) {
         oai_free(p);
         return err_set(e, ERR_CONFIG, NULL, "ws:// (no TLS) is only allowed to loopback");
