@@ -22,6 +22,14 @@
  * (g = NULL), closed with 1000 and freed at LWS_CALLBACK_WSI_DESTROY. The
  * struct gem is freed by prov close(); if that happens inside one of our own
  * event callbacks, the free waits until the callback stack unwinds (busy).
+ *
+ * Hot path (docs/gemini.md "Performance"): model audio messages are picked with core/jpick
+ * (providers/gem_fast.c) when they are exactly the audio-only shape, everything else goes
+ * through jansson; caller audio goes out one 20 ms frame per realtimeInput message, built
+ * by copying text around our base64 and written at once when nothing is queued
+ * (net/wsout.h); a partial output frame goes out after GEM_TAIL_MS without more model
+ * audio. Per-call memory is kept small: buffers for resumption, batching, function calls,
+ * the transcript, the handle and fragmented messages exist only while needed.
  */
 #include "providers/gemini_live.h"
 #include "providers/gem_fast.h"
