@@ -30,9 +30,8 @@ static void same_as_jansson(const char *s)
 {
     json_t *j = json_loads(s, 0, NULL);
     assert_non_null(j);
-    json_t *parts = json_object_get(json_object_get(json_object_get(j, "serverContent"),
-                                                    "modelTurn"),
-                                    "parts");
+    json_t *parts =
+        json_object_get(json_object_get(json_object_get(j, "serverContent"), "modelTurn"), "parts");
     assert_int_equal(json_array_size(parts), 1);
     json_t *inl = json_object_get(json_array_get(parts, 0), "inlineData");
     assert_int_equal(fast(s), 0);
@@ -127,8 +126,9 @@ static void test_refuses_everything_else(void **state)
     /* a value longer than the buffer */
     size_t n = GEM_FAST_DATA_MAX + 10;
     char *s = malloc(n + 200);
-    int k = snprintf(s, 200, "{\"serverContent\":{\"modelTurn\":{\"parts\":[{\"inlineData\":{"
-                             "\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"");
+    int k = snprintf(s, 200,
+                     "{\"serverContent\":{\"modelTurn\":{\"parts\":[{\"inlineData\":{"
+                     "\"mimeType\":\"audio/pcm;rate=24000\",\"data\":\"");
     memset(s + k, 'A', n);
     strcpy(s + k + n, "\"}}]}}}");
     assert_int_equal(fast(s), -1);

@@ -45,7 +45,7 @@ struct rec {
     uint8_t *ulaw; /* agent audio, concatenated frames */
     size_t nulaw, cap;
     int frames, bad_frames;
-    int short_frames; /* frames under 20 ms (a partial frame sent early, GEM_TAIL_MS) */
+    int short_frames;     /* frames under 20 ms (a partial frame sent early, GEM_TAIL_MS) */
     size_t ulaw_at_barge; /* bytes received when barge_in came */
     size_t barge_at[8];   /* the same for the first 8 barge-ins */
     struct {

@@ -80,11 +80,11 @@ struct txmsg {
 struct gem;
 
 struct gconn {
-    struct gem *g;   /* owner; NULL once orphaned */
-    struct lws *wsi; /* NULL before connect and after destroy */
+    struct gem *g;       /* owner; NULL once orphaned */
+    struct lws *wsi;     /* NULL before connect and after destroy */
     struct txmsg *setup; /* setup message, sent first (NULL once queued) */
-    bool in_connect; /* inside lws_client_connect_via_info */
-    bool destroyed;  /* LWS_CALLBACK_WSI_DESTROY seen: no more callbacks */
+    bool in_connect;     /* inside lws_client_connect_via_info */
+    bool destroyed;      /* LWS_CALLBACK_WSI_DESTROY seen: no more callbacks */
     bool established, setup_done;
     bool closing; /* orphaned: send close 1000 at next writeable */
     bool gone_reported;
@@ -132,7 +132,7 @@ struct gem {
     char greet_name[64];
 
     char *handle; /* latest resumable handle (< GEM_HANDLE_MAX), NULL = none */
-    bool goaway;                 /* resume at the next safe point */
+    bool goaway;  /* resume at the next safe point */
     int resume_tries;
 
     struct aud_in *ain;
