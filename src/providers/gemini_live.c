@@ -1062,16 +1062,24 @@ static void tail_arm(struct gem *g)
  * Returns false when the message is anything else or unusual: the general path takes it. */
 static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
 {
-    char mime[64], data[GEM_FAST_DATA_MAX];
+    char data[GEM_FAST_DATA_MAX];
     uint8_t pcm[GEM_FAST_DATA_MAX / 4 * 3 + 3];
-    size_t dlen;
+    struct gem_audio_msg m;
 
-    if (prov__gem_audio_fast(buf, len, mime, sizeof mime, data, sizeof data, &dlen) ||
-        !audio_mime_ok(mime))
+    m.data = data;
+    m.dcap = sizeof data;
+    if (prov__gem_audio_fast(buf, len, &m) || !audio_mime_ok(m.mime))
         return false;
     g->stats.fast_msgs++;
-    if (push_model_audio(g, data, dlen, pcm, sizeof pcm) < 0)
+    /* the order of handle_server_content: parts, then the transcriptions */
+    if (push_model_audio(g, data, m.dlen, pcm, sizeof pcm) < 0)
         malformed(g, "inlineData audio is not valid base64");
+    if (m.has_text)
+        log_debug("call=%s model text part (%zu chars)", g->call_sid, strlen(m.text));
+    if (alive(g) && m.has_in)
+        transcript_add(g, 'C', m.in_text);
+    if (alive(g) && m.has_out)
+        transcript_add(g, 'A', m.out_text);
     tail_arm(g);
     return true;
 }
