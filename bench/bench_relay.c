@@ -68,6 +68,7 @@
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define AUTH_TOKEN "0123456789abcdef0123456789abcdef"
 #define ACCOUNT_SID "AC00000000000000000000000000000000"
@@ -415,6 +416,9 @@ struct run {
     int srv_port, sp_port;
     struct lws_context *ctx;
     struct lws_vhost *vh;
+    uv_loop_t loop; /* lws runs on it (foreign libuv loop: epoll, not poll() over every fd) */
+    void *foreign[1];
+    bool loop_open;
     struct tcall *calls;
     struct sconn **conns;
     int nconns, conns_cap;
@@ -1569,6 +1573,25 @@ static void tail_log(const char *path)
 
 /* ---------------------------------------------------------------------- run */
 
+static void loop_close(struct run *r)
+{
+    if (!r->loop_open)
+        return;
+    /* lws closes its handles asynchronously on a foreign loop: let them finish */
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&r->loop))
+        fprintf(stderr, "bench_relay: event loop: handles still open at exit\n");
+    r->loop_open = false;
+}
+
+static void ctx_close(struct run *r)
+{
+    if (r->ctx)
+        lws_context_destroy(r->ctx);
+    r->ctx = NULL;
+    loop_close(r);
+}
+
 struct opts {
     const char *bin;
     int ns[16], nn;
@@ -1661,13 +1684,21 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     }
 
     /* our loop: stand-in listener + Twilio clients */
+    if (uv_loop_init(&r->loop)) {
+        fprintf(stderr, "bench_relay: uv_loop_init failed\n");
+        return -1;
+    }
+    r->loop_open = true;
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof ci);
-    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBUV;
+    r->foreign[0] = &r->loop;
+    ci.foreign_loops = r->foreign;
     ci.fd_limit_per_thread = 0;
     r->ctx = lws_create_context(&ci);
     if (!r->ctx) {
         fprintf(stderr, "bench_relay: lws_create_context failed\n");
+        loop_close(r);
         return -1;
     }
     static const struct lws_protocol_vhost_options pvo_def = {NULL, NULL, "default", "1"};
@@ -1683,7 +1714,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     r->vh = lws_create_vhost(r->ctx, &vi);
     if (!r->vh) {
         fprintf(stderr, "bench_relay: stand-in vhost on port %d failed\n", r->sp_port);
-        lws_context_destroy(r->ctx);
+        ctx_close(r);
         return -1;
     }
 
@@ -1705,7 +1736,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
             kill(r->pid, SIGKILL);
             waitpid(r->pid, &st, 0);
         }
-        lws_context_destroy(r->ctx);
+        ctx_close(r);
         return -1;
     }
     usleep(300000);
@@ -1742,7 +1773,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     }
     lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, 1);
     while (now_ms() < r->t_end && !g_stop) {
-        lws_service(r->ctx, 0);
+        uv_run(&r->loop, UV_RUN_ONCE);
         double t = now_ms();
         if (r->all_done && t > r->t_stop && r->window_done)
             break;
@@ -1896,7 +1927,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
             tail_log(logp);
         }
     }
-    lws_context_destroy(r->ctx);
+    ctx_close(r);
     for (int i = 0; i < n; i++) {
         struct tcall *c = &r->calls[i];
         q_free(&c->q);
