@@ -44,6 +44,7 @@
 #include "audio/audio.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "net/wsout.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -360,6 +361,7 @@ struct sconn { /* one provider socket accepted by the stand-in */
     uint64_t in_total, out_total; /* Gemini echo: samples in (at in_rate) and out (24 kHz) */
     int in_rate;
     bool configured, closed;
+    bool ready; /* first WRITEABLE seen: direct writes allowed from now on */
     int resp_n, evn;
     double recv_t[NLEV], write_t[NLEV];
     long appends, bad;
@@ -405,6 +407,7 @@ struct tcall {
     int conn_id, greet_n, greet_d[GREET_DIGITS];
     bool greet_on;
     bool stop_queued, stop_sent, ws_closed;
+    bool ready; /* first WRITEABLE seen: direct writes allowed from now on */
     long media_rx, marks_rx, marks_echoed, clears, violations, dups, unmatched;
     char fail[160];
 };
@@ -547,11 +550,32 @@ static struct sconn *sconn_new(struct run *r)
     return s;
 }
 
+/* A message went out (lws_write returned): note when its echo levels were written. */
+static void sconn_sent(struct sconn *s, const struct msg *m, double t)
+{
+    for (int i = 0; i < m->nk; i++)
+        s->write_t[m->ks[i]] = t;
+}
+
+/* Send m: written at once when nothing is queued ahead (net/wsout: no WRITEABLE round, no
+ * POLLOUT arm/disarm = epoll_ctl DEL+ADD under libuv), else queued for WRITEABLE. */
 static void sconn_send(struct sconn *s, struct msg *m)
 {
-    if (!m || s->closed) {
+    if (!m || s->closed || !s->wsi) {
         free(m);
         return;
+    }
+    if (s->ready && !s->q.h) {
+        double t = now_ms();
+        enum wsout_rc rc = wsout_now(s->wsi, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            if (rc == WSOUT_SENT)
+                sconn_sent(s, m, t);
+            else
+                s->closed = true; /* lws kills the socket */
+            free(m);
+            return;
+        }
     }
     q_push(&s->q, m);
     lws_callback_on_writable(s->wsi);
@@ -882,16 +906,18 @@ static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *u
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!s)
             break;
-        struct msg *m = q_pop(&s->q);
-        if (!m)
-            break;
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        double t = now_ms();
-        for (int i = 0; i < m->nk; i++)
-            s->write_t[m->ks[i]] = t;
-        free(m);
-        if (n < 0)
-            return -1;
+        s->ready = true;
+        /* drain while the kernel takes it all (lws keeps a partial tail: then wait) */
+        while (s->q.h && !lws_partial_buffered(wsi)) {
+            struct msg *m = q_pop(&s->q);
+            double t = now_ms();
+            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            sconn_sent(s, m, t);
+            size_t len_m = m->len;
+            free(m);
+            if (n < (int)len_m)
+                return -1;
+        }
         if (s->q.h)
             lws_callback_on_writable(wsi);
         break;
@@ -923,11 +949,34 @@ static void tc_fail(struct tcall *c, const char *fmt, ...)
     c->st = TC_FAILED;
 }
 
+/* A message went out (lws_write returned at t): note when each caller frame was sent. */
+static void tc_sent(struct tcall *c, const struct msg *m, double t)
+{
+    if (m->seq >= 0 && m->seq < c->frames_cap) {
+        c->sent_t[m->seq] = t;
+        c->k_seq[m->seq % NLEV] = m->seq;
+    }
+}
+
+/* Send m: written at once when nothing is queued ahead (see sconn_send); stop always goes
+ * through WRITEABLE, which closes the socket after it as Twilio does. */
 static void tc_send(struct tcall *c, struct msg *m)
 {
     if (!m || !c->ws || c->ws_closed) {
         free(m);
         return;
+    }
+    if (c->ready && !c->q.h && m->seq != MSG_STOP) {
+        double t = now_ms();
+        enum wsout_rc rc = wsout_now(c->ws, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            if (rc == WSOUT_SENT)
+                tc_sent(c, m, t);
+            else
+                c->ws_closed = true; /* lws kills the socket */
+            free(m);
+            return;
+        }
     }
     q_push(&c->q, m);
     lws_callback_on_writable(c->ws);
@@ -1387,23 +1436,22 @@ static int cb_twilio(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
         if (!c)
             break;
-        struct msg *m = q_pop(&c->q);
-        if (!m)
-            break;
-        double t = now_ms();
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (m->seq >= 0 && m->seq < c->frames_cap) {
-            c->sent_t[m->seq] = t;
-            c->k_seq[m->seq % NLEV] = m->seq;
-        }
-        bool was_stop = m->seq == MSG_STOP;
-        free(m);
-        if (n < 0)
-            return -1;
-        if (was_stop) {
-            c->stop_sent = true;
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-            return -1; /* Twilio closes after stop */
+        c->ready = true;
+        /* drain while the kernel takes it all (lws keeps a partial tail: then wait) */
+        while (c->q.h && !lws_partial_buffered(wsi)) {
+            struct msg *m = q_pop(&c->q);
+            double t = now_ms();
+            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            tc_sent(c, m, t);
+            bool was_stop = m->seq == MSG_STOP, short_w = n < (int)m->len;
+            free(m);
+            if (short_w)
+                return -1;
+            if (was_stop) {
+                c->stop_sent = true;
+                lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+                return -1; /* Twilio closes after stop */
+            }
         }
         if (c->q.h)
             lws_callback_on_writable(wsi);
