@@ -460,6 +460,7 @@ struct run {
     /* measurements */
     struct samples lat, rtt, leg_in, leg_out, ttfa, tfm, lag, rss;
     double tick_due, next_rss, next_wait;
+    bool in_tick;
     bool all_done;
     long st_bad_msgs;
     /* server */
@@ -930,6 +931,8 @@ static void gem_on_message(struct sconn *s, const char *txt, size_t len, double 
     json_decref(m);
 }
 
+static void tick_poll(struct run *r, double t);
+
 static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len)
 {
@@ -958,6 +961,7 @@ static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *u
                 oai_on_message(s, mp, ml, t);
             else
                 gem_on_message(s, mp, ml, t);
+            tick_poll(r, now_ms());
         }
         if (s->closed)
             return -1;
@@ -1553,8 +1557,11 @@ static int cb_twilio(struct lws *wsi, enum lws_callback_reasons reason, void *us
         int k = rx_take(&c->rx, wsi, in, len, &mp, &ml);
         if (k < 0)
             return -1;
-        if (k == 1)
+        if (k == 1) {
             tc_on_message(c, mp, ml, t);
+            if (R)
+                tick_poll(R, now_ms());
+        }
         break;
     }
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
@@ -1627,10 +1634,8 @@ static double tc_next_due(const struct tcall *c)
 /* One periodic timer for all calls: every TICK_US it sends each due call's frame (the 20 ms
  * cadence per call is kept; the timestamps are taken at each lws_write). Before the hang-up
  * phase only calls whose due[] time has come are looked at. */
-static void tick_cb(lws_sorted_usec_list_t *sul)
+static void tick_run(struct run *r, double t)
 {
-    struct run *r = lws_container_of(sul, struct run, tick);
-    double t = now_ms();
     if (r->in_window && r->tick_due > 0)
         samp_add(&r->lag, t - r->tick_due);
     r->tick_due = t + TICK_US / 1000.0;
@@ -1674,7 +1679,33 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     for (int i = 0; i < r->n && all; i++)
         all = r->calls[i].st == TC_DONE || r->calls[i].st == TC_FAILED;
     r->all_done = all;
-    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, TICK_US);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct run *r = lws_container_of(sul, struct run, tick);
+    r->in_tick = true;
+    tick_run(r, now_ms());
+    r->in_tick = false;
+    /* next tick TICK_US after this one was due, not after it ended */
+    double wait_us = (r->tick_due - now_ms()) * 1000.0;
+    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb,
+                     wait_us < 1 ? 1 : wait_us > TICK_US ? TICK_US : (lws_usec_t)wait_us);
+}
+
+/* Called after each received message (t: a fresh timestamp): when the tick is due but the
+ * loop is still busy with a batch of readable sockets, run it now instead of after the batch,
+ * so a busy loop does not delay the 20 ms cadence. */
+static void tick_poll(struct run *r, double t)
+{
+    if (r->in_tick || r->tick_due <= 0 || t < r->tick_due)
+        return;
+    r->in_tick = true;
+    tick_run(r, t);
+    r->in_tick = false;
+    double wait_us = (r->tick_due - now_ms()) * 1000.0;
+    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb,
+                     wait_us < 1 ? 1 : wait_us > TICK_US ? TICK_US : (lws_usec_t)wait_us);
 }
 
 /* ------------------------------------------------------------------ server */
