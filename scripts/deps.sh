@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is already there. Needs root (or sudo).
 set -euo pipefail
 
-PKGS=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev
+PKGS=(build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev
       libcurl4-openssl-dev libsqlite3-dev libmariadb-dev mariadb-server
       libssl-dev libcmocka-dev libspeexdsp-dev curl ca-certificates nodejs npm)
 

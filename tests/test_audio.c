@@ -429,6 +429,29 @@ static uint32_t rnd(void)
 
 /* Random strings (valid alphabet and not), every truncation of valid base64, odd
  * lengths: never out of bounds (ASan), frames always whole, -1 only for bad input. */
+/* util_b64_plain guards every audio payload we put between JSON quotes unescaped. */
+static void test_audio_b64_plain_alphabet(void **state)
+{
+    (void)state;
+    int ok = 0;
+    for (int ch = 0; ch < 256; ch++) {
+        char c = (char)ch;
+        bool want = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                    (ch >= '0' && ch <= '9') || ch == '+' || ch == '/' || ch == '=';
+        assert_int_equal(util_b64_plain(&c, 1), want);
+        ok += want;
+    }
+    assert_int_equal(ok, 65);
+    static const char good[] = "fn9+/w==";
+    assert_true(util_b64_plain(good, strlen(good)));
+    assert_true(util_b64_plain("", 0));
+    /* a quote, a backslash or a NUL anywhere in the length is refused */
+    assert_false(util_b64_plain("ab\"cd", 5));
+    assert_false(util_b64_plain("ab\\cd", 5));
+    assert_false(util_b64_plain("ab\0cd", 5));
+    assert_false(util_b64_plain("abcd\n", 5));
+}
+
 static void test_audio_decoders_survive_garbage(void **state)
 {
     (void)state;
@@ -483,6 +506,7 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_audio_ulaw_known_values),
+        cmocka_unit_test(test_audio_b64_plain_alphabet),
         cmocka_unit_test(test_audio_ulaw_table_matches_formula),
         cmocka_unit_test(test_audio_ulaw_roundtrip_all_inputs),
         cmocka_unit_test(test_audio_pcm_le_packing),

@@ -33,6 +33,9 @@ unsigned util_hmac_sha256(const void *key, size_t klen, const void *msg, size_t 
 size_t util_b64_encode(const void *in, size_t n, char *out);
 /* base64url without padding. */
 size_t util_b64url_encode(const void *in, size_t n, char *out);
+/* True when each of the n chars is in the standard base64 alphabet or '=' (so it can be put
+ * between JSON quotes as is). Table-driven: this runs on every audio message. */
+bool util_b64_plain(const char *s, size_t n);
 /* Decode standard base64 (padding optional); returns bytes or -1 on bad input / overflow. */
 long util_b64_decode(const char *in, size_t n, uint8_t *out, size_t outsz);
 /* Decode base64url (no padding). */

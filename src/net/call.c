@@ -133,7 +133,7 @@ struct call {
     bool budget_logged;
 
     /* caller audio held until the provider is ready (newest HOLD_FRAMES frames) */
-    char *hold[HOLD_FRAMES];
+    char **hold; /* HOLD_FRAMES slots, allocated on first use, freed when flushed */
     int hold_head, hold_n;
 
     /* stats */
@@ -200,6 +200,17 @@ static void sess_put(struct call_sess *cs)
 
 /* ---- Twilio socket output ---- */
 
+/* Queue m behind what is waiting (written one per WRITEABLE). */
+static void conn_queue(struct tw_conn *k, struct net_msg *m)
+{
+    if (k->oq_tail)
+        k->oq_tail->next = m;
+    else
+        k->oq_head = m;
+    k->oq_tail = m;
+    lws_callback_on_writable(k->wsi);
+}
+
 static void conn_push(struct tw_conn *k, struct net_msg *m)
 {
     if (!k || k->closing || k->closed) {
@@ -215,12 +226,7 @@ static void conn_push(struct tw_conn *k, struct net_msg *m)
             return;
         }
     }
-    if (k->oq_tail)
-        k->oq_tail->next = m;
-    else
-        k->oq_head = m;
-    k->oq_tail = m;
-    lws_callback_on_writable(k->wsi);
+    conn_queue(k, m);
 }
 
 static void conn_close(struct tw_conn *k)
@@ -231,24 +237,67 @@ static void conn_close(struct tw_conn *k)
     lws_callback_on_writable(k->wsi);
 }
 
-/* Build {"event":EV,"streamSid":SID,<key>:{<field>:"<val>"}} without a JSON library:
- * the SID is checked at start to be [A-Za-z0-9_.:-], val is base64 or a mark name. */
+/* Longest Twilio message we build: the keys and punctuation, a SID (< 72), a value. */
+#define TW_OUT_MAX(vlen) (96 + 72 + (vlen))
+
+/* Write {"event":EV,"streamSid":SID,<key>:{<field>:"<val>"}} (no key: just event and SID) to
+ * p, which has TW_OUT_MAX(vlen) bytes, without a JSON library: the SID is checked at start to be
+ * [A-Za-z0-9_.:-] (< 72 chars), val is checked base64 or one of our mark names, ev/key/field
+ * are our literals. Returns the length. */
+static size_t msg_fill(char *p, const char *ev, const char *sid, const char *key,
+                       const char *field, const char *val, size_t vlen)
+{
+    char *w = p;
+#define PUT(str, n) (memcpy(w, (str), (n)), w += (n))
+#define PUTS(lit) PUT(lit, sizeof lit - 1)
+    PUTS("{\"event\":\"");
+    PUT(ev, strlen(ev));
+    PUTS("\",\"streamSid\":\"");
+    PUT(sid, strlen(sid));
+    if (key) {
+        PUTS("\",\"");
+        PUT(key, strlen(key));
+        PUTS("\":{\"");
+        PUT(field, strlen(field));
+        PUTS("\":\"");
+        PUT(val, vlen);
+        PUTS("\"}}");
+    } else {
+        PUTS("\"}");
+    }
+#undef PUTS
+#undef PUT
+    return (size_t)(w - p);
+}
+
 static struct net_msg *msg_build(enum net_msg_kind kind, const char *ev, const char *sid,
                                  const char *key, const char *field, const char *val, size_t vlen)
 {
-    size_t cap = 96 + strlen(sid) + vlen;
-    struct net_msg *m = net_msg_new(kind, cap);
-    if (!m)
-        return NULL;
-    char *p = (char *)m->buf + LWS_PRE;
-    int n;
-    if (key)
-        n = snprintf(p, cap + 1, "{\"event\":\"%s\",\"streamSid\":\"%s\",\"%s\":{\"%s\":\"%.*s\"}}",
-                     ev, sid, key, field, (int)vlen, val);
-    else
-        n = snprintf(p, cap + 1, "{\"event\":\"%s\",\"streamSid\":\"%s\"}", ev, sid);
-    m->len = (size_t)n;
+    struct net_msg *m = net_msg_new(kind, TW_OUT_MAX(vlen));
+    if (m)
+        m->len = msg_fill((char *)m->buf + LWS_PRE, ev, sid, key, field, val, vlen);
     return m;
+}
+
+/* Send a message to Twilio: written from the stack when nothing is queued (the usual case, no
+ * allocation), else built on the heap and queued. vlen <= CHUNK_B64. */
+static void conn_send(struct tw_conn *k, enum net_msg_kind kind, const char *ev, const char *sid,
+                      const char *key, const char *field, const char *val, size_t vlen)
+{
+    if (!k || k->closing || k->closed)
+        return;
+    if (!k->oq_head && vlen <= CHUNK_B64) {
+        unsigned char buf[LWS_PRE + TW_OUT_MAX(CHUNK_B64)];
+        size_t n = msg_fill((char *)buf + LWS_PRE, ev, sid, key, field, val, vlen);
+        enum wsout_rc rc = wsout_now(k->wsi, buf + LWS_PRE, n);
+        if (rc == WSOUT_ERR)
+            k->closing = true; /* being killed; CLOSED ends the call */
+        if (rc != WSOUT_QUEUE)
+            return;
+    }
+    struct net_msg *m = msg_build(kind, ev, sid, key, field, val, vlen);
+    if (m)
+        conn_queue(k, m);
 }
 
 static void free_msgs(struct net_msg *m)
@@ -271,19 +320,32 @@ static void send_mark(struct call *c)
     mk->off_ms = (int)(c->sent_bytes / 8);
     mk->flushed = false;
     snprintf(mk->name, sizeof mk->name, "%u:%d", mk->item, mk->off_ms);
-    struct net_msg *m =
-        msg_build(NET_MSG_MARK, "mark", c->stream_sid, "mark", "name", mk->name, strlen(mk->name));
-    if (!m)
-        return;
     c->mk_n++;
     c->mark_bytes = c->sent_bytes;
-    conn_push(c->conn, m);
+    conn_send(c->conn, NET_MSG_MARK, "mark", c->stream_sid, "mark", "name", mk->name,
+              strlen(mk->name));
 }
 
 static void pace_cb(lws_sorted_usec_list_t *sul)
 {
     struct call *c = lws_container_of(sul, struct call, sul_pace);
     pump(c);
+}
+
+/* Agent audio of item `item` (bytes of u-law) is being handed to Twilio now. */
+static void media_account(struct call *c, uint32_t item, int bytes, double now)
+{
+    if (item != c->sent_item) {
+        c->sent_item = item;
+        c->sent_bytes = c->mark_bytes = 0;
+    }
+    if (c->sent_bytes == 0)
+        c->item_first_ms = now;
+    if (c->play_until < now)
+        c->play_until = now;
+    c->play_until += bytes / 8.0;
+    c->sent_bytes += bytes;
+    c->msgs_out++;
 }
 
 /* Move backlog to Twilio while we are less than LEAD_MS ahead of playback. */
@@ -301,17 +363,7 @@ static void pump(struct call *c)
         if (!c->bl_head)
             c->bl_tail = NULL;
         m->next = NULL;
-        if (m->item != c->sent_item) {
-            c->sent_item = m->item;
-            c->sent_bytes = c->mark_bytes = 0;
-        }
-        if (c->sent_bytes == 0)
-            c->item_first_ms = now;
-        if (c->play_until < now)
-            c->play_until = now;
-        c->play_until += m->bytes / 8.0;
-        c->sent_bytes += m->bytes;
-        c->msgs_out++;
+        media_account(c, m->item, m->bytes, now);
         conn_push(c->conn, m);
         if ((c->sent_bytes - c->mark_bytes) / 8 >= MARK_EVERY_MS)
             send_mark(c);
@@ -325,13 +377,25 @@ static int b64_bytes(const char *b, size_t n)
     return (int)(n / 4 * 3) - pad;
 }
 
+/* Agent audio to Twilio in pieces of at most CHUNK_B64: written at once while nothing is
+ * waiting and we are less than LEAD_MS ahead of playback, else kept in the paced backlog. */
 static void queue_audio(struct call *c, const char *b64, size_t len)
 {
     size_t off = 0;
+    double now = util_mono_ms();
     while (off < len) {
         size_t n = len - off;
         if (n > CHUNK_B64 && len % 4 == 0)
             n = CHUNK_B64; /* split only well-formed base64, at a 4-char boundary */
+        if (!c->bl_head && c->conn && c->play_until - now <= LEAD_MS) {
+            media_account(c, c->item_seq, b64_bytes(b64 + off, n), now);
+            conn_send(c->conn, NET_MSG_MEDIA, "media", c->stream_sid, "media", "payload",
+                      b64 + off, n);
+            if ((c->sent_bytes - c->mark_bytes) / 8 >= MARK_EVERY_MS)
+                send_mark(c);
+            off += n;
+            continue;
+        }
         struct net_msg *m =
             msg_build(NET_MSG_MEDIA, "media", c->stream_sid, "media", "payload", b64 + off, n);
         if (!m)
@@ -351,6 +415,8 @@ static void queue_audio(struct call *c, const char *b64, size_t len)
 
 static void hold_frame(struct call *c, const char *b64, size_t len)
 {
+    if (!c->hold && !(c->hold = calloc(HOLD_FRAMES, sizeof *c->hold)))
+        return;
     char *copy = malloc(len + 1);
     if (!copy)
         return;
@@ -377,6 +443,9 @@ static void hold_flush(struct call *c, bool send)
             ops_of(c)->send_audio(c->prov, f, strlen(f));
         free(f);
     }
+    free(c->hold);
+    c->hold = NULL;
+    c->hold_head = 0;
 }
 
 /* ---- provider events ---- */
@@ -410,7 +479,7 @@ static void ev_audio(void *owner, const char *b64, size_t len, const char *item_
     if (item_id[0] && !strcmp(item_id, c->truncated_item))
         return; /* late audio of an item cut by barge-in */
     /* It goes into our JSON verbatim: only the base64 alphabet may pass. */
-    if (strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") < len) {
+    if (!util_b64_plain(b64, len)) {
         if (!c->bad_audio_logged++)
             log_warn("call=%s provider audio is not base64: dropped", c->call_sid);
         return;
@@ -486,9 +555,7 @@ static void ev_barge_in(void *owner)
     c->mk_n -= dropped < c->mk_n ? dropped : c->mk_n; /* never sent: no echo will come */
     for (int i = 0; i < c->mk_n; i++)
         c->marks[(c->mk_head + i) % MARKS_MAX].flushed = true;
-    struct net_msg *m = msg_build(NET_MSG_OTHER, "clear", c->stream_sid, NULL, NULL, NULL, 0);
-    if (m)
-        conn_push(c->conn, m);
+    conn_send(c->conn, NET_MSG_OTHER, "clear", c->stream_sid, NULL, NULL, NULL, 0);
     c->play_until = now;
     const char *item = c->items[c->sent_item % ITEM_RING];
     log_info("call=%s barge-in: clear sent, caller heard %d ms of item %s", c->call_sid, heard,

@@ -66,6 +66,7 @@ struct srv {
     bool env_open;
     struct pool *pool;
     struct lws_context *ctx;
+    struct lws_context *ctx_alive; /* ctx until lws has finished destroying it (pcontext) */
     uv_loop_t loop;   /* the event loop lws runs on (epoll), ours so we decide when to stop */
     void *foreign[1]; /* lws's foreign_loops list: &loop */
     bool loop_open;

@@ -243,7 +243,7 @@ static void build_protocols(struct srv *s)
         .name = "media",
         .callback = net__media_cb,
         .per_session_data_size = net__media_pss_size(),
-        .rx_buffer_size = 1024, /* media ~400 B, start ~700 B; longer ones are reassembled */
+        .rx_buffer_size = 512, /* a media message is ~400 B; longer ones (start) are reassembled */
     };
     for (int i = 0; i < NET_PROV_N; i++)
         if (s->provs[i] && s->provs[i]->protocol)
@@ -260,11 +260,12 @@ static int make_context(struct srv *s, int port, struct err *e)
                    LWS_SERVER_OPTION_LIBUV;
     s->foreign[0] = &s->loop;
     info.foreign_loops = s->foreign;
+    info.pcontext = &s->ctx_alive; /* lws writes NULL here when the destroy has completed */
     info.user = s;
     info.max_http_header_data = 4096; /* bigger request headers are refused by lws */
     info.timeout_secs = 10;           /* slow clients: handshake/body stalls */
     info.keepalive_timeout = 10;
-    s->ctx = lws_create_context(&info);
+    s->ctx = s->ctx_alive = lws_create_context(&info);
     if (!s->ctx)
         return err_set(e, ERR_INTERNAL, NULL, "lws_create_context failed");
 
@@ -364,11 +365,17 @@ static void teardown(struct srv *s)
     s->pool = NULL;
     sig_srv = NULL;
     if (s->ctx) {
-        lws_context_destroy(s->ctx);
+        /* On a foreign loop lws destroys in stages: each call closes what it can, the loop
+         * runs the close callbacks, the next call goes on; pcontext says when it is over. */
+        for (int i = 0; i < 8 && s->ctx_alive; i++) {
+            lws_context_destroy(s->ctx_alive);
+            uv_run(&s->loop, UV_RUN_DEFAULT);
+        }
+        if (s->ctx_alive)
+            log_warn("event loop: libwebsockets did not finish its shutdown");
         s->ctx = NULL;
     }
     if (s->loop_open) {
-        /* lws closes its handles asynchronously on a foreign loop: let them finish */
         uv_run(&s->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&s->loop))
             log_warn("event loop: handles still open at exit");

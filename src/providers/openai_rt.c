@@ -367,9 +367,7 @@ static void enqueue_append(struct oai *p, const char *b64, size_t len)
 {
     static const char head[] = "{\"type\":\"input_audio_buffer.append\",\"audio\":\"";
     static const char tail[] = "\"}";
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-    if (strspn(b64, alphabet) < len) {
+    if (!util_b64_plain(b64, len)) {
         if (p->audio_bad++ % 250 == 0)
             log_warn("call=%s caller audio is not base64: dropped (dropped=%lu)", p->call_sid,
                      p->audio_bad);
