@@ -446,6 +446,7 @@ struct run {
     double audio_s, ramp_s, settle_s;
     int srv_port, sp_port;
     struct lws_context *ctx;
+    struct lws_context *ctx_alive; /* lws sets it NULL when its staged destroy is complete */
     struct lws_vhost *vh;
     uv_loop_t loop; /* lws runs on it (foreign libuv loop: epoll, not poll() over every fd) */
     void *foreign[1];
@@ -1809,8 +1810,16 @@ static void loop_close(struct run *r)
 
 static void ctx_close(struct run *r)
 {
-    if (r->ctx)
-        lws_context_destroy(r->ctx);
+    if (r->ctx) {
+        /* On a foreign loop lws destroys in stages: each call closes what it can, the loop
+         * runs the close callbacks, the next call goes on; pcontext says when it is over. */
+        for (int i = 0; i < 8 && r->ctx_alive; i++) {
+            lws_context_destroy(r->ctx_alive);
+            uv_run(&r->loop, UV_RUN_DEFAULT);
+        }
+        if (r->ctx_alive)
+            fprintf(stderr, "bench_relay: libwebsockets did not finish its shutdown\n");
+    }
     r->ctx = NULL;
     loop_close(r);
 }
@@ -1917,8 +1926,9 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBUV;
     r->foreign[0] = &r->loop;
     ci.foreign_loops = r->foreign;
+    ci.pcontext = &r->ctx_alive;
     ci.fd_limit_per_thread = 0;
-    r->ctx = lws_create_context(&ci);
+    r->ctx = r->ctx_alive = lws_create_context(&ci);
     if (!r->ctx) {
         fprintf(stderr, "bench_relay: lws_create_context failed\n");
         loop_close(r);
