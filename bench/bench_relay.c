@@ -275,8 +275,8 @@ struct rxbuf {
 
 /* Append a fragment; returns 1 when a whole message is in rx. A message that arrives whole
  * in one fragment (the usual case) is not copied: *msg / *mlen point into lws's buffer. */
-static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len,
-                   const char **msg, size_t *mlen);
+static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len, const char **msg,
+                   size_t *mlen);
 static int rx_add(struct rxbuf *r, struct lws *wsi, const void *in, size_t len)
 {
     if (lws_is_first_fragment(wsi))
@@ -295,8 +295,8 @@ static int rx_add(struct rxbuf *r, struct lws *wsi, const void *in, size_t len)
     return lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 }
 
-static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len,
-                   const char **msg, size_t *mlen)
+static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len, const char **msg,
+                   size_t *mlen)
 {
     if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
         !lws_remaining_packet_payload(wsi)) {
@@ -359,8 +359,8 @@ static signed char lj_cb(struct lejp_ctx *ctx, char reason)
 }
 
 /* Parse txt picking paths[0..npaths-1] (3 or 4); 0 when the JSON was complete and well-formed. */
-static int lj_parse(struct lj *j, const char *const *paths, int npaths, const char *txt,
-                    size_t len, char *vbuf, size_t vcap)
+static int lj_parse(struct lj *j, const char *const *paths, int npaths, const char *txt, size_t len,
+                    char *vbuf, size_t vcap)
 {
     j->f0[0] = j->f1[0] = j->f3[0] = '\0';
     j->n0 = j->n1 = j->n3 = j->vlen = 0;
@@ -906,8 +906,7 @@ static void gem_on_message(struct sconn *s, const char *txt, size_t len, double 
                                         "realtimeInput.audio.data"};
     static char data[65536];
     struct lj j;
-    if (!lj_parse(&j, paths, 3, txt, len, data, sizeof data) && j.has[0] && j.has[2] &&
-        !j.has[1]) {
+    if (!lj_parse(&j, paths, 3, txt, len, data, sizeof data) && j.has[0] && j.has[2] && !j.has[1]) {
         if (!s->configured)
             s->bad++;
         else
@@ -924,8 +923,8 @@ static void gem_on_message(struct sconn *s, const char *txt, size_t len, double 
         if (!s->configured)
             s->bad++;
         else if (a)
-            gem_on_audio(s, json_string_value(json_object_get(a, "mimeType")),
-                         json_string_value(d), json_string_length(d), t);
+            gem_on_audio(s, json_string_value(json_object_get(a, "mimeType")), json_string_value(d),
+                         json_string_length(d), t);
     } else if ((v = json_object_get(m, "setup"))) {
         const char *model = json_string_value(json_object_get(v, "model"));
         if (s->configured || !model || strncmp(model, "models/", 7)) {
@@ -1694,16 +1693,23 @@ static void tick_run(struct run *r, double t)
     r->all_done = all;
 }
 
+static void tick_cb(lws_sorted_usec_list_t *sul);
+
+/* Run the tick now and schedule the next one TICK_US after this one was due (not after it
+ * ended). */
+static void tick_now(struct run *r, double t)
+{
+    r->in_tick = true;
+    tick_run(r, t);
+    r->in_tick = false;
+    double wait_us = (r->tick_due - now_ms()) * 1000.0;
+    lws_usec_t us = wait_us < 1 ? 1 : wait_us > TICK_US ? TICK_US : (lws_usec_t)wait_us;
+    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, us);
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
-    struct run *r = lws_container_of(sul, struct run, tick);
-    r->in_tick = true;
-    tick_run(r, now_ms());
-    r->in_tick = false;
-    /* next tick TICK_US after this one was due, not after it ended */
-    double wait_us = (r->tick_due - now_ms()) * 1000.0;
-    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb,
-                     wait_us < 1 ? 1 : wait_us > TICK_US ? TICK_US : (lws_usec_t)wait_us);
+    tick_now(lws_container_of(sul, struct run, tick), now_ms());
 }
 
 /* Called after each received message (t: a fresh timestamp): when the tick is due but the
@@ -1711,14 +1717,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
  * so a busy loop does not delay the 20 ms cadence. */
 static void tick_poll(struct run *r, double t)
 {
-    if (r->in_tick || r->tick_due <= 0 || t < r->tick_due)
-        return;
-    r->in_tick = true;
-    tick_run(r, t);
-    r->in_tick = false;
-    double wait_us = (r->tick_due - now_ms()) * 1000.0;
-    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb,
-                     wait_us < 1 ? 1 : wait_us > TICK_US ? TICK_US : (lws_usec_t)wait_us);
+    if (!r->in_tick && r->tick_due > 0 && t >= r->tick_due)
+        tick_now(r, t);
 }
 
 /* ------------------------------------------------------------------ server */
