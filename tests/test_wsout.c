@@ -46,10 +46,15 @@
 #define TICK_MS 5u
 #define BACKED_TICKS 20u   /* ticks the loop must turn while the sender is backed up */
 
-static bool g_big; /* every message MSG_BIG bytes (test_send_cap) */
+#define MSG_HUGE 65536u    /* far more than the kernel buffers of a stalled connection take */
+
+static bool g_big;  /* every message MSG_BIG bytes (test_send_cap) */
+static bool g_huge; /* message 0 is MSG_HUGE bytes (test_client_vanishes_lws_tail) */
 
 static size_t msg_len(unsigned seq)
 {
+    if (g_huge && seq == 0)
+        return MSG_HUGE;
     return g_big ? MSG_BIG : MSG_MIN + (seq * 131u) % MSG_SPAN;
 }
 
@@ -123,6 +128,8 @@ struct fx {
     unsigned ticks_in_stall;
     unsigned ticks_backed; /* ticks in the stall with messages waiting on the sender's queue */
     unsigned prod_waits; /* producer turns that found the queue full */
+    void (*cli_rx_hook)(struct fx *fx); /* called in CLIENT_RECEIVE after a whole message */
+    unsigned hook[5];                   /* what the hook saw */
 };
 
 static void note_partial(struct ep *e)
@@ -176,7 +183,7 @@ static void check_msg(struct ep *e, const unsigned char *p, size_t n)
 
 static void enqueue(struct ep *e, unsigned seq)
 {
-    struct tmsg *m = malloc(sizeof *m + LWS_PRE + MSG_MAX);
+    struct tmsg *m = malloc(sizeof *m + LWS_PRE + msg_len(seq));
     assert_non_null(m);
     m->next = NULL;
     m->len = msg_fill(m->buf + LWS_PRE, seq);
@@ -197,9 +204,14 @@ static void push(struct ep *e, unsigned seq)
     if (!e->wsi || e->closing || e->failed || e->closed)
         return;
     if (!e->qh) {
-        unsigned char buf[LWS_PRE + MSG_MAX];
+        unsigned char sbuf[LWS_PRE + MSG_MAX], *hbuf = NULL, *buf = sbuf;
+        if (msg_len(seq) > MSG_MAX) {
+            buf = hbuf = malloc(LWS_PRE + msg_len(seq));
+            assert_non_null(buf);
+        }
         size_t n = msg_fill(buf + LWS_PRE, seq);
         enum wsout_rc rc = wsout_now(e->wsi, buf + LWS_PRE, n);
+        free(hbuf); /* lws copied any tail it kept */
         if (rc == WSOUT_SENT) {
             e->rc_sent++;
             note_partial(e);
@@ -326,8 +338,14 @@ static int cli_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         on_open(&fx_of(wsi)->cli, wsi);
         return 0;
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        return on_rx(&fx_of(wsi)->cli, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+        struct fx *fx = fx_of(wsi);
+        unsigned before = fx->cli.nrx;
+        int rc = on_rx(&fx->cli, wsi, in, len);
+        if (fx->cli_rx_hook && fx->cli.nrx != before)
+            fx->cli_rx_hook(fx);
+        return rc;
+    }
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return on_writeable(&fx_of(wsi)->cli, wsi);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -431,7 +449,7 @@ static int fx_setup(void **state)
     fx->tick.data = fx;
     assert_int_equal(uv_timer_start(&fx->tick, on_tick, TICK_MS, TICK_MS), 0);
 
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(getenv("WSOUT_LWS_LOG") ? atoi(getenv("WSOUT_LWS_LOG")) : LLL_ERR, NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBUV;
@@ -489,7 +507,7 @@ static int fx_teardown(void **state)
     free(fx->cli.rx);
     free(fx);
     g_srv_rx = g_srv_tx = 0;
-    g_big = false;
+    g_big = g_huge = false;
     /* A context that never finished its destroy, or a handle left on the loop, is a leak. */
     return alive || closed ? -1 : 0;
 }
@@ -602,6 +620,20 @@ static bool tx_closed(struct fx *fx)
     return fx->tx->closed;
 }
 
+/* e's socket goes away with a reset (linger 0: no FIN, no WebSocket close), as a peer whose
+ * process died. The kill is an lws timeout, i.e. an lws_sul; called from outside any lws
+ * callback, lws 4.1 on libuv would not look at its timer list again until its next event
+ * (a sul inserted from outside does not re-arm the loop's timer), so wake it as a worker
+ * would: lws_cancel_service. */
+static void vanish(struct fx *fx, struct ep *e)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(
+        setsockopt((int)lws_get_socket_fd(e->wsi), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_cancel_service(fx->ctx);
+}
+
 /* The receiver vanishes (RST) while the sender has a partial write in lws and a queue. */
 static void peer_vanishes(void **state, bool server_sends)
 {
@@ -614,12 +646,7 @@ static void peer_vanishes(void **state, bool server_sends)
     assert_non_null(tx->wsi);
     bool partial = lws_partial_buffered(tx->wsi);
 
-    /* Linger 0: the close resets the connection instead of a clean FIN. */
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    assert_int_equal(setsockopt((int)lws_get_socket_fd(rx->wsi), SOL_SOCKET, SO_LINGER, &lg,
-                                sizeof lg),
-                     0);
-    lws_set_timeout(rx->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    vanish(fx, rx);
     unsigned pending = tx->qn;
     assert_true(run_until(fx, tx_closed, 3000));
     print_stats(fx, "vanished");
@@ -643,27 +670,100 @@ static void test_server_vanishes(void **state)
     peer_vanishes(state, false);
 }
 
-/* The socket fails under wsout_now itself: WSOUT_ERR, the wsi is killed (CLOSED comes),
- * later pushes are refused by the caller, nothing leaks. */
+static bool backed_long(struct fx *fx)
+{
+    return fx->ticks_backed >= BACKED_TICKS || fx->tx->closed;
+}
+
+/* Same, but with an lws tail for certain: message 0 (64 KB) cannot leave a stalled
+ * connection, so lws holds most of it while the caller queues the rest behind it. */
+static void test_client_vanishes_lws_tail(void **state)
+{
+    struct fx *fx = *state;
+    g_huge = true;
+    fx_connect(fx);
+    fx->tx = &fx->srv;
+    fx->rx = &fx->cli;
+    assert_int_equal(lws_rx_flow_control(fx->rx->wsi, 0), 0);
+    push(fx->tx, 0);
+    assert_int_equal(fx->tx->rc_sent, 1);
+    assert_true(lws_partial_buffered(fx->tx->wsi));
+    for (unsigned i = 1; i <= 20; i++)
+        push(fx->tx, i);
+    assert_int_equal(fx->tx->rc_queue, 1);
+    assert_int_equal(fx->tx->qn, 20);
+    fx->stall = true;
+    assert_true(run_until(fx, backed_long, 3000));
+    fx->stall = false;
+    /* The loop turned, the kernel took what it could, and the tail is still there. */
+    assert_false(fx->tx->closed);
+    assert_true(lws_partial_buffered(fx->tx->wsi));
+    assert_int_equal(fx->tx->wr_writeable, 0); /* no WRITEABLE while lws has a tail */
+
+    vanish(fx, fx->rx);
+    assert_true(run_until(fx, tx_closed, 3000));
+    assert_true(fx->rx->closed);
+    assert_int_equal(fx->rx->nrx, 0);
+    assert_int_equal(fx->tx->freed_at_close, 20);
+    assert_int_equal(fx->tx->wr_writeable, 0);
+    assert_null(fx->tx->qh);
+}
+
+/* The socket fails under wsout_now itself: WSOUT_ERR, and the wsi is killed (CLOSED comes),
+ * later pushes are refused by the caller, nothing leaks. Done inside an lws callback (the
+ * client's RECEIVE), where call.c and openai_rt.c write from. The server is paused, so it
+ * cannot notice the FIN that shutdown() sends: the client's close can only come from the
+ * kill that wsout_now asked for. */
+static bool cli_closed(struct fx *fx)
+{
+    return fx->cli.closed;
+}
+
+static bool srv_closed(struct fx *fx)
+{
+    return fx->srv.closed;
+}
+
+/* Runs inside an lws callback: records, the test asserts afterwards (no longjmp out of lws). */
+static void fail_in_callback(struct fx *fx)
+{
+    struct ep *t = &fx->cli;
+    fx->cli_rx_hook = NULL;
+    push(t, 0);
+    fx->hook[0] = t->rc_sent;
+    /* Our own write side shut: the next send() fails with EPIPE. */
+    fx->hook[1] = (unsigned)shutdown((int)lws_get_socket_fd(t->wsi), SHUT_WR);
+    push(t, 1);
+    fx->hook[2] = t->rc_err;
+    fx->hook[3] = t->failed;
+    push(t, 2); /* the caller drops it: the connection is going */
+    fx->hook[4] = t->rc_err + t->rc_sent + t->rc_queue + t->enqueued;
+}
+
 static void test_write_error(void **state)
 {
     struct fx *fx = *state;
     fx_connect(fx);
     fx->tx = &fx->cli;
     fx->rx = &fx->srv;
-    push(fx->tx, 0);
-    assert_int_equal(fx->tx->rc_sent, 1);
-    /* Our own write side shut: the next send() fails with EPIPE. */
-    assert_int_equal(shutdown((int)lws_get_socket_fd(fx->tx->wsi), SHUT_WR), 0);
-    push(fx->tx, 1);
-    assert_int_equal(fx->tx->rc_err, 1);
-    assert_true(fx->tx->failed);
-    push(fx->tx, 2); /* the caller drops it: the connection is going */
-    assert_int_equal(fx->tx->rc_err, 1);
-    assert_null(fx->tx->qh);
-    assert_true(run_until(fx, both_closed, 3000));
-    assert_true(fx->srv.nrx <= 1);
-    assert_int_equal(fx->srv.bad, 0);
+    assert_int_equal(lws_rx_flow_control(fx->srv.wsi, 0), 0);
+    fx->cli_rx_hook = fail_in_callback;
+    push(&fx->srv, 0); /* the trigger, server -> client */
+    assert_true(run_until(fx, cli_closed, 3000));
+    assert_int_equal(fx->hook[0], 1); /* message 0 sent */
+    assert_int_equal(fx->hook[1], 0); /* shutdown ok */
+    assert_int_equal(fx->hook[2], 1); /* message 1: WSOUT_ERR */
+    assert_int_equal(fx->hook[3], 1);
+    assert_int_equal(fx->hook[4], 2); /* message 2 never reached lws nor the queue */
+    assert_int_equal(fx->cli.rc_err, 1);
+    assert_int_equal(fx->cli.freed_at_close, 0);
+    assert_false(fx->srv.closed); /* it was not the peer that closed */
+    /* The server reads what came before the failure, then the end of the stream. */
+    assert_int_equal(lws_rx_flow_control(fx->srv.wsi, 1), 0);
+    assert_true(run_until(fx, srv_closed, 3000));
+    if (fx->srv.bad)
+        fail_msg("%s", fx->srv.why);
+    assert_int_equal(fx->srv.nrx, 1);
 }
 
 /* ---- lws's own send cap ---- */
@@ -742,6 +842,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_to_server, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_client_vanishes, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_server_vanishes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_client_vanishes_lws_tail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_write_error, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_send_cap_splits, fx_setup_cap_rx512, fx_teardown),
         cmocka_unit_test_setup_teardown(test_send_cap_fits, fx_setup_cap_tx4096, fx_teardown),
