@@ -33,20 +33,20 @@
 
 /* ---- the numbered messages ---- */
 
-#define N_MSGS 3000u       /* per transfer: ~1 MB, far more than the shrunk buffers hold */
-#define MSG_MIN 180u       /* bytes; like a Twilio media message or an audio append */
+#define N_MSGS 3000u /* per transfer: ~1 MB, far more than the shrunk buffers hold */
+#define MSG_MIN 180u /* bytes; like a Twilio media message or an audio append */
 #define MSG_SPAN 300u
-#define MSG_BIG 1448u      /* the longest Twilio message call.c builds: TW_OUT_MAX(CHUNK_B64) */
-#define MSG_MAX MSG_BIG    /* buffer size */
-#define BURST 24           /* messages per producer turn (every 1 ms) */
-#define QMAX 256u          /* the caller's queue: the producer waits above this, never drops */
-#define SOCKBUF 4096       /* SO_SNDBUF / SO_RCVBUF asked for (the kernel doubles it) */
-#define STALL_MIN_MS 300u  /* the receiver reads nothing for at least this long */
+#define MSG_BIG 1448u     /* the longest Twilio message call.c builds: TW_OUT_MAX(CHUNK_B64) */
+#define MSG_MAX MSG_BIG   /* buffer size */
+#define BURST 24          /* messages per producer turn (every 1 ms) */
+#define QMAX 256u         /* the caller's queue: the producer waits above this, never drops */
+#define SOCKBUF 4096      /* SO_SNDBUF / SO_RCVBUF asked for (the kernel doubles it) */
+#define STALL_MIN_MS 300u /* the receiver reads nothing for at least this long */
 #define STALL_MAX_MS 3000u
 #define TICK_MS 5u
-#define BACKED_TICKS 20u   /* ticks the loop must turn while the sender is backed up */
+#define BACKED_TICKS 20u /* ticks the loop must turn while the sender is backed up */
 
-#define MSG_HUGE 65536u    /* far more than the kernel buffers of a stalled connection take */
+#define MSG_HUGE 65536u /* far more than the kernel buffers of a stalled connection take */
 
 static bool g_big;  /* every message MSG_BIG bytes (test_send_cap) */
 static bool g_huge; /* message 0 is MSG_HUGE bytes (test_client_vanishes_lws_tail) */
@@ -87,25 +87,25 @@ struct ep {
     const char *name;
     struct lws *wsi; /* NULL once closed */
     bool open, closed;
-    bool closing;    /* graceful close asked: drain the queue, then close */
-    bool failed;     /* wsout_now said WSOUT_ERR: the wsi is being killed */
-    bool conn_error; /* client connect failed */
+    bool closing;       /* graceful close asked: drain the queue, then close */
+    bool failed;        /* wsout_now said WSOUT_ERR: the wsi is being killed */
+    bool conn_error;    /* client connect failed */
     int sndbuf, rcvbuf; /* what the kernel granted, bytes */
     /* as sender */
     struct tmsg *qh, *qt;
-    unsigned qn, qn_max;    /* queued messages now / at most */
-    unsigned produced;      /* messages handed to push() */
+    unsigned qn, qn_max;                /* queued messages now / at most */
+    unsigned produced;                  /* messages handed to push() */
     unsigned rc_sent, rc_queue, rc_err; /* wsout_now results */
-    unsigned enqueued;      /* messages put on the queue (QUEUE, or queue not empty) */
-    unsigned wr_writeable;  /* messages written from WRITEABLE */
-    unsigned partial_seen;  /* times lws_partial_buffered() was seen true */
-    unsigned freed_at_close; /* queued messages dropped by CLOSED */
+    unsigned enqueued;                  /* messages put on the queue (QUEUE, or queue not empty) */
+    unsigned wr_writeable;              /* messages written from WRITEABLE */
+    unsigned partial_seen;              /* times lws_partial_buffered() was seen true */
+    unsigned freed_at_close;            /* queued messages dropped by CLOSED */
     /* as receiver */
     unsigned char *rx;
     size_t rx_len, rx_cap;
-    unsigned nrx;     /* whole messages received */
-    unsigned bad;     /* messages that were not the next one, intact */
-    char why[160];    /* the first bad one */
+    unsigned nrx;  /* whole messages received */
+    unsigned bad;  /* messages that were not the next one, intact */
+    char why[160]; /* the first bad one */
 };
 
 struct fx {
@@ -125,9 +125,10 @@ struct fx {
     uint64_t last_tick_ns, max_gap_ns;
     unsigned ticks;
     bool stall;
+    uint64_t stall_start_ns;
     unsigned ticks_in_stall;
     unsigned ticks_backed; /* ticks in the stall with messages waiting on the sender's queue */
-    unsigned prod_waits; /* producer turns that found the queue full */
+    unsigned prod_waits;   /* producer turns that found the queue full */
     void (*cli_rx_hook)(struct fx *fx); /* called in CLIENT_RECEIVE after a whole message */
     unsigned hook[5];                   /* what the hook saw */
 };
@@ -514,18 +515,15 @@ static int fx_teardown(void **state)
 
 /* ---- transfer under backpressure ---- */
 
-static bool stall_done(struct fx *fx);
-static uint64_t stall_start_ns;
-
 static bool stall_done(struct fx *fx)
 {
-    uint64_t ms = (uv_hrtime() - stall_start_ns) / 1000000u;
+    uint64_t ms = (uv_hrtime() - fx->stall_start_ns) / 1000000u;
     struct ep *t = fx->tx;
     if (t->closed || t->failed)
         return true;
     /* Time alone is no measure on a loaded machine: also wait for the loop to have turned. */
-    return ms >= STALL_MAX_MS || (ms >= STALL_MIN_MS && t->rc_queue && t->qn >= QMAX &&
-                                  fx->ticks_backed >= BACKED_TICKS);
+    return ms >= STALL_MAX_MS ||
+           (ms >= STALL_MIN_MS && t->rc_queue && t->qn >= QMAX && fx->ticks_backed >= BACKED_TICKS);
 }
 
 static bool all_delivered(struct fx *fx)
@@ -537,11 +535,12 @@ static void print_stats(struct fx *fx, const char *what)
 {
     struct ep *t = fx->tx, *r = fx->rx;
     print_message("%s: %s->%s direct=%u QUEUE=%u ERR=%u enqueued=%u from-writeable=%u "
-                  "partial-seen=%u queue-max=%u producer-waits=%u | received=%u bad=%u | sndbuf=%d rcvbuf=%d | "
+                  "partial-seen=%u queue-max=%u producer-waits=%u | received=%u bad=%u | sndbuf=%d "
+                  "rcvbuf=%d | "
                   "ticks=%u (in stall %u, backed up %u) max-gap=%.1f ms\n",
-                  what, t->name, r->name, t->rc_sent, t->rc_queue, t->rc_err, t->enqueued, t->wr_writeable,
-                  t->partial_seen, t->qn_max, fx->prod_waits, r->nrx, r->bad, t->sndbuf,
-                  r->rcvbuf, fx->ticks, fx->ticks_in_stall, fx->ticks_backed,
+                  what, t->name, r->name, t->rc_sent, t->rc_queue, t->rc_err, t->enqueued,
+                  t->wr_writeable, t->partial_seen, t->qn_max, fx->prod_waits, r->nrx, r->bad,
+                  t->sndbuf, r->rcvbuf, fx->ticks, fx->ticks_in_stall, fx->ticks_backed,
                   (double)fx->max_gap_ns / 1e6);
 }
 
@@ -554,8 +553,9 @@ static void stall_phase(struct fx *fx, struct ep *tx, struct ep *rx)
     assert_int_equal(lws_rx_flow_control(rx->wsi, 0), 0);
     fx->stall = true;
     fx->ticks_in_stall = 0;
-    stall_start_ns = uv_hrtime();
+    fx->stall_start_ns = uv_hrtime();
     lws_sul_schedule(fx->ctx, 0, &fx->sul_prod, produce, 1);
+    lws_cancel_service(fx->ctx); /* a sul added from outside lws: see vanish() */
     run_until(fx, stall_done, STALL_MAX_MS + 500);
     fx->stall = false;
 }
