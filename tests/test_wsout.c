@@ -11,8 +11,10 @@
  * Checked: the fallback path is really taken (WSOUT_QUEUE, lws_partial_buffered); after the
  * receiver resumes every numbered message arrives exactly once, in order, byte for byte; a
  * plain uv timer keeps ticking during the stall (the loop never blocks); a peer that
- * vanishes with data pending, and a socket that fails under wsout_now, end in a close
- * without crash or leak (ASan build). Everything runs on the test thread; waits are bounded.
+ * vanishes with data pending (in our queue, or in lws's own tail), and a socket that fails
+ * under wsout_now, end in a close without crash or leak (ASan build); and lws's per-send cap
+ * (tx_packet_size / rx_buffer_size), which decides whether a long message leaves a tail on
+ * an idle socket. Everything runs on the test thread; waits are bounded (no sleeps).
  */
 #include <stdarg.h>
 #include <stddef.h>
