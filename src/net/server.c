@@ -442,6 +442,12 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
             net__calls_end_all(s, "shutdown");
             s->stop = true;
         }
+        if (s->got_signal && !s->signal_seen) {
+            /* timers and kills set here, outside any lws callback, are noticed by lws on
+             * libuv only at its next event: give it one (tests/test_wsout.c found this) */
+            s->signal_seen = true;
+            lws_cancel_service(s->ctx);
+        }
     }
     teardown(s);
     log_info("stopped");
