@@ -44,6 +44,7 @@
 #include "audio/audio.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "net/wsout.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -68,6 +69,7 @@
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define AUTH_TOKEN "0123456789abcdef0123456789abcdef"
 #define ACCOUNT_SID "AC00000000000000000000000000000000"
@@ -271,7 +273,10 @@ struct rxbuf {
     size_t len, cap;
 };
 
-/* Append a fragment; returns 1 when a whole message is in rx. */
+/* Append a fragment; returns 1 when a whole message is in rx. A message that arrives whole
+ * in one fragment (the usual case) is not copied: *msg / *mlen point into lws's buffer. */
+static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len, const char **msg,
+                   size_t *mlen);
 static int rx_add(struct rxbuf *r, struct lws *wsi, const void *in, size_t len)
 {
     if (lws_is_first_fragment(wsi))
@@ -290,14 +295,31 @@ static int rx_add(struct rxbuf *r, struct lws *wsi, const void *in, size_t len)
     return lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 }
 
+static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len, const char **msg,
+                   size_t *mlen)
+{
+    if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
+        !lws_remaining_packet_payload(wsi)) {
+        r->len = 0;
+        *msg = in;
+        *mlen = len;
+        return 1;
+    }
+    int k = rx_add(r, wsi, in, len);
+    *msg = r->p;
+    *mlen = r->len;
+    return k;
+}
+
 /* Fast path for the two hot messages (Twilio media, OpenAI input_audio_buffer.append):
  * lws's streaming LEJP parser picks out three string fields without building a tree,
  * ~3x cheaper than json_loadb (docs/loadgen.md); everything else goes to jansson. */
 struct lj {
-    char f0[64], f1[80]; /* path 0 and 1 values (truncated) */
-    char *v;             /* path 2 value */
-    size_t n0, n1, vlen, vcap;
-    bool big; /* path 2 value did not fit */
+    char f0[64], f1[80], f3[64]; /* path 0, 1 and 3 values (truncated) */
+    char *v;                     /* path 2 value */
+    size_t n0, n1, n3, vlen, vcap;
+    bool big;    /* path 2 value did not fit */
+    bool has[4]; /* a string value was seen for path i */
 };
 
 static void lj_add(char *dst, size_t *n, size_t cap, const char *src, size_t len, bool *big)
@@ -317,6 +339,8 @@ static signed char lj_cb(struct lejp_ctx *ctx, char reason)
     struct lj *j = ctx->user;
     if (!ctx->path_match || (reason != LEJPCB_VAL_STR_CHUNK && reason != LEJPCB_VAL_STR_END))
         return 0;
+    if (reason == LEJPCB_VAL_STR_END && ctx->path_match <= 4)
+        j->has[ctx->path_match - 1] = true;
     switch (ctx->path_match - 1) {
     case 0:
         lj_add(j->f0, &j->n0, sizeof j->f0, ctx->buf, ctx->npos, NULL);
@@ -327,20 +351,26 @@ static signed char lj_cb(struct lejp_ctx *ctx, char reason)
     case 2:
         lj_add(j->v, &j->vlen, j->vcap, ctx->buf, ctx->npos, &j->big);
         break;
+    case 3:
+        lj_add(j->f3, &j->n3, sizeof j->f3, ctx->buf, ctx->npos, NULL);
+        break;
     }
     return 0;
 }
 
-/* Parse txt picking paths[0..2]; 0 when the JSON was complete and well-formed. */
-static int lj_parse(struct lj *j, const char *const paths[3], const char *txt, size_t len,
+/* Parse txt picking paths[0..npaths-1] (3 or 4); 0 when the JSON was complete and well-formed. */
+static int lj_parse(struct lj *j, const char *const *paths, int npaths, const char *txt, size_t len,
                     char *vbuf, size_t vcap)
 {
-    memset(j, 0, sizeof *j);
+    j->f0[0] = j->f1[0] = j->f3[0] = '\0';
+    j->n0 = j->n1 = j->n3 = j->vlen = 0;
+    j->big = false;
+    memset(j->has, 0, sizeof j->has);
     j->v = vbuf;
     j->vcap = vcap;
     vbuf[0] = '\0';
     struct lejp_ctx ctx;
-    lejp_construct(&ctx, lj_cb, j, paths, 3);
+    lejp_construct(&ctx, lj_cb, j, paths, (unsigned char)npaths);
     int m = lejp_parse(&ctx, (const unsigned char *)txt, (int)len);
     lejp_destruct(&ctx);
     return m < 0 || j->big ? -1 : 0;
@@ -359,6 +389,7 @@ struct sconn { /* one provider socket accepted by the stand-in */
     uint64_t in_total, out_total; /* Gemini echo: samples in (at in_rate) and out (24 kHz) */
     int in_rate;
     bool configured, closed;
+    bool ready; /* first WRITEABLE seen: direct writes allowed from now on */
     int resp_n, evn;
     double recv_t[NLEV], write_t[NLEV];
     long appends, bad;
@@ -404,6 +435,7 @@ struct tcall {
     int conn_id, greet_n, greet_d[GREET_DIGITS];
     bool greet_on;
     bool stop_queued, stop_sent, ws_closed;
+    bool ready; /* first WRITEABLE seen: direct writes allowed from now on */
     long media_rx, marks_rx, marks_echoed, clears, violations, dups, unmatched;
     char fail[160];
 };
@@ -414,8 +446,13 @@ struct run {
     double audio_s, ramp_s, settle_s;
     int srv_port, sp_port;
     struct lws_context *ctx;
+    struct lws_context *ctx_alive; /* lws sets it NULL when its staged destroy is complete */
     struct lws_vhost *vh;
+    uv_loop_t loop; /* lws runs on it (foreign libuv loop: epoll, not poll() over every fd) */
+    void *foreign[1];
+    bool loop_open;
     struct tcall *calls;
+    double *due; /* due[i]: when call i next needs the tick (compact: scanned every tick) */
     struct sconn **conns;
     int nconns, conns_cap;
     double t0, t_win0, t_stop, t_close, t_end;
@@ -424,6 +461,7 @@ struct run {
     /* measurements */
     struct samples lat, rtt, leg_in, leg_out, ttfa, tfm, lag, rss;
     double tick_due, next_rss, next_wait;
+    bool in_tick;
     bool all_done;
     long st_bad_msgs;
     /* server */
@@ -543,11 +581,60 @@ static struct sconn *sconn_new(struct run *r)
     return s;
 }
 
+/* A message went out (lws_write returned): note when its echo levels were written. */
+static void sconn_sent(struct sconn *s, const struct msg *m, double t)
+{
+    for (int i = 0; i < m->nk; i++)
+        s->write_t[m->ks[i]] = t;
+}
+
+/* The hot path of sconn_send without the allocation: p has LWS_PRE writable bytes before it;
+ * ks/nk are the echo levels it carries. Copied into a queued message only when it must wait. */
+static void sconn_write(struct sconn *s, unsigned char *p, size_t len, const int8_t *ks, int nk)
+{
+    if (s->closed || !s->wsi)
+        return;
+    if (s->ready && !s->q.h) {
+        double t = now_ms();
+        enum wsout_rc rc = wsout_now(s->wsi, p, len);
+        if (rc == WSOUT_SENT)
+            for (int i = 0; i < nk; i++)
+                s->write_t[ks[i]] = t;
+        else if (rc == WSOUT_ERR)
+            s->closed = true; /* lws kills the socket */
+        if (rc != WSOUT_QUEUE)
+            return;
+    }
+    struct msg *m = msg_new(len);
+    if (!m)
+        return;
+    memcpy(m->buf + LWS_PRE, p, len);
+    m->len = len;
+    m->nk = nk;
+    memcpy(m->ks, ks, (size_t)nk);
+    q_push(&s->q, m);
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Send m: written at once when nothing is queued ahead (net/wsout: no WRITEABLE round, no
+ * POLLOUT arm/disarm = epoll_ctl DEL+ADD under libuv), else queued for WRITEABLE. */
 static void sconn_send(struct sconn *s, struct msg *m)
 {
-    if (!m || s->closed) {
+    if (!m || s->closed || !s->wsi) {
         free(m);
         return;
+    }
+    if (s->ready && !s->q.h) {
+        double t = now_ms();
+        enum wsout_rc rc = wsout_now(s->wsi, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            if (rc == WSOUT_SENT)
+                sconn_sent(s, m, t);
+            else
+                s->closed = true; /* lws kills the socket */
+            free(m);
+            return;
+        }
     }
     q_push(&s->q, m);
     lws_callback_on_writable(s->wsi);
@@ -637,15 +724,15 @@ static void oai_on_response_create(struct sconn *s)
                                 "type", "message", "role", "assistant", "status", "completed"));
 }
 
-static void note_levels(struct sconn *s, const uint8_t *u, size_t n, struct msg *m, double t)
+static void note_levels(struct sconn *s, const uint8_t *u, size_t n, int8_t *ks, int *nk, double t)
 {
     for (size_t i = 0; i < n; i++) {
         int code = det_push(&s->det, u[i]);
         int k = code >= 0 ? lev_of(code) : -1;
         if (k >= 0) {
             s->recv_t[k] = t;
-            if (m && m->nk < (int)sizeof m->ks)
-                m->ks[m->nk++] = (int8_t)k;
+            if (*nk < 8)
+                ks[(*nk)++] = (int8_t)k;
         }
     }
 }
@@ -659,29 +746,30 @@ static void oai_on_append(struct sconn *s, const char *b64, size_t len, double t
         return;
     }
     s->appends++;
-    char iid[40];
-    snprintf(iid, sizeof iid, "item_echo_%d", s->id);
-    char *tb64 = NULL;
+    char tb64[4096 * 4 / 3 + 8];
     if (g_echo_ratio < 1.0) { /* shorter echo: the agent never runs ahead of playback */
         size_t keep = (size_t)((double)n * g_echo_ratio) / 3 * 3;
         if (keep < 48)
             keep = (size_t)n;
-        tb64 = malloc(keep * 4 / 3 + 8);
-        if (tb64) {
+        if (keep < (size_t)n && len == ((size_t)n + 2) / 3 * 4)
+            len = keep / 3 * 4; /* canonical base64: the first keep bytes are this prefix */
+        else if (keep < (size_t)n) {
             len = util_b64_encode(u, keep, tb64);
             b64 = tb64;
         }
     }
-    struct msg *e =
-        msg_printf(len + 256,
-                   "{\"type\":\"response.output_audio.delta\",\"event_id\":\"event_%d_%d\","
-                   "\"response_id\":\"resp_echo_%d\",\"item_id\":\"%s\",\"output_index\":0,"
-                   "\"content_index\":0,\"delta\":\"%.*s\"}",
-                   s->id, ++s->evn, s->id, iid, (int)len, b64);
-    if (e)
-        note_levels(s, u, (size_t)n, e, t);
-    sconn_send(s, e);
-    free(tb64);
+    static unsigned char ebuf[LWS_PRE + 8192 + 256];
+    const size_t ecap = sizeof ebuf - LWS_PRE;
+    int el = snprintf((char *)ebuf + LWS_PRE, ecap,
+                      "{\"type\":\"response.output_audio.delta\",\"event_id\":\"event_%d_%d\","
+                      "\"response_id\":\"resp_echo_%d\",\"item_id\":\"item_echo_%d\","
+                      "\"output_index\":0,\"content_index\":0,\"delta\":\"%.*s\"}",
+                      s->id, ++s->evn, s->id, s->id, (int)len, b64);
+    int8_t ks[8];
+    int nk = 0;
+    note_levels(s, u, (size_t)n, ks, &nk, t);
+    if (el > 0 && (size_t)el < ecap)
+        sconn_write(s, ebuf + LWS_PRE, (size_t)el, ks, nk);
 }
 
 static void oai_on_message(struct sconn *s, const char *txt, size_t len, double t)
@@ -689,7 +777,7 @@ static void oai_on_message(struct sconn *s, const char *txt, size_t len, double 
     static const char *const paths[] = {"type", "event_id", "audio"};
     static char audio[8192];
     struct lj j;
-    if (!lj_parse(&j, paths, txt, len, audio, sizeof audio) &&
+    if (!lj_parse(&j, paths, 3, txt, len, audio, sizeof audio) &&
         !strcmp(j.f0, "input_audio_buffer.append")) {
         if (!s->configured || !j.vlen)
             s->bad++; /* the server promised to hold audio until session.updated */
@@ -755,14 +843,12 @@ static void gem_greet(struct sconn *s)
     sconn_send(s, msg_printf(64, "{\"serverContent\":{\"turnComplete\":true}}"));
 }
 
-static void gem_on_audio(struct sconn *s, json_t *audio, double t)
+/* realtimeInput.audio: mime "audio/pcm;rate=R", data base64 PCM16 LE (b64 NULL: missing). */
+static void gem_on_audio(struct sconn *s, const char *mime, const char *b64, size_t bl, double t)
 {
-    const char *mime = json_string_value(json_object_get(audio, "mimeType"));
-    json_t *d = json_object_get(audio, "data");
     const char *r = mime ? strstr(mime, "rate=") : NULL;
     int rate = r ? atoi(r + 5) : 0;
-    if (!mime || strncmp(mime, "audio/pcm", 9) || rate < 8000 || rate > 48000 ||
-        !json_is_string(d)) {
+    if (!mime || strncmp(mime, "audio/pcm", 9) || rate < 8000 || rate > 48000 || !b64) {
         s->bad++;
         return;
     }
@@ -771,9 +857,8 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
         s->in_total = s->out_total = 0;
         det_init(&s->det, rate);
     }
-    size_t bl = json_string_length(d);
-    uint8_t *le = malloc(bl);
-    long nb = le ? util_b64_decode(json_string_value(d), bl, le, bl) : -1;
+    uint8_t *le = malloc(bl + 1);
+    long nb = le ? util_b64_decode(b64, bl, le, bl + 1) : -1;
     if (nb < 2) {
         free(le);
         s->bad++;
@@ -805,7 +890,7 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
             no = (size_t)((double)no * g_echo_ratio);
         struct msg *m = gem_audio_msg(out, no);
         if (m)
-            note_levels(s, codes, ns, m, t);
+            note_levels(s, codes, ns, m->ks, &m->nk, t);
         sconn_send(s, m);
     }
     free(le);
@@ -816,16 +901,30 @@ static void gem_on_audio(struct sconn *s, json_t *audio, double t)
 
 static void gem_on_message(struct sconn *s, const char *txt, size_t len, double t)
 {
+    /* the caller audio (25-50/s per call, 1.7 KB and more) by LEJP; the rest by jansson */
+    static const char *const paths[] = {"realtimeInput.audio.mimeType", "setup.model",
+                                        "realtimeInput.audio.data"};
+    static char data[65536];
+    struct lj j;
+    if (!lj_parse(&j, paths, 3, txt, len, data, sizeof data) && j.has[0] && j.has[2] && !j.has[1]) {
+        if (!s->configured)
+            s->bad++;
+        else
+            gem_on_audio(s, j.f0, data, j.vlen, t);
+        return;
+    }
     json_t *m = json_loadb(txt, len, 0, NULL);
     json_t *v;
     if (!json_is_object(m)) {
         s->bad++;
     } else if ((v = json_object_get(m, "realtimeInput"))) {
         json_t *a = json_object_get(v, "audio");
+        json_t *d = json_object_get(a, "data");
         if (!s->configured)
             s->bad++;
         else if (a)
-            gem_on_audio(s, a, t);
+            gem_on_audio(s, json_string_value(json_object_get(a, "mimeType")), json_string_value(d),
+                         json_string_length(d), t);
     } else if ((v = json_object_get(m, "setup"))) {
         const char *model = json_string_value(json_object_get(v, "model"));
         if (s->configured || !model || strncmp(model, "models/", 7)) {
@@ -843,6 +942,8 @@ static void gem_on_message(struct sconn *s, const char *txt, size_t len, double 
     }
     json_decref(m);
 }
+
+static void tick_poll(struct run *r, double t);
 
 static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len)
@@ -862,14 +963,17 @@ static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *u
         if (!s)
             return -1;
         double t = now_ms();
-        int k = rx_add(&s->rx, wsi, in, len);
+        const char *mp;
+        size_t ml;
+        int k = rx_take(&s->rx, wsi, in, len, &mp, &ml);
         if (k < 0)
             return -1;
         if (k == 1) {
             if (r->pk == PK_OPENAI)
-                oai_on_message(s, s->rx.p, s->rx.len, t);
+                oai_on_message(s, mp, ml, t);
             else
-                gem_on_message(s, s->rx.p, s->rx.len, t);
+                gem_on_message(s, mp, ml, t);
+            tick_poll(r, now_ms());
         }
         if (s->closed)
             return -1;
@@ -878,16 +982,18 @@ static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *u
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!s)
             break;
-        struct msg *m = q_pop(&s->q);
-        if (!m)
-            break;
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        double t = now_ms();
-        for (int i = 0; i < m->nk; i++)
-            s->write_t[m->ks[i]] = t;
-        free(m);
-        if (n < 0)
-            return -1;
+        s->ready = true;
+        /* drain while the kernel takes it all (lws keeps a partial tail: then wait) */
+        while (s->q.h && !lws_partial_buffered(wsi)) {
+            struct msg *m = q_pop(&s->q);
+            double t = now_ms();
+            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            sconn_sent(s, m, t);
+            size_t len_m = m->len;
+            free(m);
+            if (n < (int)len_m)
+                return -1;
+        }
         if (s->q.h)
             lws_callback_on_writable(wsi);
         break;
@@ -919,11 +1025,65 @@ static void tc_fail(struct tcall *c, const char *fmt, ...)
     c->st = TC_FAILED;
 }
 
+/* A message went out (lws_write returned at t): note when each caller frame was sent. */
+static void tc_sent_seq(struct tcall *c, long seq, double t)
+{
+    if (seq >= 0 && seq < c->frames_cap) {
+        c->sent_t[seq] = t;
+        c->k_seq[seq % NLEV] = seq;
+    }
+}
+
+static void tc_sent(struct tcall *c, const struct msg *m, double t)
+{
+    tc_sent_seq(c, m->seq, t);
+}
+
+/* The hot path of tc_send without the allocation: p has LWS_PRE writable bytes before it
+ * (lws masks the payload in place); copied into a queued message only when it must wait. */
+static void tc_write(struct tcall *c, unsigned char *p, size_t len, long seq)
+{
+    if (!c->ws || c->ws_closed)
+        return;
+    if (c->ready && !c->q.h) {
+        double t = now_ms();
+        enum wsout_rc rc = wsout_now(c->ws, p, len);
+        if (rc == WSOUT_SENT)
+            tc_sent_seq(c, seq, t);
+        else if (rc == WSOUT_ERR)
+            c->ws_closed = true; /* lws kills the socket */
+        if (rc != WSOUT_QUEUE)
+            return;
+    }
+    struct msg *m = msg_new(len);
+    if (!m)
+        return;
+    memcpy(m->buf + LWS_PRE, p, len);
+    m->len = len;
+    m->seq = seq;
+    q_push(&c->q, m);
+    lws_callback_on_writable(c->ws);
+}
+
+/* Send m: written at once when nothing is queued ahead (see sconn_send); stop always goes
+ * through WRITEABLE, which closes the socket after it as Twilio does. */
 static void tc_send(struct tcall *c, struct msg *m)
 {
     if (!m || !c->ws || c->ws_closed) {
         free(m);
         return;
+    }
+    if (c->ready && !c->q.h && m->seq != MSG_STOP) {
+        double t = now_ms();
+        enum wsout_rc rc = wsout_now(c->ws, m->buf + LWS_PRE, m->len);
+        if (rc != WSOUT_QUEUE) {
+            if (rc == WSOUT_SENT)
+                tc_sent(c, m, t);
+            else
+                c->ws_closed = true; /* lws kills the socket */
+            free(m);
+            return;
+        }
     }
     q_push(&c->q, m);
     lws_callback_on_writable(c->ws);
@@ -1079,25 +1239,33 @@ static void tc_place(struct tcall *c)
 
 /* A caller frame: the level of its number, or (silence) u-law silence, which Twilio keeps
  * streaming while the caller says nothing; silence is not counted or matched. */
+/* base64 of the 160-byte frame of each level, and of silence (index NLEV): made once */
+static char g_frame_b64[NLEV + 1][AUD_FRAME_B64 + 4];
+
+static void frame_b64_init(void)
+{
+    uint8_t u[FRAME_BYTES];
+    for (int k = 0; k <= NLEV; k++) {
+        memset(u, k < NLEV ? lev_code(k) : AUD_ULAW_SILENCE, sizeof u);
+        util_b64_encode(u, sizeof u, g_frame_b64[k]);
+    }
+}
+
 static void tc_queue_frame(struct tcall *c, double t, bool silence)
 {
     if (!silence && c->frames >= c->frames_cap)
         return;
-    uint8_t u[FRAME_BYTES];
-    char b64[AUD_FRAME_B64 + 4];
-    memset(u, silence ? AUD_ULAW_SILENCE : lev_code(c->frames), sizeof u);
-    util_b64_encode(u, sizeof u, b64);
+    unsigned char buf[LWS_PRE + 512];
     long chunk = ++c->chunks;
-    struct msg *m = msg_printf(
-        512,
+    int n = snprintf(
+        (char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
         "{\"event\":\"media\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\",\"media\":{\"track\":"
         "\"inbound\",\"chunk\":\"%ld\",\"timestamp\":\"%ld\",\"payload\":\"%s\"}}",
-        ++c->seq_no, c->stream_sid, chunk, (long)(t - c->t_start), b64);
-    if (!m)
+        ++c->seq_no, c->stream_sid, chunk, (long)(t - c->t_start),
+        g_frame_b64[silence ? NLEV : (int)(c->frames % NLEV)]);
+    if (n < 0 || (size_t)n >= sizeof buf - LWS_PRE)
         return;
-    if (!silence)
-        m->seq = c->frames++;
-    tc_send(c, m);
+    tc_write(c, buf + LWS_PRE, (size_t)n, silence ? -1 : c->frames++);
 }
 
 static void tc_start_stream(struct tcall *c)
@@ -1120,6 +1288,7 @@ static void tc_start_stream(struct tcall *c)
     c->t_start = t;
     c->next_frame = t;
     c->st = TC_STREAMING;
+    R->due[c->idx] = t;
 }
 
 static void tc_on_level(struct tcall *c, int code, double t)
@@ -1197,16 +1366,46 @@ static void tc_on_media(struct tcall *c, const char *pl, size_t pllen, double t)
     }
 }
 
+static void tc_on_mark(struct tcall *c, const char *name, double t)
+{
+    c->marks_rx++;
+    if (!name || c->mk_n >= MARKS_MAX) {
+        c->violations++;
+        return;
+    }
+    int i = (c->mk_h + c->mk_n++) % MARKS_MAX;
+    util_strlcpy(c->mk[i].name, name, sizeof c->mk[i].name);
+    c->mk[i].due = c->play_end > t ? c->play_end : t;
+    if (c->mk[i].due < R->due[c->idx])
+        R->due[c->idx] = c->mk[i].due;
+}
+
+static void tc_on_clear(struct tcall *c, double t)
+{
+    c->clears++;
+    c->play_end = t; /* everything queued is dropped; pending marks come back now */
+    for (int i = 0; i < c->mk_n; i++)
+        c->mk[(c->mk_h + i) % MARKS_MAX].due = t;
+    R->due[c->idx] = t;
+}
+
 static void tc_on_message(struct tcall *c, const char *txt, size_t len, double t)
 {
-    static const char *const paths[] = {"event", "streamSid", "media.payload"};
+    /* media (50/s) and mark (10/s) by LEJP; anything LEJP cannot take goes to jansson */
+    static const char *const paths[] = {"event", "streamSid", "media.payload", "mark.name"};
     static char payload[12000];
     struct lj j;
-    if (!lj_parse(&j, paths, txt, len, payload, sizeof payload) && !strcmp(j.f0, "media")) {
-        if (strcmp(j.f1, c->stream_sid) || !j.vlen)
+    if (!lj_parse(&j, paths, 4, txt, len, payload, sizeof payload)) {
+        if (!j.has[0] || !j.has[1] || strcmp(j.f1, c->stream_sid))
             c->violations++;
+        else if (!strcmp(j.f0, "media"))
+            j.vlen ? tc_on_media(c, payload, j.vlen, t) : (void)c->violations++;
+        else if (!strcmp(j.f0, "mark"))
+            tc_on_mark(c, j.has[3] ? j.f3 : NULL, t);
+        else if (!strcmp(j.f0, "clear"))
+            tc_on_clear(c, t);
         else
-            tc_on_media(c, payload, j.vlen, t);
+            c->violations++;
         return;
     }
     json_t *m = json_loadb(txt, len, 0, NULL);
@@ -1217,20 +1416,9 @@ static void tc_on_message(struct tcall *c, const char *txt, size_t len, double t
     } else if (!strcmp(ev, "media")) {
         c->violations++; /* not well-formed for the fast path */
     } else if (!strcmp(ev, "mark")) {
-        const char *name = json_string_value(json_object_get(json_object_get(m, "mark"), "name"));
-        c->marks_rx++;
-        if (!name || c->mk_n >= MARKS_MAX) {
-            c->violations++;
-        } else {
-            int i = (c->mk_h + c->mk_n++) % MARKS_MAX;
-            util_strlcpy(c->mk[i].name, name, sizeof c->mk[i].name);
-            c->mk[i].due = c->play_end > t ? c->play_end : t;
-        }
+        tc_on_mark(c, json_string_value(json_object_get(json_object_get(m, "mark"), "name")), t);
     } else if (!strcmp(ev, "clear")) {
-        c->clears++;
-        c->play_end = t; /* everything queued is dropped; pending marks come back now */
-        for (int i = 0; i < c->mk_n; i++)
-            c->mk[(c->mk_h + i) % MARKS_MAX].due = t;
+        tc_on_clear(c, t);
     } else {
         c->violations++;
     }
@@ -1243,10 +1431,13 @@ static void tc_service(struct tcall *c, double t)
     if (c->st != TC_STREAMING || !c->ws)
         return;
     while (c->mk_n && c->mk[c->mk_h].due <= t && !c->stop_queued) {
-        tc_send(c, msg_printf(256,
-                              "{\"event\":\"mark\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
-                              "\"mark\":{\"name\":\"%s\"}}",
-                              ++c->seq_no, c->stream_sid, c->mk[c->mk_h].name));
+        unsigned char buf[LWS_PRE + 256];
+        int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                         "{\"event\":\"mark\",\"sequenceNumber\":\"%ld\",\"streamSid\":\"%s\","
+                         "\"mark\":{\"name\":\"%s\"}}",
+                         ++c->seq_no, c->stream_sid, c->mk[c->mk_h].name);
+        if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
+            tc_write(c, buf + LWS_PRE, (size_t)n, -1);
         c->marks_echoed++;
         c->mk_h = (c->mk_h + 1) % MARKS_MAX;
         c->mk_n--;
@@ -1373,33 +1564,37 @@ static int cb_twilio(struct lws *wsi, enum lws_callback_reasons reason, void *us
         if (!c)
             break;
         double t = now_ms();
-        int k = rx_add(&c->rx, wsi, in, len);
+        const char *mp;
+        size_t ml;
+        int k = rx_take(&c->rx, wsi, in, len, &mp, &ml);
         if (k < 0)
             return -1;
-        if (k == 1)
-            tc_on_message(c, c->rx.p, c->rx.len, t);
+        if (k == 1) {
+            tc_on_message(c, mp, ml, t);
+            if (R)
+                tick_poll(R, now_ms());
+        }
         break;
     }
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
         if (!c)
             break;
-        struct msg *m = q_pop(&c->q);
-        if (!m)
-            break;
-        double t = now_ms();
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (m->seq >= 0 && m->seq < c->frames_cap) {
-            c->sent_t[m->seq] = t;
-            c->k_seq[m->seq % NLEV] = m->seq;
-        }
-        bool was_stop = m->seq == MSG_STOP;
-        free(m);
-        if (n < 0)
-            return -1;
-        if (was_stop) {
-            c->stop_sent = true;
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-            return -1; /* Twilio closes after stop */
+        c->ready = true;
+        /* drain while the kernel takes it all (lws keeps a partial tail: then wait) */
+        while (c->q.h && !lws_partial_buffered(wsi)) {
+            struct msg *m = q_pop(&c->q);
+            double t = now_ms();
+            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            tc_sent(c, m, t);
+            bool was_stop = m->seq == MSG_STOP, short_w = n < (int)m->len;
+            free(m);
+            if (short_w)
+                return -1;
+            if (was_stop) {
+                c->stop_sent = true;
+                lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+                return -1; /* Twilio closes after stop */
+            }
         }
         if (c->q.h)
             lws_callback_on_writable(wsi);
@@ -1435,19 +1630,37 @@ static const struct lws_protocols protocols[] = {
 
 /* -------------------------------------------------------------------- ticks */
 
-static void tick_cb(lws_sorted_usec_list_t *sul)
+/* When a streaming call next needs the tick: its next frame or its oldest pending mark. */
+static double tc_next_due(const struct tcall *c)
 {
-    struct run *r = lws_container_of(sul, struct run, tick);
-    double t = now_ms();
+    if (c->st == TC_IDLE)
+        return c->t_due;
+    if (c->st != TC_STREAMING || !c->ws || c->stop_queued)
+        return INFINITY; /* tc_start_stream sets it */
+    double d = c->next_frame;
+    if (c->mk_n && c->mk[c->mk_h].due < d)
+        d = c->mk[c->mk_h].due;
+    return d;
+}
+
+/* One periodic timer for all calls: every TICK_US it sends each due call's frame (the 20 ms
+ * cadence per call is kept; the timestamps are taken at each lws_write). Before the hang-up
+ * phase only calls whose due[] time has come are looked at. */
+static void tick_run(struct run *r, double t)
+{
     if (r->in_window && r->tick_due > 0)
         samp_add(&r->lag, t - r->tick_due);
     r->tick_due = t + TICK_US / 1000.0;
+    bool full = t >= r->t_stop; /* hang-up phase: every call, every tick (tc_service) */
     for (int i = 0; i < r->n; i++) {
+        if (!full && t < r->due[i])
+            continue;
         struct tcall *c = &r->calls[i];
         if (c->st == TC_IDLE && t >= c->t_due && t < r->t_stop)
             tc_place(c);
         else
             tc_service(c, t);
+        r->due[i] = tc_next_due(c);
     }
     if (!r->in_window && !r->window_done && t >= r->t_win0) {
         r->in_window = true;
@@ -1474,11 +1687,38 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             r->window_done = true;
         }
     }
-    bool all = true;
+    bool all = full;
     for (int i = 0; i < r->n && all; i++)
         all = r->calls[i].st == TC_DONE || r->calls[i].st == TC_FAILED;
     r->all_done = all;
-    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, TICK_US);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul);
+
+/* Run the tick now and schedule the next one TICK_US after this one was due (not after it
+ * ended). */
+static void tick_now(struct run *r, double t)
+{
+    r->in_tick = true;
+    tick_run(r, t);
+    r->in_tick = false;
+    double wait_us = (r->tick_due - now_ms()) * 1000.0;
+    lws_usec_t us = wait_us < 1 ? 1 : wait_us > TICK_US ? TICK_US : (lws_usec_t)wait_us;
+    lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, us);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    tick_now(lws_container_of(sul, struct run, tick), now_ms());
+}
+
+/* Called after each received message (t: a fresh timestamp): when the tick is due but the
+ * loop is still busy with a batch of readable sockets, run it now instead of after the batch,
+ * so a busy loop does not delay the 20 ms cadence. */
+static void tick_poll(struct run *r, double t)
+{
+    if (!r->in_tick && r->tick_due > 0 && t >= r->tick_due)
+        tick_now(r, t);
 }
 
 /* ------------------------------------------------------------------ server */
@@ -1568,6 +1808,33 @@ static void tail_log(const char *path)
 }
 
 /* ---------------------------------------------------------------------- run */
+
+static void loop_close(struct run *r)
+{
+    if (!r->loop_open)
+        return;
+    /* lws closes its handles asynchronously on a foreign loop: let them finish */
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&r->loop))
+        fprintf(stderr, "bench_relay: event loop: handles still open at exit\n");
+    r->loop_open = false;
+}
+
+static void ctx_close(struct run *r)
+{
+    if (r->ctx) {
+        /* On a foreign loop lws destroys in stages: each call closes what it can, the loop
+         * runs the close callbacks, the next call goes on; pcontext says when it is over. */
+        for (int i = 0; i < 8 && r->ctx_alive; i++) {
+            lws_context_destroy(r->ctx_alive);
+            uv_run(&r->loop, UV_RUN_DEFAULT);
+        }
+        if (r->ctx_alive)
+            fprintf(stderr, "bench_relay: libwebsockets did not finish its shutdown\n");
+    }
+    r->ctx = NULL;
+    loop_close(r);
+}
 
 struct opts {
     const char *bin;
@@ -1661,13 +1928,22 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     }
 
     /* our loop: stand-in listener + Twilio clients */
+    if (uv_loop_init(&r->loop)) {
+        fprintf(stderr, "bench_relay: uv_loop_init failed\n");
+        return -1;
+    }
+    r->loop_open = true;
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof ci);
-    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBUV;
+    r->foreign[0] = &r->loop;
+    ci.foreign_loops = r->foreign;
+    ci.pcontext = &r->ctx_alive;
     ci.fd_limit_per_thread = 0;
-    r->ctx = lws_create_context(&ci);
+    r->ctx = r->ctx_alive = lws_create_context(&ci);
     if (!r->ctx) {
         fprintf(stderr, "bench_relay: lws_create_context failed\n");
+        loop_close(r);
         return -1;
     }
     static const struct lws_protocol_vhost_options pvo_def = {NULL, NULL, "default", "1"};
@@ -1683,7 +1959,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     r->vh = lws_create_vhost(r->ctx, &vi);
     if (!r->vh) {
         fprintf(stderr, "bench_relay: stand-in vhost on port %d failed\n", r->sp_port);
-        lws_context_destroy(r->ctx);
+        ctx_close(r);
         return -1;
     }
 
@@ -1705,7 +1981,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
             kill(r->pid, SIGKILL);
             waitpid(r->pid, &st, 0);
         }
-        lws_context_destroy(r->ctx);
+        ctx_close(r);
         return -1;
     }
     usleep(300000);
@@ -1713,6 +1989,11 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
 
     /* calls */
     r->calls = calloc((size_t)n, sizeof *r->calls);
+    r->due = calloc((size_t)n, sizeof *r->due);
+    if (!r->calls || !r->due) {
+        fprintf(stderr, "bench_relay: out of memory\n");
+        return -1;
+    }
     double t0 = now_ms() + 50;
     r->t0 = t0;
     r->t_win0 = t0 + (r->ramp_s + r->settle_s) * 1000.0;
@@ -1724,6 +2005,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
         struct tcall *c = &r->calls[i];
         c->idx = i;
         c->t_due = t0 + (n > 1 ? r->ramp_s * 1000.0 * i / (n - 1) : 0);
+        r->due[i] = c->t_due;
         snprintf(c->sid, sizeof c->sid, "CA%08x%08x%016x", (unsigned)getpid(), (unsigned)time(NULL),
                  (unsigned)i);
         snprintf(c->from, sizeof c->from, "+447700900%03d", 100 + (i % 900));
@@ -1742,7 +2024,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     }
     lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, 1);
     while (now_ms() < r->t_end && !g_stop) {
-        lws_service(r->ctx, 0);
+        uv_run(&r->loop, UV_RUN_ONCE);
         double t = now_ms();
         if (r->all_done && t > r->t_stop && r->window_done)
             break;
@@ -1896,7 +2178,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
             tail_log(logp);
         }
     }
-    lws_context_destroy(r->ctx);
+    ctx_close(r);
     for (int i = 0; i < n; i++) {
         struct tcall *c = &r->calls[i];
         q_free(&c->q);
@@ -1907,6 +2189,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
         free(c->echoed);
     }
     free(r->calls);
+    free(r->due);
     for (int i = 0; i < r->nconns; i++) {
         q_free(&r->conns[i]->q);
         free(r->conns[i]->rx.p);
@@ -2040,6 +2323,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
     lws_set_log_level(LLL_ERR, NULL);
+    frame_b64_init();
     printf("# bench_relay: server %s, cores %d, pinned %s, RLIMIT_NOFILE %llu\n", o.bin, ncpus(),
            o.pin ? "server=0 bench=1" : "no", (unsigned long long)rl.rlim_cur);
 

@@ -22,6 +22,10 @@ echo "== voice actions, SQLite (data in a temporary file)"
 # stand-ins for Twilio and the provider; added latency, dropped frames, server CPU and
 # memory per call (docs/loadgen.md). BENCH_RELAY=0 skips it.
 if [ "${BENCH_RELAY:-1}" != "0" ]; then
+  # The kernel's share alone: the same socket pattern with no WebSocket library or JSON.
+  echo "== relay floor (kernel only): ${BENCH_RELAY_CALLS:-100,500,1000} calls"
+  "$BUILD/bench_floor" --calls "${BENCH_RELAY_CALLS:-100,500,1000}" --seconds 5 | grep '^|' ||
+    echo "bench.sh: bench_floor failed" >&2
   R="$BUILD/bench_relay"
   [ -x "$R" ] || { echo "bench.sh: $R not built (run make build)" >&2; exit 1; }
   echo "== relay: ${BENCH_RELAY_CALLS:-100,500,1000} concurrent calls, ${BENCH_RELAY_SECONDS:-10} s of audio each, providers ${BENCH_RELAY_PROVIDERS:-both}"

@@ -70,6 +70,7 @@ struct srv {
     uv_loop_t loop;   /* the event loop lws runs on (epoll), ours so we decide when to stop */
     void *foreign[1]; /* lws's foreign_loops list: &loop */
     bool loop_open;
+    bool signal_seen; /* srv_run has acted on a signal (and woken lws for it) */
     struct lws_vhost *vh;
     struct lws_protocols protocols[6];
     const struct prov_ops *provs[NET_PROV_N]; /* index 0 openai, 1 gemini */

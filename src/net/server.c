@@ -244,6 +244,11 @@ static void build_protocols(struct srv *s)
         .callback = net__media_cb,
         .per_session_data_size = net__media_pss_size(),
         .rx_buffer_size = 512, /* a media message is ~400 B; longer ones (start) are reassembled */
+        /* One send() may take a whole outgoing message (agent audio is up to ~1.4 KB). Left 0,
+         * lws caps each send at rx_buffer_size + 20 and buffers the rest, so every agent audio
+         * message would leave a tail: no direct write for the next one (wsout.h), a POLLOUT
+         * round per piece. Costs no memory: lws only copies a tail the kernel did not take. */
+        .tx_packet_size = 4096,
     };
     for (int i = 0; i < NET_PROV_N; i++)
         if (s->provs[i] && s->provs[i]->protocol)
@@ -436,6 +441,12 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
             log_warn("second signal: ending %d active calls now", s->calls_active);
             net__calls_end_all(s, "shutdown");
             s->stop = true;
+        }
+        if (s->got_signal && !s->signal_seen) {
+            /* timers and kills set here, outside any lws callback, are noticed by lws on
+             * libuv only at its next event: give it one (tests/test_wsout.c found this) */
+            s->signal_seen = true;
+            lws_cancel_service(s->ctx);
         }
     }
     teardown(s);

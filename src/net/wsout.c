@@ -2,10 +2,13 @@
  * wsout.c - direct WebSocket writes (see wsout.h).
  *
  * lws_write() outside WRITEABLE is safe on an h1 WebSocket: lws_issue_raw() keeps whatever
- * the kernel did not take in the wsi's output buflist, asks for POLLOUT itself, and appends
- * any later write to that buflist (lws 4.1 private-lib-core, "back-to-back write"). We do
- * not rely on the append: while lws_partial_buffered() is true the caller queues instead,
- * so our queue stays the only place where output accumulates, and it is bounded.
+ * the kernel did not take in the wsi's output buflist and asks for POLLOUT itself. A second
+ * write while that tail is pending is NOT appended by lws 4.1.6 for WebSockets: it returns a
+ * short count (and we would kill the socket). So while lws_partial_buffered() is true the
+ * caller queues instead; our queue stays the only place where output accumulates, and it is
+ * bounded. Note lws also caps each send() at the protocol's tx_packet_size (rx_buffer_size when
+ * 0): set it to the largest message, or every long message leaves a tail. tests/test_wsout.c
+ * checks this contract under real backpressure.
  */
 #include "net/wsout.h"
 

@@ -155,7 +155,8 @@ static const struct lws_protocols oai_protocol = {
     .rx_buffer_size = 2048, /* audio deltas mostly fit; longer messages are reassembled */
     .id = 0,
     .user = NULL,
-    .tx_packet_size = 0,
+    .tx_packet_size = 65536, /* lws caps each send() at rx_buffer_size unless this is set:
+                                session.update (tools + instructions) goes out in one piece */
 };
 
 /* ---- small helpers ---- */
