@@ -478,8 +478,9 @@ static volatile sig_atomic_t g_stop;
 /* Echoed audio per received audio (--echo-ratio). OpenAI default 0.75: the pass-through echo is
  * cut to 15 ms per 20 ms frame so the agent never runs ahead of Twilio playback (at 1.0 every
  * scheduling stall adds lead the server then paces, up to its 1 s LEAD_MS, forever: that is
- * playout, not relay cost). Gemini default 1.0: the server frames its transcoded output in
- * 20 ms and a shorter echo would leave every second frame waiting for the next chunk. */
+ * playout, not relay cost). Gemini default 1.0: chosen when the server still held a partial
+ * 20 ms output frame until the next chunk (it now flushes it after 3 ms); kept so the Gemini
+ * rows stay comparable with earlier runs. --echo-ratio changes either. */
 static double g_echo_ratio = 0.75;
 static double g_echo_ratio_opt = -1;
 
