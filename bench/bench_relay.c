@@ -44,6 +44,7 @@
 #include "audio/audio.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "net/evloop.h"
 #include "net/wsout.h"
 
 #include <errno.h>
@@ -69,7 +70,6 @@
 #include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
-#include <uv.h>
 
 #define AUTH_TOKEN "0123456789abcdef0123456789abcdef"
 #define ACCOUNT_SID "AC00000000000000000000000000000000"
@@ -446,11 +446,8 @@ struct run {
     double audio_s, ramp_s, settle_s;
     int srv_port, sp_port;
     struct lws_context *ctx;
-    struct lws_context *ctx_alive; /* lws sets it NULL when its staged destroy is complete */
     struct lws_vhost *vh;
-    uv_loop_t loop; /* lws runs on it (foreign libuv loop: epoll, not poll() over every fd) */
-    void *foreign[1];
-    bool loop_open;
+    struct evloop ev; /* lws runs on our libuv loop (epoll), as serve does (net/evloop.h) */
     struct tcall *calls;
     double *due; /* due[i]: when call i next needs the tick (compact: scanned every tick) */
     struct sconn **conns;
@@ -1810,31 +1807,11 @@ static void tail_log(const char *path)
 
 /* ---------------------------------------------------------------------- run */
 
-static void loop_close(struct run *r)
-{
-    if (!r->loop_open)
-        return;
-    /* lws closes its handles asynchronously on a foreign loop: let them finish */
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&r->loop))
-        fprintf(stderr, "bench_relay: event loop: handles still open at exit\n");
-    r->loop_open = false;
-}
-
 static void ctx_close(struct run *r)
 {
-    if (r->ctx) {
-        /* On a foreign loop lws destroys in stages: each call closes what it can, the loop
-         * runs the close callbacks, the next call goes on; pcontext says when it is over. */
-        for (int i = 0; i < 8 && r->ctx_alive; i++) {
-            lws_context_destroy(r->ctx_alive);
-            uv_run(&r->loop, UV_RUN_DEFAULT);
-        }
-        if (r->ctx_alive)
-            fprintf(stderr, "bench_relay: libwebsockets did not finish its shutdown\n");
-    }
     r->ctx = NULL;
-    loop_close(r);
+    if (evloop_destroy(&r->ev))
+        fprintf(stderr, "bench_relay: libwebsockets or the event loop did not shut down cleanly\n");
 }
 
 struct opts {
@@ -1929,22 +1906,13 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     }
 
     /* our loop: stand-in listener + Twilio clients */
-    if (uv_loop_init(&r->loop)) {
-        fprintf(stderr, "bench_relay: uv_loop_init failed\n");
-        return -1;
-    }
-    r->loop_open = true;
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof ci);
-    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBUV;
-    r->foreign[0] = &r->loop;
-    ci.foreign_loops = r->foreign;
-    ci.pcontext = &r->ctx_alive;
+    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     ci.fd_limit_per_thread = 0;
-    r->ctx = r->ctx_alive = lws_create_context(&ci);
+    r->ctx = evloop_create(&r->ev, &ci);
     if (!r->ctx) {
         fprintf(stderr, "bench_relay: lws_create_context failed\n");
-        loop_close(r);
         return -1;
     }
     static const struct lws_protocol_vhost_options pvo_def = {NULL, NULL, "default", "1"};
@@ -2025,7 +1993,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     }
     lws_sul_schedule(r->ctx, 0, &r->tick, tick_cb, 1);
     while (now_ms() < r->t_end && !g_stop) {
-        uv_run(&r->loop, UV_RUN_ONCE);
+        evloop_turn(&r->ev);
         double t = now_ms();
         if (r->all_done && t > r->t_stop && r->window_done)
             break;

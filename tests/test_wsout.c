@@ -22,6 +22,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "net/evloop.h"
 #include "net/wsout.h"
 
 #include <libwebsockets.h>
@@ -111,11 +112,10 @@ struct ep {
 };
 
 struct fx {
-    uv_loop_t loop;
+    struct evloop ev; /* lws on a libuv loop, exactly as the server runs it (net/evloop.h) */
     uv_timer_t tick;
-    bool loop_open, tick_open;
-    void *foreign[1];
-    struct lws_context *ctx, *alive; /* alive: lws NULLs it when the staged destroy is over */
+    bool tick_open;
+    struct lws_context *ctx;
     struct lws_vhost *vh;
     struct lws_protocols protos[3];
     lws_sorted_usec_list_t sul_prod;
@@ -402,7 +402,7 @@ static bool run_until(struct fx *fx, fx_pred *pred, unsigned ms)
     while (!pred(fx)) {
         if (uv_hrtime() > end)
             return false;
-        uv_run(&fx->loop, UV_RUN_ONCE);
+        evloop_turn(&fx->ev);
     }
     return true;
 }
@@ -445,23 +445,17 @@ static int fx_setup(void **state)
     *state = fx;
     fx->srv.name = "server";
     fx->cli.name = "client";
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    fx->loop_open = true;
-    assert_int_equal(uv_timer_init(&fx->loop, &fx->tick), 0);
-    fx->tick_open = true;
-    fx->tick.data = fx;
-    assert_int_equal(uv_timer_start(&fx->tick, on_tick, TICK_MS, TICK_MS), 0);
-
     lws_set_log_level(getenv("WSOUT_LWS_LOG") ? atoi(getenv("WSOUT_LWS_LOG")) : LLL_ERR, NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBUV;
-    fx->foreign[0] = &fx->loop;
-    info.foreign_loops = fx->foreign;
-    info.pcontext = &fx->alive;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.user = fx;
-    fx->ctx = fx->alive = lws_create_context(&info);
+    fx->ctx = evloop_create(&fx->ev, &info);
     assert_non_null(fx->ctx);
+    assert_int_equal(uv_timer_init(&fx->ev.uv, &fx->tick), 0);
+    fx->tick_open = true;
+    fx->tick.data = fx;
+    assert_int_equal(uv_timer_start(&fx->tick, on_tick, TICK_MS, TICK_MS), 0);
 
     /* [0] takes upgrades without a subprotocol; rx_buffer_size 0 = 4096-byte chunks, which
      * also caps one send() (tx_packet_size 0): our messages fit in one. */
@@ -490,20 +484,12 @@ static int fx_teardown(void **state)
         uv_close((uv_handle_t *)&fx->tick, NULL);
         fx->tick_open = false;
     }
-    if (fx->ctx) {
+    if (fx->ctx)
         lws_sul_cancel(&fx->sul_prod);
-        /* Staged destroy on a foreign loop (as server.c teardown). */
-        for (int i = 0; i < 8 && fx->alive; i++) {
-            lws_context_destroy(fx->alive);
-            uv_run(&fx->loop, UV_RUN_DEFAULT);
-        }
-    }
-    bool alive = fx->alive != NULL;
-    int closed = 0;
-    if (fx->loop_open) {
-        uv_run(&fx->loop, UV_RUN_DEFAULT);
-        closed = uv_loop_close(&fx->loop);
-    }
+    /* Staged destroy on the foreign loop, as the server's teardown: a context that never
+     * finished its destroy, or a handle left on the loop, is a leak. */
+    int bad = evloop_destroy(&fx->ev);
+    fx->ctx = NULL;
     free_queue(&fx->srv);
     free_queue(&fx->cli);
     free(fx->srv.rx);
@@ -511,8 +497,7 @@ static int fx_teardown(void **state)
     free(fx);
     g_srv_rx = g_srv_tx = 0;
     g_big = g_huge = false;
-    /* A context that never finished its destroy, or a handle left on the loop, is a leak. */
-    return alive || closed ? -1 : 0;
+    return bad ? -1 : 0;
 }
 
 /* ---- transfer under backpressure ---- */

@@ -8,7 +8,6 @@
 #define VWS_NET_INTERNAL_H
 
 #include <libwebsockets.h>
-#include <uv.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,6 +15,7 @@
 #include "actions/action.h"
 #include "core/app.h"
 #include "core/pool.h"
+#include "net/evloop.h"
 
 struct cfg;
 struct call;
@@ -66,10 +66,7 @@ struct srv {
     bool env_open;
     struct pool *pool;
     struct lws_context *ctx;
-    struct lws_context *ctx_alive; /* ctx until lws has finished destroying it (pcontext) */
-    uv_loop_t loop;   /* the event loop lws runs on (epoll), ours so we decide when to stop */
-    void *foreign[1]; /* lws's foreign_loops list: &loop */
-    bool loop_open;
+    struct evloop ev; /* the libuv loop lws runs on: ours, so srv_run decides when to stop */
     bool signal_seen; /* srv_run has acted on a signal (and woken lws for it) */
     struct lws_vhost *vh;
     struct lws_protocols protocols[6];

@@ -23,7 +23,6 @@
 #include "providers/provider.h"
 
 #include <arpa/inet.h>
-#include <uv.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,16 +260,12 @@ static int make_context(struct srv *s, int port, struct err *e)
     lws_set_log_level(LLL_ERR, lws_log_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-                   LWS_SERVER_OPTION_LIBUV;
-    s->foreign[0] = &s->loop;
-    info.foreign_loops = s->foreign;
-    info.pcontext = &s->ctx_alive; /* lws writes NULL here when the destroy has completed */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.user = s;
     info.max_http_header_data = 4096; /* bigger request headers are refused by lws */
     info.timeout_secs = 10;           /* slow clients: handshake/body stalls */
     info.keepalive_timeout = 10;
-    s->ctx = s->ctx_alive = lws_create_context(&info);
+    s->ctx = evloop_create(&s->ev, &info); /* lws on our libuv loop (net/evloop.h) */
     if (!s->ctx)
         return err_set(e, ERR_INTERNAL, NULL, "lws_create_context failed");
 
@@ -369,22 +364,9 @@ static void teardown(struct srv *s)
     pool_free(s->pool);
     s->pool = NULL;
     sig_srv = NULL;
-    if (s->ctx) {
-        /* On a foreign loop lws destroys in stages: each call closes what it can, the loop
-         * runs the close callbacks, the next call goes on; pcontext says when it is over. */
-        for (int i = 0; i < 8 && s->ctx_alive; i++) {
-            lws_context_destroy(s->ctx_alive);
-            uv_run(&s->loop, UV_RUN_DEFAULT);
-        }
-        if (s->ctx_alive)
-            log_warn("event loop: libwebsockets did not finish its shutdown");
-        s->ctx = NULL;
-    }
-    if (s->loop_open) {
-        uv_run(&s->loop, UV_RUN_DEFAULT);
-        if (uv_loop_close(&s->loop))
-            log_warn("event loop: handles still open at exit");
-    }
+    s->ctx = NULL; /* destroyed with its loop: */
+    if (evloop_destroy(&s->ev))
+        log_warn("event loop: libwebsockets or the loop did not shut down cleanly");
     if (s->env_open)
         app_env_close(&s->env);
     free(s->instructions);
@@ -421,9 +403,6 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
         goto fail;
     s->env_open = true;
     s->instructions = prov_instructions(cfg);
-    if (uv_loop_init(&s->loop))
-        goto fail;
-    s->loop_open = true;
     if (make_context(s, port, &e))
         goto fail;
     if (pool_new(&s->pool, cfg->workers, cfg->queue_max, wake_loop, s, &e))
@@ -434,7 +413,7 @@ int srv_run(const struct cfg *cfg, const struct srv_opts *o)
     print_banner(s, port);
 
     while (!s->stop) {
-        uv_run(&s->loop, UV_RUN_ONCE);
+        evloop_turn(&s->ev);
         if (s->got_signal && !s->draining)
             start_drain(s);
         if (s->got_signal >= 2 && !s->stop) {
