@@ -46,6 +46,7 @@
 #include "core/util.h"
 #include "net/evloop.h"
 #include "net/wsout.h"
+#include "net/wsrx.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -273,44 +274,6 @@ struct rxbuf {
     size_t len, cap;
 };
 
-/* Append a fragment; returns 1 when a whole message is in rx. A message that arrives whole
- * in one fragment (the usual case) is not copied: *msg / *mlen point into lws's buffer. */
-static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len, const char **msg,
-                   size_t *mlen);
-static int rx_add(struct rxbuf *r, struct lws *wsi, const void *in, size_t len)
-{
-    if (lws_is_first_fragment(wsi))
-        r->len = 0;
-    if (r->len + len + 1 > r->cap) {
-        size_t nc = (r->len + len + 1) * 2;
-        char *np = realloc(r->p, nc);
-        if (!np)
-            return -1;
-        r->p = np;
-        r->cap = nc;
-    }
-    memcpy(r->p + r->len, in, len);
-    r->len += len;
-    r->p[r->len] = '\0';
-    return lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
-}
-
-static int rx_take(struct rxbuf *r, struct lws *wsi, const void *in, size_t len, const char **msg,
-                   size_t *mlen)
-{
-    if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
-        !lws_remaining_packet_payload(wsi)) {
-        r->len = 0;
-        *msg = in;
-        *mlen = len;
-        return 1;
-    }
-    int k = rx_add(r, wsi, in, len);
-    *msg = r->p;
-    *mlen = r->len;
-    return k;
-}
-
 /* Fast path for the two hot messages (Twilio media, OpenAI input_audio_buffer.append):
  * lws's streaming LEJP parser picks out three string fields without building a tree,
  * ~3x cheaper than json_loadb (docs/loadgen.md); everything else goes to jansson. */
@@ -384,7 +347,7 @@ struct sconn { /* one provider socket accepted by the stand-in */
     int id;
     struct lws *wsi;
     struct queue q;
-    struct rxbuf rx;
+    struct wsrx rx;
     struct det det;
     uint64_t in_total, out_total; /* Gemini echo: samples in (at in_rate) and out (24 kHz) */
     int in_rate;
@@ -413,7 +376,7 @@ struct tcall {
     char sig[40];
     int http_status;
     struct rxbuf hresp;
-    struct rxbuf rx;
+    struct wsrx rx;
     struct queue q;
     double t_due; /* when to place the call */
     double t_start, t_first_audio, t_first_media, next_frame;
@@ -963,14 +926,15 @@ static int cb_standin(struct lws *wsi, enum lws_callback_reasons reason, void *u
         double t = now_ms();
         const char *mp;
         size_t ml;
-        int k = rx_take(&s->rx, wsi, in, len, &mp, &ml);
+        enum wsrx_rc k = wsrx_feed(&s->rx, wsi, in, len, SIZE_MAX / 2, &mp, &ml);
         if (k < 0)
             return -1;
-        if (k == 1) {
+        if (k == WSRX_MSG) {
             if (r->pk == PK_OPENAI)
                 oai_on_message(s, mp, ml, t);
             else
                 gem_on_message(s, mp, ml, t);
+            wsrx_done(&s->rx);
             tick_poll(r, now_ms());
         }
         if (s->closed)
@@ -1564,11 +1528,12 @@ static int cb_twilio(struct lws *wsi, enum lws_callback_reasons reason, void *us
         double t = now_ms();
         const char *mp;
         size_t ml;
-        int k = rx_take(&c->rx, wsi, in, len, &mp, &ml);
+        enum wsrx_rc k = wsrx_feed(&c->rx, wsi, in, len, SIZE_MAX / 2, &mp, &ml);
         if (k < 0)
             return -1;
-        if (k == 1) {
+        if (k == WSRX_MSG) {
             tc_on_message(c, mp, ml, t);
+            wsrx_done(&c->rx);
             if (R)
                 tick_poll(R, now_ms());
         }
@@ -2152,7 +2117,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
         struct tcall *c = &r->calls[i];
         q_free(&c->q);
         free(c->body);
-        free(c->rx.p);
+        wsrx_done(&c->rx);
         free(c->hresp.p);
         free(c->sent_t);
         free(c->echoed);
@@ -2161,7 +2126,7 @@ static int do_run(const struct opts *o, enum prov_kind pk, int n, struct result 
     free(r->due);
     for (int i = 0; i < r->nconns; i++) {
         q_free(&r->conns[i]->q);
-        free(r->conns[i]->rx.p);
+        wsrx_done(&r->conns[i]->rx);
         free(r->conns[i]);
     }
     free(r->conns);

@@ -26,6 +26,7 @@
 #include "net/internal.h"
 #include "net/tw_fast.h"
 #include "net/wsout.h"
+#include "net/wsrx.h"
 #include "net/twilio.h"
 #include "providers/provider.h"
 
@@ -63,8 +64,7 @@ struct tw_conn { /* lws per-session data of one Twilio socket */
     struct srv *s;
     struct lws *wsi;
     struct call *call; /* NULL before start / after the call ended */
-    char *rx;          /* message reassembly */
-    size_t rx_len, rx_cap;
+    struct wsrx rx;    /* message reassembly (net/wsrx.h) */
     struct net_msg *oq_head, *oq_tail; /* written one per WRITEABLE */
     bool closing;                      /* close after the queue is flushed */
     bool closed;                       /* lws closed it (CLOSED seen) */
@@ -1407,42 +1407,24 @@ static int on_message(struct tw_conn *k, const char *msg, size_t len)
 
 static int on_receive(struct lws *wsi, struct tw_conn *k, const void *in, size_t len)
 {
-    if (lws_is_first_fragment(wsi))
-        k->rx_len = 0;
-    if (!k->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        if (lws_frame_is_binary(wsi)) { /* whole message in one piece (the usual case) */
-            bad_msg(k, "binary frame");
-            return 0;
-        }
-        return on_message(k, in, len); /* no copy */
-    }
-    if (k->rx_len + len > TW_MSG_MAX) {
+    const char *msg;
+    size_t n;
+    switch (wsrx_feed(&k->rx, wsi, in, len, TW_MSG_MAX, &msg, &n)) {
+    case WSRX_MORE:
+        return 0;
+    case WSRX_TOO_BIG:
         log_warn("call=%s message from Twilio over %d bytes: closing this stream",
                  k->call ? k->call->call_sid : "-", TW_MSG_MAX);
         if (k->call)
             call_fail(k->call, "oversized message from Twilio");
         return -1;
+    case WSRX_NOMEM:
+        return -1;
+    case WSRX_MSG:
+        break;
     }
-    if (k->rx_len + len + 1 > k->rx_cap) {
-        size_t nc = k->rx_cap ? k->rx_cap : 2048;
-        while (nc < k->rx_len + len + 1)
-            nc *= 2;
-        char *nb = realloc(k->rx, nc);
-        if (!nb)
-            return -1;
-        k->rx = nb;
-        k->rx_cap = nc;
-    }
-    memcpy(k->rx + k->rx_len, in, len);
-    k->rx_len += len;
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
-        return 0;
-    size_t n = k->rx_len;
-    char *buf = k->rx;
-    k->rx = NULL; /* reassembly is rare: don't keep its buffer for the whole call */
-    k->rx_len = k->rx_cap = 0;
-    int rc = lws_frame_is_binary(wsi) ? (bad_msg(k, "binary frame"), 0) : on_message(k, buf, n);
-    free(buf);
+    int rc = lws_frame_is_binary(wsi) ? (bad_msg(k, "binary frame"), 0) : on_message(k, msg, n);
+    wsrx_done(&k->rx);
     return rc;
 }
 
@@ -1499,8 +1481,7 @@ int net__media_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             call_end(k->call, k->started ? "stream_closed" : "closed_before_start");
         free_msgs(k->oq_head);
         k->oq_head = k->oq_tail = NULL;
-        free(k->rx);
-        k->rx = NULL;
+        wsrx_done(&k->rx);
         return 0;
     default:
         break;

@@ -43,6 +43,7 @@
 #include "core/util.h"
 
 #include "net/wsout.h"
+#include "net/wsrx.h"
 
 #include <ctype.h>
 #include <libwebsockets.h>
@@ -65,7 +66,6 @@
 #define GEM_HANDLE_MAX 2048     /* longest resumption handle kept */
 #define GEM_TRANSCRIPT_MAX 3000 /* transcript kept to restart a lost session */
 #define GEM_OUT_RATE 24000      /* Gemini's output audio rate */
-#define GEM_RX_FIRST 8192       /* first reassembly buffer (only for fragmented messages) */
 
 #define GEM_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -94,8 +94,7 @@ struct gconn {
     int http_status;     /* handshake status on a failed connect, 0 unknown */
     int close_code;      /* from the server's close frame, 0 = none (1006) */
     char close_reason[128];
-    char *rx; /* reassembly of one fragmented message (allocated on demand) */
-    size_t rx_len, rx_cap;
+    struct wsrx rx; /* reassembly of one fragmented message (net/wsrx.h) */
     struct txmsg *txh, *txt;
     size_t tx_bytes;
 };
@@ -305,7 +304,7 @@ static void conn_free(struct gconn *c)
         free(m);
         m = n;
     }
-    free(c->rx);
+    wsrx_done(&c->rx);
     free(c->setup);
     free(c);
 }
@@ -1181,68 +1180,24 @@ static void conn_gone(struct gem *g, struct gconn *c)
 
 /* ---- lws callback ---- */
 
-static int rx_append(struct gconn *c, const void *in, size_t len)
-{
-    if (c->rx_len + len > GEM_RX_MAX)
-        return -1;
-    if (c->rx_len + len + 1 > c->rx_cap) {
-        size_t cap = c->rx_cap ? c->rx_cap : GEM_RX_FIRST;
-        while (cap < c->rx_len + len + 1)
-            cap *= 2;
-        char *n = realloc(c->rx, cap);
-        if (!n)
-            return -1;
-        c->rx = n;
-        c->rx_cap = cap;
-    }
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += len;
-    return 0;
-}
-
-/* Done with a fragmented message: its buffer goes (messages that fit the lws rx buffer,
- * the usual audio, need none, so no call keeps one). */
-static void rx_done(struct gconn *c)
-{
-    free(c->rx);
-    c->rx = NULL;
-    c->rx_len = c->rx_cap = 0;
-}
-
 static int on_receive(struct lws *wsi, struct gconn *c, void *in, size_t len)
 {
     struct gem *g = c->g;
-    bool first = lws_is_first_fragment(wsi);
-
-    if (first && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        /* the whole message in one piece (the usual case): no copy */
-        c->rx_len = 0;
-        if (g) {
-            g->busy++;
-            handle_message(g, c, in, len);
-            leave(g);
-        }
+    const char *msg;
+    size_t n;
+    enum wsrx_rc rc = wsrx_feed(&c->rx, wsi, in, len, GEM_RX_MAX, &msg, &n);
+    if (rc == WSRX_MORE || !g) {
+        if (rc == WSRX_MSG)
+            wsrx_done(&c->rx);
         return 0;
     }
-    if (first)
-        c->rx_len = 0;
-    if (rx_append(c, in, len)) {
-        if (g) {
-            g->busy++;
-            malformed(g, "message too large");
-            leave(g);
-        }
-        rx_done(c);
-        return 0;
-    }
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
-        return 0;
-    if (g) {
-        g->busy++;
-        handle_message(g, c, c->rx, c->rx_len);
-        leave(g);
-    }
-    rx_done(c);
+    g->busy++;
+    if (rc == WSRX_MSG)
+        handle_message(g, c, msg, n);
+    else
+        malformed(g, "message too large");
+    leave(g);
+    wsrx_done(&c->rx);
     return 0;
 }
 

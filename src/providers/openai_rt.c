@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/wsout.h"
+#include "net/wsrx.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -100,8 +101,7 @@ struct oai {
     char *path;        /* path + ?model=; freed once upgraded */
 
     /* receive */
-    char *rx; /* reassembly buffer, up to OAI_RX_MAX */
-    size_t rx_len, rx_cap;
+    struct wsrx rx; /* reassembly (net/wsrx.h), up to OAI_RX_MAX */
     int bad; /* malformed vendor messages so far */
 
     /* send */
@@ -176,7 +176,7 @@ static void oai_free(struct oai *p)
     free(p->calls);
     free(p->address);
     free(p->path);
-    free(p->rx);
+    wsrx_done(&p->rx);
     free(p->instructions);
     free(p);
 }
@@ -910,8 +910,6 @@ static void on_message(struct oai *p, const char *text, size_t len)
 
 static int on_receive(struct oai *p, struct lws *wsi, const void *in, size_t len)
 {
-    if (lws_is_first_fragment(wsi))
-        p->rx_len = 0;
     if (lws_frame_is_binary(wsi)) {
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
             p->bad++;
@@ -921,38 +919,21 @@ static int on_receive(struct oai *p, struct lws *wsi, const void *in, size_t len
         }
         return 0;
     }
-    if (!p->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        on_message(p, in, len); /* whole message in one piece (the usual case): no copy */
-        return 0;
-    }
-    if (p->rx_len + len > OAI_RX_MAX) {
+    const char *msg;
+    size_t n;
+    switch (wsrx_feed(&p->rx, wsi, in, len, OAI_RX_MAX, &msg, &n)) {
+    case WSRX_MORE:
+        break;
+    case WSRX_TOO_BIG:
         fail(p, PROV_CLOSE_PROTOCOL, false, "message over %u bytes", OAI_RX_MAX);
-        return 0;
-    }
-    if (p->rx_len + len + 1 > p->rx_cap) {
-        size_t cap = p->rx_cap ? p->rx_cap : 2048;
-        while (cap < p->rx_len + len + 1)
-            cap *= 2;
-        if (cap > OAI_RX_MAX + 1)
-            cap = OAI_RX_MAX + 1;
-        char *nb = realloc(p->rx, cap);
-        if (!nb) {
-            fail(p, PROV_CLOSE_PROTOCOL, false, "out of memory reassembling a message");
-            return 0;
-        }
-        p->rx = nb;
-        p->rx_cap = cap;
-    }
-    memcpy(p->rx + p->rx_len, in, len);
-    p->rx_len += len;
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        size_t n = p->rx_len;
-        char *buf = p->rx;
-        p->rx_len = 0;
-        p->rx = NULL; /* reassembly is rare: don't keep its buffer for the whole call */
-        p->rx_cap = 0;
-        on_message(p, buf, n);
-        free(buf);
+        break;
+    case WSRX_NOMEM:
+        fail(p, PROV_CLOSE_PROTOCOL, false, "out of memory reassembling a message");
+        break;
+    case WSRX_MSG:
+        on_message(p, msg, n);
+        wsrx_done(&p->rx);
+        break;
     }
     return 0;
 }
