@@ -291,10 +291,11 @@ int aud_out_latency(const struct aud_out *o)
     return o->rs ? aud_rs_latency(o->rs) : 0;
 }
 
+/* Hand the frame built so far (a whole one, or a short one for flush_partial) to fn. */
 static void emit_frame(struct aud_out *o, aud_frame_fn *fn, void *arg)
 {
     char b64[AUD_FRAME_B64 + 4];
-    size_t n = util_b64_encode(o->frame, AUD_FRAME_BYTES, b64);
+    size_t n = util_b64_encode(o->frame, o->frame_len, b64);
 
     o->frame_len = 0;
     fn(arg, b64, n);
@@ -374,13 +375,8 @@ int aud_out_flush(struct aud_out *o, aud_frame_fn *fn, void *arg)
 
 int aud_out_flush_partial(struct aud_out *o, aud_frame_fn *fn, void *arg)
 {
-    char b64[AUD_FRAME_B64 + 4];
-    size_t n;
-
     if (o->frame_len == 0)
         return 0;
-    n = util_b64_encode(o->frame, o->frame_len, b64);
-    o->frame_len = 0;
-    fn(arg, b64, n);
+    emit_frame(o, fn, arg); /* short and unpadded: nothing added, nothing repeated */
     return 1;
 }

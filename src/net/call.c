@@ -211,20 +211,23 @@ static void conn_queue(struct tw_conn *k, struct net_msg *m)
     lws_callback_on_writable(k->wsi);
 }
 
+/* Nothing waiting: write now (wsout.h). true when the message is dealt with (written, or the
+ * socket failed and is being killed; CLOSED then ends the call), false when it must queue. */
+static bool conn_write_now(struct tw_conn *k, unsigned char *payload, size_t len)
+{
+    if (k->oq_head)
+        return false;
+    enum wsout_rc rc = wsout_now(k->wsi, payload, len);
+    if (rc == WSOUT_ERR)
+        k->closing = true;
+    return rc != WSOUT_QUEUE;
+}
+
 static void conn_push(struct tw_conn *k, struct net_msg *m)
 {
-    if (!k || k->closing || k->closed) {
+    if (!k || k->closing || k->closed || conn_write_now(k, m->buf + LWS_PRE, m->len)) {
         free(m);
         return;
-    }
-    if (!k->oq_head) { /* nothing waiting: write now (wsout.h) */
-        enum wsout_rc rc = wsout_now(k->wsi, m->buf + LWS_PRE, m->len);
-        if (rc != WSOUT_QUEUE) {
-            if (rc == WSOUT_ERR)
-                k->closing = true; /* being killed; CLOSED ends the call */
-            free(m);
-            return;
-        }
     }
     conn_queue(k, m);
 }
@@ -289,10 +292,7 @@ static void conn_send(struct tw_conn *k, enum net_msg_kind kind, const char *ev,
     if (!k->oq_head && vlen <= CHUNK_B64) {
         unsigned char buf[LWS_PRE + TW_OUT_MAX(CHUNK_B64)];
         size_t n = msg_fill((char *)buf + LWS_PRE, ev, sid, key, field, val, vlen);
-        enum wsout_rc rc = wsout_now(k->wsi, buf + LWS_PRE, n);
-        if (rc == WSOUT_ERR)
-            k->closing = true; /* being killed; CLOSED ends the call */
-        if (rc != WSOUT_QUEUE)
+        if (conn_write_now(k, buf + LWS_PRE, n))
             return;
     }
     struct net_msg *m = msg_build(kind, ev, sid, key, field, val, vlen);
