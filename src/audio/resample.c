@@ -240,8 +240,7 @@ struct aud_out {
     bool has_carry;    /* an odd byte waits for its high byte */
     uint8_t carry;
     uint8_t frame[AUD_FRAME_BYTES];
-    size_t frame_len;   /* u-law bytes in frame */
-    struct scratch raw; /* decoded base64 */
+    size_t frame_len; /* u-law bytes in frame */
 };
 
 int aud_out_new(struct aud_out **out, int in_rate, struct err *e)
@@ -269,7 +268,6 @@ void aud_out_free(struct aud_out *o)
     if (!o)
         return;
     aud_rs_free(o->rs);
-    free(o->raw.p);
     free(o);
 }
 
@@ -354,13 +352,25 @@ int aud_out_push_bytes(struct aud_out *o, const uint8_t *bytes, size_t n, aud_fr
     return frames;
 }
 
+/* Decoded on the stack when it fits (a model chunk of up to ~256 ms at 24 kHz), else in a
+ * temporary buffer: no per-call scratch the size of the largest chunk ever seen. */
 int aud_out_push(struct aud_out *o, const char *b64, size_t len, aud_frame_fn *fn, void *arg)
 {
-    long n = b64_into(&o->raw, b64, len);
+    uint8_t stack[(16384 / 4 + 1) * 3]; /* 16 KiB of base64 */
+    size_t need = (len / 4 + 1) * 3;
 
-    if (n < 0)
+    if (!b64 || len > AUD_MAX_B64)
         return -1;
-    return aud_out_push_bytes(o, o->raw.p, (size_t)n, fn, arg);
+    if (len == 0)
+        return 0;
+    uint8_t *p = need <= sizeof stack ? stack : malloc(need);
+    if (!p)
+        return -1;
+    long n = util_b64_decode(b64, len, p, need);
+    int rc = n < 0 ? -1 : aud_out_push_bytes(o, p, (size_t)n, fn, arg);
+    if (p != stack)
+        free(p);
+    return rc;
 }
 
 int aud_out_flush(struct aud_out *o, aud_frame_fn *fn, void *arg)

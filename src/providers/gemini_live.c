@@ -699,27 +699,14 @@ static bool audio_mime_ok(const char *mime)
     return !r || atoi(r + 5) == GEM_OUT_RATE;
 }
 
-/* Model audio (base64 PCM16LE 24 kHz) into the output pipeline. Decoded here, into buf
- * when it fits, else a temporary buffer, so aud_out keeps no per-call scratch of the size of
- * the largest chunk ever seen. Same checks as aud_out_push. -1: bad base64 or too large. */
-static int push_model_audio(struct gem *g, const char *b64, size_t len, uint8_t *buf, size_t cap)
+/* Model audio (base64 PCM16LE 24 kHz) into the output pipeline (-1: bad base64 or too
+ * large); notes that this message carried audio, for the partial-frame tail flush. */
+static int push_model_audio(struct gem *g, const char *b64, size_t len)
 {
-    size_t need = (len / 4 + 1) * 3;
-    uint8_t *p = buf;
-    long n;
-    int rc;
-
-    if (len > AUD_MAX_B64)
-        return -1;
-    if (len == 0)
-        return 0;
-    if (need > cap && !(p = malloc(need)))
-        return -1;
-    n = util_b64_decode(b64, len, p, need);
-    rc = n < 0 ? -1 : aud_out_push_bytes(g->aout, p, (size_t)n, on_frame, g);
+    if (len == 0 || len > AUD_MAX_B64)
+        return len ? -1 : 0;
+    int rc = aud_out_push(g->aout, b64, len, on_frame, g);
     g->audio_pushed = true;
-    if (p != buf)
-        free(p);
     return rc;
 }
 
@@ -739,7 +726,7 @@ static void handle_part(struct gem *g, json_t *part, bool discard)
         }
         if (discard)
             return;
-        if (push_model_audio(g, json_string_value(data), json_string_length(data), NULL, 0) < 0)
+        if (push_model_audio(g, json_string_value(data), json_string_length(data)) < 0)
             malformed(g, "inlineData audio is not valid base64");
         return;
     }
@@ -1062,7 +1049,6 @@ static void tail_arm(struct gem *g)
 static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
 {
     char data[GEM_FAST_DATA_MAX];
-    uint8_t pcm[GEM_FAST_DATA_MAX / 4 * 3 + 3];
     struct gem_audio_msg m;
 
     m.data = data;
@@ -1071,7 +1057,7 @@ static bool handle_audio_fast(struct gem *g, const char *buf, size_t len)
         return false;
     g->stats.fast_msgs++;
     /* the order of handle_server_content: parts, then the transcriptions */
-    if (push_model_audio(g, data, m.dlen, pcm, sizeof pcm) < 0)
+    if (push_model_audio(g, data, m.dlen) < 0)
         malformed(g, "inlineData audio is not valid base64");
     if (m.has_text)
         log_debug("call=%s model text part (%zu chars)", g->call_sid, strlen(m.text));
